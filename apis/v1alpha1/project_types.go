@@ -1,0 +1,167 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KalypsoProject is a team's project: each environment becomes a namespace
+// with quotas, limit ranges and tenancy guard rails.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KalypsoProject struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   KalypsoProjectSpec   `json:"spec"`
+	Status KalypsoProjectStatus `json:"status,omitempty"`
+}
+
+// KalypsoProjectSpec is what a platform team declares for a project.
+// +kubebuilder:validation:XValidation:rule="!has(self.environments) || self.environments.all(a, self.environments.all(b, a == b || self.environments[a].namespace != self.environments[b].namespace))",message="two environments of a project cannot share a namespace"
+type KalypsoProjectSpec struct {
+	// DisplayName is a human readable name.
+	// +kubebuilder:validation:MaxLength=253
+	DisplayName string `json:"displayName,omitempty"`
+
+	// Owner is the team that owns the project.
+	// +kubebuilder:validation:MaxLength=253
+	Owner string `json:"owner,omitempty"`
+
+	// Environments maps an environment name (dev, stage, prod…) to its
+	// namespace and guard rails. Composed in sorted order of the names.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="environment names must be DNS-1123 labels (lower case letters, digits and '-', at most 63 characters)"
+	Environments map[string]EnvironmentSpec `json:"environments,omitempty"`
+
+	// Access lists who may work in every environment namespace. Each list is
+	// bound to the ClusterRole of the same role (admin, edit, view).
+	Access *AccessSpec `json:"access,omitempty"`
+
+	// ModelRegistry records where the project's models are published.
+	ModelRegistry *ModelRegistrySpec `json:"modelRegistry,omitempty"`
+}
+
+// EnvironmentSpec is one environment of a project.
+type EnvironmentSpec struct {
+	// Namespace the environment lives in.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// Description of the environment.
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+
+	// ResourceQuota bounds what the environment may consume. Keys are
+	// resource names (cpu, memory, ephemeral-storage, nvidia.com/gpu,
+	// hugepages-*) or object counts (pods, services, count/…).
+	ResourceQuota *ResourceQuotaSpec `json:"resourceQuota,omitempty"`
+
+	// LimitRange sets container defaults and bounds. When the quota bounds
+	// cpu or memory and this is unset, the platform default applies.
+	LimitRange *LimitRangeSpec `json:"limitRange,omitempty"`
+
+	// PodSecurity is the Pod Security Admission level enforced in the
+	// namespace. Defaults to the platform's level (restricted).
+	// +kubebuilder:validation:Enum=privileged;baseline;restricted
+	PodSecurity string `json:"podSecurity,omitempty"`
+
+	// NetworkIsolation restricts ingress into the namespace.
+	NetworkIsolation *NetworkIsolationSpec `json:"networkIsolation,omitempty"`
+
+	// AdoptExistingNamespace composes the objects inside a namespace that
+	// already exists, without ever composing (or deleting) the Namespace itself.
+	AdoptExistingNamespace bool `json:"adoptExistingNamespace,omitempty"`
+}
+
+// ResourceQuotaSpec maps to a ResourceQuota's hard limits.
+type ResourceQuotaSpec struct {
+	// Limits become limits.<name> (cpu, memory, ephemeral-storage) or
+	// requests.<name> for extended resources, which quotas only know as requests.
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:MaxProperties=32
+	Limits corev1.ResourceList `json:"limits,omitempty"`
+	// Requests become requests.<name>; object counts pass through unprefixed.
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:MaxProperties=32
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+}
+
+// LimitRangeSpec maps to a LimitRange.
+type LimitRangeSpec struct {
+	// +kubebuilder:validation:MaxItems=16
+	Limits []corev1.LimitRangeItem `json:"limits,omitempty"`
+}
+
+// NetworkIsolationSpec configures the namespace's NetworkPolicies.
+type NetworkIsolationSpec struct {
+	// Enabled turns on default-deny ingress plus allow rules for the same
+	// namespace and the platform namespaces (monitoring, gateway). Defaults to
+	// the platform setting.
+	Enabled *bool `json:"enabled,omitempty"`
+	// AllowFromEnvironments names other environments of this project whose
+	// namespaces may reach this one (closed by default, e.g. dev → prod).
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=63
+	AllowFromEnvironments []string `json:"allowFromEnvironments,omitempty"`
+}
+
+// AccessSpec binds RBAC subjects in every environment namespace.
+type AccessSpec struct {
+	// Admins are bound to the admin ClusterRole.
+	// +kubebuilder:validation:MaxItems=32
+	Admins []rbacv1.Subject `json:"admins,omitempty"`
+	// Editors are bound to the edit ClusterRole.
+	// +kubebuilder:validation:MaxItems=32
+	Editors []rbacv1.Subject `json:"editors,omitempty"`
+	// Viewers are bound to the view ClusterRole.
+	// +kubebuilder:validation:MaxItems=32
+	Viewers []rbacv1.Subject `json:"viewers,omitempty"`
+}
+
+// ModelRegistrySpec records the project's model registry.
+type ModelRegistrySpec struct {
+	// URL of the registry, e.g. s3://kalypso-models/vision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url"`
+	// SecretRef names the Secret holding the registry's credentials.
+	// +kubebuilder:validation:MaxLength=253
+	SecretRef string `json:"secretRef,omitempty"`
+}
+
+// KalypsoProjectStatus is written by the function.
+type KalypsoProjectStatus struct {
+	// Phase is Provisioning, Ready or Failed.
+	// +kubebuilder:validation:Enum=Provisioning;Ready;Failed
+	Phase string `json:"phase,omitempty"`
+	// CreatedNamespaces lists the namespaces the project composed (not
+	// adopted ones), sorted.
+	CreatedNamespaces []string `json:"createdNamespaces,omitempty"`
+	// Environments reports each environment, sorted by name.
+	// +listType=map
+	// +listMapKey=name
+	Environments []EnvironmentStatus `json:"environments,omitempty"`
+	// ObservedGeneration is the spec generation this status describes.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// EnvironmentStatus reports one environment.
+type EnvironmentStatus struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Ready is true when every object of the environment is ready.
+	Ready bool `json:"ready"`
+	// Adopted is true when the namespace existed before and is not composed.
+	Adopted bool `json:"adopted,omitempty"`
+}

@@ -1,0 +1,144 @@
+// Package v1beta1 holds the function's input: the platform defaults every
+// composed object starts from.
+// +kubebuilder:object:generate=true
+// +groupName=kalypso.fn.crossplane.io
+// +versionName=v1beta1
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultEnvironmentConfigName is the EnvironmentConfig read when the Input
+// names none.
+const DefaultEnvironmentConfigName = "kalypso-defaults"
+
+// Input carries the packaged platform defaults. A cluster-scoped
+// EnvironmentConfig named by EnvironmentConfigName overrides them: its data
+// has the shape of Spec. Precedence: object spec > EnvironmentConfig > Input >
+// built-in default.
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:resource:categories=crossplane
+type Input struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// EnvironmentConfigName names the EnvironmentConfig holding the platform
+	// team's overrides; kalypso-defaults when unset. Its absence is fine.
+	// +optional
+	EnvironmentConfigName string `json:"environmentConfigName,omitempty"`
+
+	// Spec holds the defaults.
+	// +optional
+	Spec Defaults `json:"spec,omitempty"`
+}
+
+// Defaults are the platform defaults. Every field is optional; unset fields
+// keep the layer below (built-in defaults at the bottom). Maps merge key by
+// key; lists replace.
+type Defaults struct {
+	Triton        *TritonDefaults        `json:"triton,omitempty"`
+	GPU           *GPUDefaults           `json:"gpu,omitempty"`
+	Security      *SecurityDefaults      `json:"security,omitempty"`
+	Observability *ObservabilityDefaults `json:"observability,omitempty"`
+	Tenancy       *TenancyDefaults       `json:"tenancy,omitempty"`
+	Gateway       *GatewayDefaults       `json:"gateway,omitempty"`
+}
+
+// TritonDefaults pick the Triton image.
+type TritonDefaults struct {
+	// Image repository. Built-in: nvcr.io/nvidia/tritonserver.
+	Image *string `json:"image,omitempty"`
+	// Tag of the image. Built-in: 24.12-py3.
+	Tag *string `json:"tag,omitempty"`
+	// ImagePullSecrets each environment namespace holds for the image.
+	ImagePullSecrets []string `json:"imagePullSecrets,omitempty"`
+	// StartupTimeoutSeconds is the model-loading budget. Built-in: 600.
+	StartupTimeoutSeconds *int32 `json:"startupTimeoutSeconds,omitempty"`
+}
+
+// GPUDefaults apply to servers that request GPUs.
+type GPUDefaults struct {
+	// ResourceName of a GPU. Built-in: nvidia.com/gpu (MIG names allowed,
+	// e.g. nvidia.com/mig-1g.10gb).
+	ResourceName *string `json:"resourceName,omitempty"`
+	// NodeSelector for GPU pods.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations for GPU pods. Built-in: tolerate nvidia.com/gpu NoSchedule.
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// RuntimeClassName for GPU pods (e.g. nvidia).
+	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+	// PriorityClassName for GPU pods.
+	PriorityClassName *string `json:"priorityClassName,omitempty"`
+}
+
+// SecurityDefaults harden every pod.
+type SecurityDefaults struct {
+	// RunAsUser of every container. Built-in: 1000.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// FSGroup of every pod. Built-in: 1000.
+	FSGroup *int64 `json:"fsGroup,omitempty"`
+	// RestrictedAPI names the Secret (in every environment namespace) whose
+	// key holds the header value that unlocks Triton's model-repository and
+	// shared-memory APIs.
+	RestrictedAPI *RestrictedAPIDefaults `json:"restrictedAPI,omitempty"`
+}
+
+// RestrictedAPIDefaults locate the API key of restricted Triton APIs.
+type RestrictedAPIDefaults struct {
+	// SecretName built-in: kalypso-triton-api-key.
+	SecretName *string `json:"secretName,omitempty"`
+	// SecretKey built-in: api-key.
+	SecretKey *string `json:"secretKey,omitempty"`
+	// HeaderKey clients send. Built-in: triton-api-key.
+	HeaderKey *string `json:"headerKey,omitempty"`
+}
+
+// ObservabilityDefaults locate the platform's telemetry backends.
+type ObservabilityDefaults struct {
+	// TracesEndpoint is the OTLP/HTTP collector. Built-in:
+	// http://kalypso-otel-collector.otel-system.svc.cluster.local:4318.
+	TracesEndpoint *string `json:"tracesEndpoint,omitempty"`
+	// LokiEndpoint is the Loki push (OTLP) endpoint node agents ship to;
+	// servers get labels those agents select on.
+	LokiEndpoint *string `json:"lokiEndpoint,omitempty"`
+	// ProfilingEndpoint is the Pyroscope / Alloy receiver.
+	ProfilingEndpoint *string `json:"profilingEndpoint,omitempty"`
+	// ServiceMonitorLabels select the ServiceMonitors Prometheus reads.
+	// Built-in: release: prometheus.
+	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
+}
+
+// TenancyDefaults are the guard rails of environment namespaces.
+type TenancyDefaults struct {
+	// PodSecurityLevel enforced in environment namespaces. Built-in: restricted.
+	// +kubebuilder:validation:Enum=privileged;baseline;restricted
+	PodSecurityLevel *string `json:"podSecurityLevel,omitempty"`
+	// NetworkIsolation default of environments. Built-in: true.
+	NetworkIsolation *bool `json:"networkIsolation,omitempty"`
+	// AllowedNamespaces may always reach environment namespaces (monitoring,
+	// gateway). Built-in: [monitoring]; gateway parentRef namespaces are added.
+	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+	// DefaultLimits and DefaultRequests form the default container LimitRange
+	// of environments whose quota bounds cpu or memory and that set none.
+	// Built-in: limits cpu 2, memory 4Gi; requests cpu 100m, memory 256Mi.
+	DefaultLimits   corev1.ResourceList `json:"defaultLimits,omitempty"`
+	DefaultRequests corev1.ResourceList `json:"defaultRequests,omitempty"`
+}
+
+// GatewayDefaults locate the platform's Gateway API gateway.
+type GatewayDefaults struct {
+	// ParentRefs name the Gateway(s) routes attach to.
+	ParentRefs []ParentRef `json:"parentRefs,omitempty"`
+	// Hostname routes are served under.
+	Hostname *string `json:"hostname,omitempty"`
+}
+
+// ParentRef names a Gateway.
+type ParentRef struct {
+	Name        string `json:"name"`
+	Namespace   string `json:"namespace,omitempty"`
+	SectionName string `json:"sectionName,omitempty"`
+}
