@@ -50,8 +50,10 @@ type KalypsoProjectSpec struct {
 
 // EnvironmentSpec is one environment of a project.
 type EnvironmentSpec struct {
-	// Namespace the environment lives in.
+	// Namespace the environment lives in. Immutable: moving an environment
+	// would delete everything in its namespace; add a new environment instead.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an environment's namespace is immutable; add a new environment instead"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`

@@ -179,7 +179,7 @@ type ObservabilitySpec struct {
 	// CollectorEndpoint is the OTLP/HTTP collector (base URL or …/v1/traces);
 	// the platform default applies when unset.
 	// +kubebuilder:validation:MaxLength=2048
-	CollectorEndpoint string `json:"collectorEndpoint,omitempty"`
+	CollectorEndpoint string         `json:"collectorEndpoint,omitempty"`
 	Logging           *LoggingSpec   `json:"logging,omitempty"`
 	Tracing           *TracingSpec   `json:"tracing,omitempty"`
 	Profiling         *ProfilingSpec `json:"profiling,omitempty"`

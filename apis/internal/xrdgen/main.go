@@ -43,7 +43,7 @@ var claimKinds = map[string]bool{v1alpha1.ApplicationPlural: true, v1alpha1.Trit
 
 type options struct {
 	crdDir, apisDir, examplesDir, configuration string
-	functionName, functionPackage, version     string
+	functionName, functionPackage, version      string
 }
 
 func main() {

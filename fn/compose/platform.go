@@ -1,0 +1,189 @@
+package compose
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
+)
+
+// Platform is the resolved platform defaults: built-in values, overridden by
+// the Input, overridden by the EnvironmentConfig. Object specs override it.
+type Platform struct {
+	TritonImage           string
+	TritonTag             string
+	ImagePullSecrets      []string
+	StartupTimeoutSeconds int32
+
+	GPUResourceName      corev1.ResourceName
+	GPUNodeSelector      map[string]string
+	GPUTolerations       []corev1.Toleration
+	GPURuntimeClassName  string
+	GPUPriorityClassName string
+
+	RunAsUser              int64
+	FSGroup                int64
+	RestrictedAPISecret    string
+	RestrictedAPISecretKey string
+	RestrictedAPIHeader    string
+
+	TracesEndpoint       string
+	LokiEndpoint         string
+	ProfilingEndpoint    string
+	ServiceMonitorLabels map[string]string
+
+	PodSecurityLevel  string
+	NetworkIsolation  bool
+	AllowedNamespaces []string
+	DefaultLimits     corev1.ResourceList
+	DefaultRequests   corev1.ResourceList
+
+	GatewayParentRefs []v1beta1.ParentRef
+	GatewayHostname   string
+}
+
+// builtinDefaults are the bottom layer. A fresh value each call: layering
+// decodes into it.
+func builtinDefaults() v1beta1.Defaults {
+	return v1beta1.Defaults{
+		Triton: &v1beta1.TritonDefaults{
+			Image:                 ptr.To("nvcr.io/nvidia/tritonserver"),
+			Tag:                   ptr.To("24.12-py3"),
+			StartupTimeoutSeconds: ptr.To[int32](600),
+		},
+		GPU: &v1beta1.GPUDefaults{
+			ResourceName: ptr.To("nvidia.com/gpu"),
+			Tolerations: []corev1.Toleration{{
+				Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+			}},
+		},
+		Security: &v1beta1.SecurityDefaults{
+			RunAsUser: ptr.To[int64](1000),
+			FSGroup:   ptr.To[int64](1000),
+			RestrictedAPI: &v1beta1.RestrictedAPIDefaults{
+				SecretName: ptr.To("kalypso-triton-api-key"),
+				SecretKey:  ptr.To("api-key"),
+				HeaderKey:  ptr.To("triton-api-key"),
+			},
+		},
+		Observability: &v1beta1.ObservabilityDefaults{
+			TracesEndpoint:       ptr.To("http://kalypso-otel-collector.otel-system.svc.cluster.local:4318"),
+			ServiceMonitorLabels: map[string]string{"release": "prometheus"},
+		},
+		Tenancy: &v1beta1.TenancyDefaults{
+			PodSecurityLevel:  ptr.To("restricted"),
+			NetworkIsolation:  ptr.To(true),
+			AllowedNamespaces: []string{"monitoring"},
+			DefaultLimits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("2"),
+				corev1.ResourceMemory: resource.MustParse("4Gi"),
+			},
+			DefaultRequests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("100m"),
+				corev1.ResourceMemory: resource.MustParse("256Mi"),
+			},
+		},
+		Gateway: &v1beta1.GatewayDefaults{},
+	}
+}
+
+// ResolvePlatform layers the Input and the EnvironmentConfig (nil when it
+// does not exist) over the built-in defaults. Unset fields keep the layer
+// below; maps merge key by key; lists replace. The EnvironmentConfig's data
+// is decoded strictly: an unknown key is an error naming it.
+func ResolvePlatform(in *v1beta1.Input, envConfig *unstructured.Unstructured) (Platform, error) {
+	d := builtinDefaults()
+	layer, err := json.Marshal(in.Spec)
+	if err != nil {
+		return Platform{}, err
+	}
+	if err := json.Unmarshal(layer, &d); err != nil {
+		return Platform{}, fmt.Errorf("function input spec: %w", err)
+	}
+	if envConfig != nil {
+		data, _, err := unstructured.NestedFieldNoCopy(envConfig.Object, "data")
+		if err != nil {
+			return Platform{}, fmt.Errorf("EnvironmentConfig %s: data: %w", envConfig.GetName(), err)
+		}
+		if data != nil {
+			b, err := json.Marshal(data)
+			if err != nil {
+				return Platform{}, fmt.Errorf("EnvironmentConfig %s: data: %w", envConfig.GetName(), err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&d); err != nil {
+				return Platform{}, fmt.Errorf("EnvironmentConfig %s: data must mirror the function Input's spec: %w", envConfig.GetName(), err)
+			}
+		}
+	}
+	return flatten(d)
+}
+
+// flatten reads the layered defaults. Every pointer is set by the built-in
+// layer, and JSON null cannot clear one (it leaves a pointer as it was).
+func flatten(d v1beta1.Defaults) (Platform, error) {
+	p := Platform{
+		TritonImage:           *d.Triton.Image,
+		TritonTag:             *d.Triton.Tag,
+		ImagePullSecrets:      d.Triton.ImagePullSecrets,
+		StartupTimeoutSeconds: *d.Triton.StartupTimeoutSeconds,
+
+		GPUResourceName:      corev1.ResourceName(*d.GPU.ResourceName),
+		GPUNodeSelector:      d.GPU.NodeSelector,
+		GPUTolerations:       d.GPU.Tolerations,
+		GPURuntimeClassName:  ptr.Deref(d.GPU.RuntimeClassName, ""),
+		GPUPriorityClassName: ptr.Deref(d.GPU.PriorityClassName, ""),
+
+		RunAsUser:              *d.Security.RunAsUser,
+		FSGroup:                *d.Security.FSGroup,
+		RestrictedAPISecret:    *d.Security.RestrictedAPI.SecretName,
+		RestrictedAPISecretKey: *d.Security.RestrictedAPI.SecretKey,
+		RestrictedAPIHeader:    *d.Security.RestrictedAPI.HeaderKey,
+
+		TracesEndpoint:       *d.Observability.TracesEndpoint,
+		LokiEndpoint:         ptr.Deref(d.Observability.LokiEndpoint, ""),
+		ProfilingEndpoint:    ptr.Deref(d.Observability.ProfilingEndpoint, ""),
+		ServiceMonitorLabels: d.Observability.ServiceMonitorLabels,
+
+		PodSecurityLevel:  *d.Tenancy.PodSecurityLevel,
+		NetworkIsolation:  *d.Tenancy.NetworkIsolation,
+		AllowedNamespaces: d.Tenancy.AllowedNamespaces,
+		DefaultLimits:     d.Tenancy.DefaultLimits,
+		DefaultRequests:   d.Tenancy.DefaultRequests,
+
+		GatewayParentRefs: d.Gateway.ParentRefs,
+		GatewayHostname:   ptr.Deref(d.Gateway.Hostname, ""),
+	}
+	return p, p.validate()
+}
+
+// PodSecurityLevels are the Pod Security Admission levels.
+var PodSecurityLevels = []string{"privileged", "baseline", "restricted"}
+
+func (p Platform) validate() error {
+	switch {
+	case !slices.Contains(PodSecurityLevels, p.PodSecurityLevel):
+		return fmt.Errorf("defaults: tenancy.podSecurityLevel %q is not one of %s", p.PodSecurityLevel, strings.Join(PodSecurityLevels, ", "))
+	case p.TritonImage == "" || p.TritonTag == "":
+		return fmt.Errorf("defaults: triton.image and triton.tag must not be empty")
+	case p.GPUResourceName == "":
+		return fmt.Errorf("defaults: gpu.resourceName must not be empty")
+	case p.RunAsUser <= 0:
+		return fmt.Errorf("defaults: security.runAsUser must be a non-root uid (> 0), got %d", p.RunAsUser)
+	}
+	for i, ref := range p.GatewayParentRefs {
+		if ref.Name == "" {
+			return fmt.Errorf("defaults: gateway.parentRefs[%d].name must not be empty", i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,260 @@
+package project
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Pod Security Admission label keys.
+const (
+	psaEnforce        = "pod-security.kubernetes.io/enforce"
+	psaEnforceVersion = "pod-security.kubernetes.io/enforce-version"
+	psaAudit          = "pod-security.kubernetes.io/audit"
+	psaWarn           = "pod-security.kubernetes.io/warn"
+)
+
+// namespaceNameLabel is set by the API server on every namespace.
+const namespaceNameLabel = "kubernetes.io/metadata.name"
+
+// part is one composed object of an environment.
+type part struct {
+	name  string // pipeline name, before the environment suffix
+	obj   runtime.Object
+	ready compose.ReadyCheck
+}
+
+// composeEnvironment adds one environment's objects and reports whether all
+// of them are ready. existing is the namespace as looked up (nil if absent).
+func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, env string, e v1alpha1.EnvironmentSpec, st namespaceState, existing *unstructured.Unstructured) (bool, error) {
+	owner := compose.Owner{Project: c.name, Environment: env}
+	field := "spec.environments." + env
+	ready := true
+	var parts []part
+
+	if st == nsCompose {
+		parts = append(parts, part{"namespace", c.namespace(p, owner, e), compose.NamespaceActive})
+	} else {
+		// Adopted: the namespace is not composed; it must still be Active.
+		phase, _, _ := unstructured.NestedString(existing.Object, "status", "phase")
+		ready = phase == "Active"
+	}
+
+	var hard corev1.ResourceList
+	if e.ResourceQuota != nil {
+		var err error
+		if hard, err = quotaHard(e.ResourceQuota, field+".resourceQuota"); err != nil {
+			return false, err
+		}
+	}
+	if len(hard) > 0 {
+		parts = append(parts, part{"quota", &corev1.ResourceQuota{
+			ObjectMeta: c.meta(owner, "quota", c.name+"-quota", e.Namespace),
+			Spec:       corev1.ResourceQuotaSpec{Hard: hard},
+		}, compose.Exists})
+	}
+	if limits := limitRangeItems(p, e, hard); len(limits) > 0 {
+		parts = append(parts, part{"limitrange", &corev1.LimitRange{
+			ObjectMeta: c.meta(owner, "limitrange", c.name+"-limits", e.Namespace),
+			Spec:       corev1.LimitRangeSpec{Limits: limits},
+		}, compose.Exists})
+	}
+	policies, err := c.networkPolicies(p, owner, env, e)
+	if err != nil {
+		return false, err
+	}
+	parts = append(parts, policies...)
+	bindings, err := c.roleBindings(owner, e)
+	if err != nil {
+		return false, err
+	}
+	parts = append(parts, bindings...)
+
+	for _, pt := range parts {
+		ok, err := d.Add(resource.Name(pt.name+"-"+env), pt.obj, pt.ready)
+		if err != nil {
+			return false, err
+		}
+		ready = ready && ok
+	}
+	return ready, nil
+}
+
+func (c *Composer) meta(owner compose.Owner, component, name, namespace string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: owner.Labels(component, c.name)}
+}
+
+func (c *Composer) namespace(p compose.Platform, owner compose.Owner, e v1alpha1.EnvironmentSpec) *corev1.Namespace {
+	level := e.PodSecurity
+	if level == "" {
+		level = p.PodSecurityLevel
+	}
+	m := c.meta(owner, "namespace", e.Namespace, "")
+	m.Labels = compose.Merge(m.Labels, map[string]string{
+		psaEnforce: level, psaEnforceVersion: "latest", psaAudit: level, psaWarn: level,
+	})
+	if e.Description != "" {
+		m.Annotations = map[string]string{"kalypso-serving.io/description": e.Description}
+	}
+	return &corev1.Namespace{ObjectMeta: m}
+}
+
+// limitRangeItems returns the environment's own limits, or, when the quota
+// bounds cpu or memory and it sets none, a default container LimitRange so
+// pods without explicit resources are not all refused.
+func limitRangeItems(p compose.Platform, e v1alpha1.EnvironmentSpec, hard corev1.ResourceList) []corev1.LimitRangeItem {
+	if e.LimitRange != nil && len(e.LimitRange.Limits) > 0 {
+		return e.LimitRange.Limits
+	}
+	if !constrainsCompute(hard) || (len(p.DefaultLimits) == 0 && len(p.DefaultRequests) == 0) {
+		return nil
+	}
+	return []corev1.LimitRangeItem{{
+		Type:           corev1.LimitTypeContainer,
+		Default:        p.DefaultLimits,
+		DefaultRequest: p.DefaultRequests,
+	}}
+}
+
+// networkPolicies deny ingress by default and allow it from the same
+// namespace, the platform namespaces (monitoring, gateway) and the sibling
+// environments this one opts in to.
+func (c *Composer) networkPolicies(p compose.Platform, owner compose.Owner, env string, e v1alpha1.EnvironmentSpec) ([]part, error) {
+	isolated := p.NetworkIsolation
+	var siblings []string
+	if ni := e.NetworkIsolation; ni != nil {
+		if ni.Enabled != nil {
+			isolated = *ni.Enabled
+		}
+		for i, other := range ni.AllowFromEnvironments {
+			o, ok := c.spec.Environments[other]
+			if !ok || other == env {
+				return nil, fmt.Errorf("spec.environments.%s.networkIsolation.allowFromEnvironments[%d]: %q is not another environment of project %s; name one of: %v",
+					env, i, other, c.name, c.otherEnvs(env))
+			}
+			siblings = append(siblings, o.Namespace)
+		}
+	}
+	if !isolated {
+		return nil, nil
+	}
+	from := []string{e.Namespace}
+	from = append(from, p.AllowedNamespaces...)
+	for _, ref := range p.GatewayParentRefs {
+		if ref.Namespace != "" {
+			from = append(from, ref.Namespace)
+		}
+	}
+	from = append(from, siblings...)
+	slices.Sort(from)
+	from = slices.Compact(from)
+
+	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	deny := &networkingv1.NetworkPolicy{
+		ObjectMeta: c.meta(owner, "networkpolicy", c.name+"-default-deny-ingress", e.Namespace),
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: ingress},
+	}
+	// A namespaceSelector peer alone admits every pod of the selected
+	// namespaces, the environment's own included.
+	allow := &networkingv1.NetworkPolicy{
+		ObjectMeta: c.meta(owner, "networkpolicy", c.name+"-allow-ingress", e.Namespace),
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: ingress,
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+						Key: namespaceNameLabel, Operator: metav1.LabelSelectorOpIn, Values: from,
+					}}},
+				}},
+			}},
+		},
+	}
+	return []part{
+		{"networkpolicy-deny", deny, compose.Exists},
+		{"networkpolicy-allow", allow, compose.Exists},
+	}, nil
+}
+
+func (c *Composer) otherEnvs(env string) []string {
+	var out []string
+	for _, e := range c.envs {
+		if e != env {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// roles maps each access list to the ClusterRole it is bound to.
+var roles = []struct {
+	field, clusterRole, suffix string
+	subjects                   func(*v1alpha1.AccessSpec) []rbacv1.Subject
+}{
+	{"admins", "admin", "admins", func(a *v1alpha1.AccessSpec) []rbacv1.Subject { return a.Admins }},
+	{"editors", "edit", "editors", func(a *v1alpha1.AccessSpec) []rbacv1.Subject { return a.Editors }},
+	{"viewers", "view", "viewers", func(a *v1alpha1.AccessSpec) []rbacv1.Subject { return a.Viewers }},
+}
+
+// roleBindings bind the access lists in the environment namespace.
+func (c *Composer) roleBindings(owner compose.Owner, e v1alpha1.EnvironmentSpec) ([]part, error) {
+	if c.spec.Access == nil {
+		return nil, nil
+	}
+	var out []part
+	for _, r := range roles {
+		in := r.subjects(c.spec.Access)
+		if len(in) == 0 {
+			continue
+		}
+		subjects := make([]rbacv1.Subject, len(in))
+		for i, s := range in {
+			var err error
+			if subjects[i], err = subject(s, e.Namespace, fmt.Sprintf("spec.access.%s[%d]", r.field, i)); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, part{"rolebinding-" + r.clusterRole, &rbacv1.RoleBinding{
+			ObjectMeta: c.meta(owner, "rolebinding", c.name+"-"+r.suffix, e.Namespace),
+			Subjects:   subjects,
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.clusterRole},
+		}, compose.Exists})
+	}
+	return out, nil
+}
+
+// subject completes an RBAC subject: the API group of users and groups, and
+// a service account's namespace (the environment's when unset).
+func subject(s rbacv1.Subject, namespace, field string) (rbacv1.Subject, error) {
+	if s.Name == "" {
+		return s, fmt.Errorf("%s.name must not be empty", field)
+	}
+	switch s.Kind {
+	case rbacv1.UserKind, rbacv1.GroupKind:
+		if s.APIGroup == "" {
+			s.APIGroup = rbacv1.GroupName
+		}
+		if s.Namespace != "" {
+			return s, fmt.Errorf("%s.namespace: a %s is not namespaced; remove the namespace", field, s.Kind)
+		}
+	case rbacv1.ServiceAccountKind:
+		if s.APIGroup != "" {
+			return s, fmt.Errorf("%s.apiGroup: a ServiceAccount subject has the core API group; remove apiGroup", field)
+		}
+		if s.Namespace == "" {
+			s.Namespace = namespace
+		}
+	default:
+		return s, fmt.Errorf("%s.kind: %q is not User, Group or ServiceAccount", field, s.Kind)
+	}
+	return s, nil
+}

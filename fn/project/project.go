@@ -1,0 +1,279 @@
+// Package project composes a KalypsoProject: per environment a Namespace
+// (unless adopted), a ResourceQuota, a LimitRange, NetworkPolicies and
+// RoleBindings, and the project's status.
+package project
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Phases of a project.
+const (
+	PhaseProvisioning = "Provisioning"
+	PhaseReady        = "Ready"
+	PhaseFailed       = "Failed"
+)
+
+// Condition types a project owns; every call sends each of them.
+const (
+	ConditionNamespacesOwned    = "NamespacesOwned"
+	ConditionEnvironmentsReady  = "EnvironmentsReady"
+	ConditionEnvironmentRemoval = "EnvironmentRemoval"
+)
+
+// ConditionTypes lists them, for re-sending the last known ones with a Fatal.
+var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval}
+
+// Composer composes one observed KalypsoProject.
+type Composer struct {
+	name     string
+	uid      string
+	gen      int64
+	spec     v1alpha1.KalypsoProjectSpec
+	envs     []string // sorted names of spec.environments
+	observed map[resource.Name]resource.ObservedComposed
+	// removed maps environments that have composed objects but are gone
+	// from the spec to their namespace.
+	removed map[string]string
+}
+
+// New decodes the project. A spec that does not decode is an error naming
+// the field.
+func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedComposed) (*Composer, error) {
+	c := &Composer{
+		name:     xr.Resource.GetName(),
+		uid:      string(xr.Resource.GetUID()),
+		gen:      xr.Resource.GetGeneration(),
+		observed: observed,
+		removed:  map[string]string{},
+	}
+	if err := compose.DecodeSpec(xr.Resource.Object, &c.spec); err != nil {
+		return nil, err
+	}
+	c.envs = slices.Sorted(maps.Keys(c.spec.Environments))
+	for _, o := range observed {
+		env := o.Resource.GetLabels()[compose.LabelEnvironment]
+		if _, inSpec := c.spec.Environments[env]; env == "" || inSpec {
+			continue
+		}
+		ns := o.Resource.GetNamespace()
+		if o.Resource.GetKind() == "Namespace" {
+			ns = o.Resource.GetName()
+		}
+		c.removed[env] = ns
+	}
+	return c, nil
+}
+
+func namespaceRequirement(env string) string    { return "namespace-" + env }
+func applicationsRequirement(env string) string { return "applications-" + env }
+
+// Requirements asks for every environment namespace (to never take over a
+// foreign one) and for the applications still living in a removed
+// environment's namespace.
+func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
+	req := map[string]*fnv1.ResourceSelector{}
+	for _, env := range c.envs {
+		req[namespaceRequirement(env)] = &fnv1.ResourceSelector{
+			ApiVersion: "v1", Kind: "Namespace",
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: c.spec.Environments[env].Namespace},
+		}
+	}
+	for env, ns := range c.removed {
+		req[applicationsRequirement(env)] = &fnv1.ResourceSelector{
+			ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication, Namespace: ptr.To(ns),
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
+		}
+	}
+	return req
+}
+
+// namespaceState says who holds an environment's namespace.
+type namespaceState int
+
+const (
+	nsCompose  namespaceState = iota // the project composes the Namespace
+	nsAdopted                        // exists, adopted: compose what is inside only
+	nsForeign                        // exists, not ours, no opt-in: leave it alone
+	nsNotFound                       // adoption asked for, but it does not exist
+)
+
+func (c *Composer) namespaceState(env string, e v1alpha1.EnvironmentSpec, existing *unstructured.Unstructured) namespaceState {
+	if _, ours := c.observed[resource.Name("namespace-"+env)]; ours {
+		return nsCompose
+	}
+	if existing == nil {
+		if e.AdoptExistingNamespace {
+			return nsNotFound
+		}
+		return nsCompose
+	}
+	// Composed by this project before its composed state was lost.
+	if ref := controllerOf(existing); ref != "" && ref == c.uid {
+		return nsCompose
+	}
+	if e.AdoptExistingNamespace {
+		return nsAdopted
+	}
+	return nsForeign
+}
+
+func controllerOf(u *unstructured.Unstructured) string {
+	for _, ref := range u.GetOwnerReferences() {
+		if ptr.Deref(ref.Controller, false) {
+			return string(ref.UID)
+		}
+	}
+	return ""
+}
+
+// Compose builds the desired state, status and conditions.
+func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
+	d := compose.NewDesired(c.observed)
+	status := v1alpha1.KalypsoProjectStatus{ObservedGeneration: c.gen}
+	var notOwned, waiting []string
+	conds := []compose.Condition{}
+
+	for _, env := range c.envs {
+		e := c.spec.Environments[env]
+		var existing *unstructured.Unstructured
+		if items := required[namespaceRequirement(env)]; len(items) > 0 {
+			existing = items[0].Resource
+		}
+		st := c.namespaceState(env, e, existing)
+		es := v1alpha1.EnvironmentStatus{Name: env, Namespace: e.Namespace, Adopted: st == nsAdopted}
+		switch st {
+		case nsForeign:
+			notOwned = append(notOwned, fmt.Sprintf("namespace %s of environment %s exists and was not created by project %s, so it is left untouched: set spec.environments.%s.adoptExistingNamespace: true to compose the project's objects inside it (the namespace itself is then never deleted), or choose another namespace",
+				e.Namespace, env, c.name, env))
+		case nsNotFound:
+			notOwned = append(notOwned, fmt.Sprintf("namespace %s of environment %s does not exist, and spec.environments.%s.adoptExistingNamespace is true: create the namespace, or set adoptExistingNamespace to false to let the project create it",
+				e.Namespace, env, env))
+		default:
+			ready, err := c.composeEnvironment(d, p, env, e, st, existing)
+			if err != nil {
+				return compose.Result{Fatal: err}
+			}
+			es.Ready = ready
+			if st == nsCompose {
+				status.CreatedNamespaces = append(status.CreatedNamespaces, e.Namespace)
+			}
+		}
+		if !es.Ready {
+			waiting = append(waiting, env)
+		}
+		status.Environments = append(status.Environments, es)
+	}
+
+	inUse := c.keepRemovedInUse(d, required)
+	for _, env := range slices.Sorted(maps.Keys(c.removed)) {
+		if _, kept := inUse[env]; kept {
+			if obs, ok := c.observed[resource.Name("namespace-"+env)]; ok {
+				status.CreatedNamespaces = append(status.CreatedNamespaces, obs.Resource.GetName())
+			}
+		}
+	}
+	slices.Sort(status.CreatedNamespaces)
+	status.CreatedNamespaces = slices.Compact(status.CreatedNamespaces)
+
+	switch {
+	case len(notOwned) > 0:
+		status.Phase = PhaseFailed
+		conds = append(conds, compose.Condition{Type: ConditionNamespacesOwned, Reason: reasonFor(notOwned), Message: strings.Join(notOwned, "; ")})
+	default:
+		conds = append(conds, compose.Condition{Type: ConditionNamespacesOwned, Status: true, Reason: "NamespacesOwned", Message: "every environment namespace is created or adopted by this project"})
+	}
+	if len(waiting) == 0 {
+		conds = append(conds, compose.Condition{Type: ConditionEnvironmentsReady, Status: true, Reason: "EnvironmentsReady", Message: fmt.Sprintf("all %d environments are ready", len(c.envs))})
+		if status.Phase == "" {
+			status.Phase = PhaseReady
+		}
+	} else {
+		conds = append(conds, compose.Condition{Type: ConditionEnvironmentsReady, Reason: "EnvironmentsNotReady", Message: "waiting for environments: " + strings.Join(waiting, ", ") + c.notReadyDetail(d)})
+		if status.Phase == "" {
+			status.Phase = PhaseProvisioning
+		}
+	}
+	conds = append(conds, removalCondition(inUse))
+
+	r := compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: status, Conditions: conds}
+	if len(notOwned) > 0 || len(inUse) > 0 {
+		// Namespaces and applications are required resources: no watch
+		// tells the project when they change.
+		r.TTL = compose.WaitTTL
+	}
+	return r
+}
+
+func reasonFor(problems []string) string {
+	for _, p := range problems {
+		if strings.Contains(p, "does not exist") {
+			return "NamespaceNotFound"
+		}
+	}
+	return "NamespaceNotOwned"
+}
+
+func (c *Composer) notReadyDetail(d *compose.Desired) string {
+	if len(d.NotReady) == 0 {
+		return ""
+	}
+	names := make([]string, len(d.NotReady))
+	for i, n := range d.NotReady {
+		names[i] = string(n)
+	}
+	return " (not ready: " + strings.Join(names, ", ") + ")"
+}
+
+// keepRemovedInUse keeps composing a removed environment while applications
+// still live in its namespace, and returns those environments with the
+// applications found. The others are dropped: Crossplane deletes their
+// objects (and their namespace, only if the project created it).
+func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]resource.Required) map[string][]string {
+	inUse := map[string][]string{}
+	for env, ns := range c.removed {
+		var apps []string
+		for _, a := range required[applicationsRequirement(env)] {
+			apps = append(apps, ns+"/"+a.Resource.GetName())
+		}
+		if len(apps) == 0 {
+			continue
+		}
+		sort.Strings(apps)
+		inUse[env] = apps
+		for name, o := range c.observed {
+			if o.Resource.GetLabels()[compose.LabelEnvironment] != env {
+				continue
+			}
+			check := compose.Exists
+			if o.Resource.GetKind() == "Namespace" {
+				check = compose.NamespaceActive
+			}
+			d.AddUnstructured(name, compose.CarryForward(o.Resource), check)
+		}
+	}
+	return inUse
+}
+
+func removalCondition(inUse map[string][]string) compose.Condition {
+	if len(inUse) == 0 {
+		return compose.Condition{Type: ConditionEnvironmentRemoval, Status: true, Reason: "NoRemovalPending", Message: "no removed environment is waiting for its applications to go"}
+	}
+	var msgs []string
+	for _, env := range slices.Sorted(maps.Keys(inUse)) {
+		msgs = append(msgs, fmt.Sprintf("environment %s was removed from spec.environments but KalypsoApplications still live in it (%s): it is kept until they are deleted", env, strings.Join(inUse[env], ", ")))
+	}
+	return compose.Condition{Type: ConditionEnvironmentRemoval, Reason: "EnvironmentInUse", Message: strings.Join(msgs, "; ")}
+}
