@@ -208,7 +208,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	conds = append(conds, removalCondition(inUse))
 
-	r := compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: status, Conditions: conds}
+	r := compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds}
 	if len(notOwned) > 0 || len(inUse) > 0 {
 		// Namespaces and applications are required resources: no watch
 		// tells the project when they change.

@@ -1,0 +1,108 @@
+# Kalypso on Crossplane. `make render` runs the function on the examples;
+# `make test` runs every check CI runs. Only Go is needed: tools are built
+# from pinned modules under test/tools into .bin/, keyed by version.
+
+# One package path for the image, the packages, the dependency and every
+# Composition's functionRef: a Function installed as a dependency is named
+# after its package path without the registry.
+PACKAGE_REGISTRY ?= xpkg.crossplane.io
+PACKAGE_ORG      ?= kalypsoserving
+FUNCTION_PACKAGE := $(PACKAGE_REGISTRY)/$(PACKAGE_ORG)/function-kalypso
+FUNCTION_NAME    := $(PACKAGE_ORG)-function-kalypso
+# The released version; generated files (crossplane.yaml, examples) carry it.
+VERSION          ?= v0.1.0
+
+BIN                    := $(CURDIR)/.bin
+CROSSPLANE_VERSION     := v2.2.1
+CONTROLLER_GEN_VERSION := v0.20.1
+CROSSPLANE             := $(BIN)/crossplane-$(CROSSPLANE_VERSION)
+CONTROLLER_GEN         := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+FUNCTION               := $(BIN)/function
+VALIDATE_DIR           := $(BIN)/validate-$(CROSSPLANE_VERSION)
+
+export GOFLAGS := -mod=mod -buildvcs=false
+
+.PHONY: all
+all: generate test
+
+# ---- tools ---------------------------------------------------------------
+$(CROSSPLANE):
+	cd test/tools/crossplane && go build -trimpath \
+		-ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$(CROSSPLANE_VERSION)" \
+		-o $@ github.com/crossplane/crossplane/v2/cmd/crank
+
+$(CONTROLLER_GEN):
+	cd test/tools/controller-gen && go build -trimpath -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: tools
+tools: $(CROSSPLANE) $(CONTROLLER_GEN)
+
+.PHONY: function
+function:
+	go build -trimpath -o $(FUNCTION) ./fn/cmd/function
+
+# ---- generated files -----------------------------------------------------
+# gen writes every generated file under $(1): CRD schemas, XRDs,
+# Compositions, the Configuration metadata and the examples' functions.yaml.
+gen = $(CONTROLLER_GEN) crd paths=./input/... output:crd:dir=$(1)/package/input && \
+	$(CONTROLLER_GEN) crd paths=./apis/... output:crd:dir=$(1)/.crds && \
+	go run ./apis/internal/xrdgen -crds $(1)/.crds -apis $(1)/apis -examples $(1)/examples \
+		-configuration $(1)/crossplane.yaml -function-name $(FUNCTION_NAME) \
+		-function-package $(FUNCTION_PACKAGE) -version $(VERSION) && \
+	rm -rf $(1)/.crds
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN)
+	$(CONTROLLER_GEN) object paths=./apis/... paths=./input/...
+	$(call gen,$(CURDIR))
+
+# Regenerates into a scratch tree and compares: fails when a generated file
+# is stale or missing.
+.PHONY: check-generated
+check-generated: $(CONTROLLER_GEN)
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(call gen,$$tmp) >/dev/null && \
+	for f in $$(cd $$tmp && find . -type f | sort); do \
+		cmp -s $$tmp/$$f $$f || { echo "stale generated file $$f: run make generate"; diff -u $$f $$tmp/$$f | head -20; exit 1; }; \
+	done && echo "generated files are up to date"
+
+# ---- tests ---------------------------------------------------------------
+.PHONY: vet
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	go vet ./...
+
+.PHONY: unit
+unit:
+	go test -count=1 ./...
+
+.PHONY: test
+test: vet unit check-generated render-check
+
+# ---- render --------------------------------------------------------------
+RENDER := CROSSPLANE=$(CROSSPLANE) FUNCTION=$(FUNCTION) bash test/render/render.sh
+
+.PHONY: render
+render: function $(CROSSPLANE)
+	@$(RENDER) print
+
+.PHONY: render-golden
+render-golden: function $(CROSSPLANE)
+	@$(RENDER) golden
+
+.PHONY: render-check
+render-check: function $(CROSSPLANE)
+	@$(RENDER) check
+
+# Regenerates the examples' ready-stage observed files from the initial renders.
+.PHONY: observed
+observed: function $(CROSSPLANE)
+	go build -o $(BIN)/observe ./test/render/observe
+	@for d in examples/*/stages/*/ready; do \
+		x=$$(dirname $$(dirname $$(dirname $$d)))/$$(basename $$(dirname $$d)); \
+		$(RENDER) print | awk -v n="### $${x#examples/}/initial" '$$0==n{p=1;next} /^### /{p=0} p' | $(BIN)/observe > $$d/observed.yaml; \
+	done
+
+.PHONY: clean
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Renders every example with the pinned crossplane CLI against the function
+# started here on loopback, and stops it again.
+#   render.sh print    print each case
+#   render.sh golden   rewrite test/render/golden
+#   render.sh check    diff against test/render/golden and validate every
+#                      composed object against its schema
+# Cases: every XR file examples/<dir>/*.yaml is rendered as "initial" (nothing
+# observed yet) and once per stage folder examples/<dir>/stages/<xr>/<stage>/
+# holding observed.yaml and/or required.yaml (required.yaml in stages/<xr>/initial
+# is used for the initial case). A case with an expect-error file must fail
+# with that message.
+set -euo pipefail
+mode=${1:?usage: render.sh print|golden|check}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+: "${CROSSPLANE:=.bin/crossplane}"
+: "${FUNCTION:=.bin/function}"
+: "${RENDER_PORT:=19443}"
+golden=test/render/golden
+work=$(mktemp -d)
+fnpid=""
+cleanup() {
+  if [ -n "$fnpid" ]; then kill "$fnpid" 2>/dev/null || true; wait "$fnpid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$FUNCTION" --insecure --address="127.0.0.1:$RENDER_PORT" --metrics-address=127.0.0.1:0 >"$work/function.log" 2>&1 &
+fnpid=$!
+for _ in $(seq 50); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$RENDER_PORT") 2>/dev/null; then break; fi
+  kill -0 "$fnpid" 2>/dev/null || { cat "$work/function.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+composition_for() { # XR file -> its Composition, from the XR's kind
+  local kind plural
+  kind=$(sed -n 's/^kind: *//p' "$1" | head -1)
+  plural="$(echo "$kind" | tr '[:upper:]' '[:lower:]')s"
+  case "$kind" in
+    X*) echo "apis/claims/$plural/composition.yaml" ;;
+    *) echo "apis/$plural/composition.yaml" ;;
+  esac
+}
+
+render() { # xr stage-dir extra-flags...
+  local xr=$1 dir=$2; shift 2
+  local args=(render --timeout=20s -a "render.crossplane.io/runtime-development-target=127.0.0.1:$RENDER_PORT" "$@")
+  [ -f "$dir/observed.yaml" ] && args+=(-o "$dir/observed.yaml")
+  [ -f "$dir/required.yaml" ] && args+=(-e "$dir/required.yaml")
+  "$CROSSPLANE" "${args[@]}" "$xr" "$(composition_for "$xr")" examples/functions.yaml
+}
+
+cases=0 failed=0
+[ "$mode" = golden ] && rm -rf "$golden"
+for xr in $(find examples -path '*/stages' -prune -o -name '*.yaml' -print | grep -v '^examples/functions.yaml$' | sort); do
+  grep -q '^apiVersion: serving.kalypso.io/' "$xr" || continue
+  dir=$(dirname "$xr") base=$(basename "$xr" .yaml)
+  stages="initial"
+  if [ -d "$dir/stages/$base" ]; then
+    stages=$( (echo initial; ls "$dir/stages/$base") | sort -u)
+  fi
+  for stage in $stages; do
+    cases=$((cases + 1))
+    sdir="$dir/stages/$base/$stage"
+    name="${dir#examples/}/$base/$stage"
+    out="$work/out.yaml"
+    if [ -f "$sdir/expect-error" ]; then
+      if render "$xr" "$sdir" -r -x >"$out" 2>"$work/err"; then
+        echo "FAIL $name: expected an error, rendered fine" >&2; failed=$((failed + 1)); continue
+      fi
+      sed 's/^crossplane: error: //' "$work/err" >"$out"
+    elif ! render "$xr" "$sdir" -r -x >"$out" 2>"$work/err"; then
+      echo "FAIL $name: $(cat "$work/err")" >&2; failed=$((failed + 1)); continue
+    fi
+    case "$mode" in
+      print) echo "### $name"; cat "$out" ;;
+      golden) mkdir -p "$golden/$(dirname "$name")"; cp "$out" "$golden/$name.yaml" ;;
+      check)
+        if ! diff -u "$golden/$name.yaml" "$out" >"$work/diff" 2>&1; then
+          echo "FAIL $name: render differs from its golden (make render-golden rewrites it):" >&2
+          head -40 "$work/diff" >&2; failed=$((failed + 1)); continue
+        fi
+        if [ ! -f "$sdir/expect-error" ] && [ -n "${VALIDATE:-}" ]; then
+          if ! render "$xr" "$sdir" -x | $VALIDATE >"$work/validate" 2>&1; then
+            echo "FAIL $name: composed objects do not validate:" >&2; cat "$work/validate" >&2; failed=$((failed + 1)); continue
+          fi
+        fi
+        echo "ok   $name" ;;
+      *) echo "unknown mode $mode" >&2; exit 2 ;;
+    esac
+  done
+done
+if [ "$mode" = check ]; then
+  # A golden without a case is stale.
+  for g in $(cd "$golden" 2>/dev/null && find . -name '*.yaml' | sed 's|^\./||' | sort); do
+    n=${g%.yaml} x="examples/${n%/*}.yaml"; stage=${n##*/}
+    if [ ! -f "$x" ] || { [ "$stage" != initial ] && [ ! -d "examples/$(dirname "${n%/*}")/stages/$(basename "${n%/*}")/$stage" ]; }; then
+      echo "FAIL $g: golden without a case (make render-golden removes it)" >&2; failed=$((failed + 1))
+    fi
+  done
+  echo "render: $((cases - failed)) passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
