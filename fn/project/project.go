@@ -230,9 +230,13 @@ func (c *Composer) notReadyDetail(d *compose.Desired) string {
 	if len(d.NotReady) == 0 {
 		return ""
 	}
-	names := make([]string, len(d.NotReady))
-	for i, n := range d.NotReady {
-		names[i] = string(n)
+	const shown = 5
+	var names []string
+	for _, n := range d.NotReady[:min(shown, len(d.NotReady))] {
+		names = append(names, string(n))
+	}
+	if more := len(d.NotReady) - shown; more > 0 {
+		names = append(names, fmt.Sprintf("%d more", more))
 	}
 	return " (not ready: " + strings.Join(names, ", ") + ")"
 }

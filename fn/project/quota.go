@@ -73,10 +73,10 @@ func quotaHard(q *v1alpha1.ResourceQuotaSpec, field string) (corev1.ResourceList
 				key = corev1.ResourceName(side.name + "." + string(k))
 			case k == corev1.ResourceStorage && side.name == "requests":
 				key = corev1.ResourceRequestsStorage
-			case requestsOnly(k):
-				key = corev1.ResourceName("requests." + string(k))
 			case objectCount(k):
 				key = k
+			case requestsOnly(k):
+				key = corev1.ResourceName("requests." + string(k))
 			default:
 				return nil, fmt.Errorf("%s: %q is not a quota resource; use cpu, memory, ephemeral-storage, an extended resource such as nvidia.com/gpu, hugepages-<size>, storage (requests only) or an object count such as pods or count/deployments.apps", from, k)
 			}

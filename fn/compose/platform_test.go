@@ -1,0 +1,107 @@
+package compose
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
+)
+
+func TestResolvePlatform(t *testing.T) {
+	envConfig := func(data map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.crossplane.io/v1beta1", "kind": "EnvironmentConfig",
+			"metadata": map[string]any{"name": "kalypso-defaults"}, "data": data,
+		}}
+	}
+	input := &v1beta1.Input{Spec: v1beta1.Defaults{
+		Triton:        &v1beta1.TritonDefaults{Tag: ptr.To("25.01-py3")},
+		Observability: &v1beta1.ObservabilityDefaults{ServiceMonitorLabels: map[string]string{"team": "ml"}},
+		Tenancy:       &v1beta1.TenancyDefaults{AllowedNamespaces: []string{"observability"}},
+	}}
+	cases := map[string]struct {
+		reason    string
+		in        *v1beta1.Input
+		ec        *unstructured.Unstructured
+		check     func(t *testing.T, p Platform)
+		wantError string
+	}{
+		"BuiltIn": {
+			reason: "Every default has a built-in value.",
+			in:     &v1beta1.Input{},
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.TritonImage != "nvcr.io/nvidia/tritonserver" || p.TritonTag != "24.12-py3" || p.GPUResourceName != "nvidia.com/gpu" ||
+					p.RunAsUser != 1000 || p.PodSecurityLevel != "restricted" || !p.NetworkIsolation || p.StartupTimeoutSeconds != 600 {
+					t.Errorf("unexpected built-in defaults: %+v", p)
+				}
+			},
+		},
+		"InputLayers": {
+			reason: "Input fields override; unset ones keep the built-in value; maps merge key by key; lists replace.",
+			in:     input,
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.TritonTag != "25.01-py3" || p.TritonImage != "nvcr.io/nvidia/tritonserver" {
+					t.Errorf("image: got %s:%s", p.TritonImage, p.TritonTag)
+				}
+				if diff := cmp.Diff(map[string]string{"release": "prometheus", "team": "ml"}, p.ServiceMonitorLabels); diff != "" {
+					t.Errorf("labels merge: -want, +got:\n%s", diff)
+				}
+				if diff := cmp.Diff([]string{"observability"}, p.AllowedNamespaces); diff != "" {
+					t.Errorf("lists replace: -want, +got:\n%s", diff)
+				}
+			},
+		},
+		"EnvironmentConfigOverInput": {
+			reason: "The EnvironmentConfig wins over the Input, field by field.",
+			in:     input,
+			ec:     envConfig(map[string]any{"triton": map[string]any{"tag": "25.02-py3"}, "gpu": map[string]any{"resourceName": "nvidia.com/mig-1g.10gb", "tolerations": []any{}}}),
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.TritonTag != "25.02-py3" || p.GPUResourceName != "nvidia.com/mig-1g.10gb" {
+					t.Errorf("got tag %s, gpu %s", p.TritonTag, p.GPUResourceName)
+				}
+				if diff := cmp.Diff([]corev1.Toleration{}, p.GPUTolerations); diff != "" {
+					t.Errorf("an empty list clears the built-in tolerations: -want, +got:\n%s", diff)
+				}
+			},
+		},
+		"EnvironmentConfigWithoutData": {
+			reason: "An EnvironmentConfig with no data changes nothing.",
+			in:     &v1beta1.Input{},
+			ec:     &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": "kalypso-defaults"}}},
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.TritonTag != "24.12-py3" {
+					t.Errorf("got tag %s", p.TritonTag)
+				}
+			},
+		},
+		"UnknownKey":    {reason: "Unknown keys are named.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"trition": map[string]any{}}), wantError: `unknown field "trition"`},
+		"WrongType":     {reason: "Wrong types are refused.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": "root"}}), wantError: "EnvironmentConfig kalypso-defaults"},
+		"RootRefused":   {reason: "Defaults cannot make pods run as root.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": 0}}), wantError: "security.runAsUser must be a non-root uid"},
+		"EmptyImage":    {reason: "An empty image is refused.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{Image: ptr.To("")}}}, wantError: "triton.image and triton.tag must not be empty"},
+		"GatewayNoName": {reason: "A parentRef needs a name.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Gateway: &v1beta1.GatewayDefaults{ParentRefs: []v1beta1.ParentRef{{Namespace: "gw"}}}}}, wantError: "gateway.parentRefs[0].name"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p, err := ResolvePlatform(tc.in, tc.ec)
+			if tc.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("%s\nwant error containing %q, got %v", tc.reason, tc.wantError, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s\n%v", tc.reason, err)
+			}
+			tc.check(t, p)
+		})
+	}
+}

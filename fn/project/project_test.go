@@ -1,0 +1,412 @@
+package project
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	"github.com/crossplane/function-sdk-go/resource/composite"
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
+)
+
+// object decodes YAML as the SDK decodes a request: integers stay int64.
+func object(t *testing.T, y string) map[string]any {
+	t.Helper()
+	j, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		t.Fatalf("bad YAML: %v", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(j); err != nil {
+		t.Fatalf("bad object: %v", err)
+	}
+	return u.Object
+}
+
+func xr(t *testing.T, spec string) *resource.Composite {
+	t.Helper()
+	o := object(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoProject\nmetadata: {name: vision, uid: project-uid, generation: 3}\nspec:\n"+spec)
+	return &resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}
+}
+
+// observed builds observed composed objects from name → YAML.
+func observed(t *testing.T, objs map[string]string) map[resource.Name]resource.ObservedComposed {
+	t.Helper()
+	out := map[resource.Name]resource.ObservedComposed{}
+	for n, y := range objs {
+		out[resource.Name(n)] = resource.ObservedComposed{Resource: &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: object(t, y)}}}
+	}
+	return out
+}
+
+func required(t *testing.T, objs map[string][]string) map[string][]resource.Required {
+	t.Helper()
+	out := map[string][]resource.Required{}
+	for k, ys := range objs {
+		out[k] = []resource.Required{}
+		for _, y := range ys {
+			out[k] = append(out[k], resource.Required{Resource: &unstructured.Unstructured{Object: object(t, y)}})
+		}
+	}
+	return out
+}
+
+func platform(t *testing.T) compose.Platform {
+	t.Helper()
+	p, err := compose.ResolvePlatform(&v1beta1.Input{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const (
+	activeNS = `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, labels: {kalypso-serving.io/environment: dev}}, status: {phase: Active}}`
+	denyNP   = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-default-deny-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
+	allowNP  = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-allow-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
+	foreign  = `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev}, status: {phase: Active}}`
+)
+
+func TestCompose(t *testing.T) {
+	type want struct {
+		resources  map[string]resource.Ready
+		phase      string
+		created    []string
+		envs       []v1alpha1.EnvironmentStatus
+		ready      bool
+		conditions map[string]string // type → reason
+		ttl        time.Duration
+		fatal      string
+	}
+	allGood := map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "NoRemovalPending"}
+	waiting := map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"}
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		required map[string][]string
+		want     want
+	}{
+		"NoEnvironments": {
+			reason: "A project without environments composes nothing and is ready.",
+			spec:   "  owner: team-vision\n",
+			want:   want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
+		},
+		"NewEnvironment": {
+			reason: "Nothing observed yet: every object is desired and none is ready.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"EnvironmentReady": {
+			reason:   "Once the namespace is Active and the policies exist, the environment and the project are ready.",
+			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
+			},
+		},
+		"NamespaceTerminating": {
+			reason:   "A namespace that exists but is not Active is not ready.",
+			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
+			observed: map[string]string{"namespace-dev": strings.Replace(activeNS, "Active", "Terminating", 1), "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"ForeignNamespaceRefused": {
+			reason:   "A namespace that exists and is not the project's is never taken over: nothing is composed for it.",
+			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
+			required: map[string][]string{"namespace-dev": {foreign}},
+			want: want{
+				resources: map[string]resource.Ready{}, phase: PhaseFailed,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotOwned", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"},
+				ttl:        compose.WaitTTL,
+			},
+		},
+		"ForeignNamespaceAdopted": {
+			reason:   "With adoptExistingNamespace the project composes what is inside, never the Namespace.",
+			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, resourceQuota: {limits: {nvidia.com/gpu: '1'}}}}\n",
+			required: map[string][]string{"namespace-dev": {foreign}},
+			want: want{
+				resources:  map[string]resource.Ready{"quota-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
+				phase:      PhaseProvisioning,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Adopted: true}},
+				conditions: waiting,
+			},
+		},
+		"AdoptedMissing": {
+			reason: "Adoption of a namespace that does not exist composes nothing and says how to fix it.",
+			spec:   "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true}}\n",
+			want: want{
+				resources: map[string]resource.Ready{}, phase: PhaseFailed,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotFound", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"},
+				ttl:        compose.WaitTTL,
+			},
+		},
+		"OwnNamespaceNotObserved": {
+			reason:   "A namespace this project controls (owner reference to its uid) is its own even when the composed state was lost.",
+			spec:     "  environments: {dev: {namespace: vision-dev}, }\n  access: {viewers: [{kind: User, name: ann}]}\n",
+			required: map[string][]string{"namespace-dev": {`{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, ownerReferences: [{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, name: vision, uid: project-uid, controller: true}]}}`}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse, "rolebinding-view-dev": resource.ReadyFalse},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"ComposedNamespaceStaysWhenAdoptFlagSet": {
+			reason:   "Setting adoptExistingNamespace on a namespace the project created must not drop (and so delete) it.",
+			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
+			},
+		},
+		"RemovedEnvironmentInUse": {
+			reason:   "An environment removed from the spec while applications live in it keeps all its objects.",
+			spec:     "  environments: {}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
+			required: map[string][]string{"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}}`}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentInUse"},
+				ttl:        compose.WaitTTL,
+			},
+		},
+		"RemovedEnvironmentEmpty": {
+			reason:   "Once no application lives in a removed environment its objects are dropped, so Crossplane deletes them.",
+			spec:     "  environments: {}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
+			required: map[string][]string{"applications-dev": {}},
+			want:     want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
+		},
+		"IsolationOff": {
+			reason: "Without network isolation no policy is composed; a GPU-only quota needs no default limit range.",
+			spec:   "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "quota-dev": resource.ReadyFalse},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"ComputeQuotaGetsDefaultLimits": {
+			reason: "A quota bounding cpu or memory gets the platform's default container LimitRange.",
+			spec:   "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {limits: {cpu: '4'}}}}\n",
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"ConflictingGPUQuota": {
+			reason: "Conflicting GPU limits and requests are refused with a Fatal naming both fields.",
+			spec:   "  environments: {dev: {namespace: vision-dev, resourceQuota: {limits: {nvidia.com/gpu: '8'}, requests: {nvidia.com/gpu: '4'}}}}\n",
+			want:   want{fatal: "spec.environments.dev.resourceQuota.limits[nvidia.com/gpu] and spec.environments.dev.resourceQuota.requests[nvidia.com/gpu] both set quota requests.nvidia.com/gpu"},
+		},
+		"UnknownSiblingEnvironment": {
+			reason: "allowFromEnvironments must name another environment of the project.",
+			spec:   "  environments: {prod: {namespace: vision-prod, networkIsolation: {allowFromEnvironments: [qa]}}}\n",
+			want:   want{fatal: `spec.environments.prod.networkIsolation.allowFromEnvironments[0]: "qa" is not another environment of project vision`},
+		},
+		"BadSubjectKind": {
+			reason: "An access subject must be a User, Group or ServiceAccount.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n  access: {admins: [{kind: Robot, name: r2}]}\n",
+			want:   want{fatal: `spec.access.admins[0].kind: "Robot" is not User, Group or ServiceAccount`},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(xr(t, tc.spec), observed(t, tc.observed))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			req := required(t, tc.required)
+			for k := range c.Requirements() {
+				if _, ok := req[k]; !ok {
+					req[k] = nil // resolved, not found
+				}
+			}
+			got := c.Compose(platform(t), req)
+			if tc.want.fatal != "" {
+				if got.Fatal == nil || !strings.Contains(got.Fatal.Error(), tc.want.fatal) {
+					t.Fatalf("%s\nwant Fatal containing %q, got %v", tc.reason, tc.want.fatal, got.Fatal)
+				}
+				return
+			}
+			if got.Fatal != nil {
+				t.Fatalf("%s\nunexpected Fatal: %v", tc.reason, got.Fatal)
+			}
+			res := map[string]resource.Ready{}
+			for n, d := range got.Desired {
+				res[string(n)] = d.Ready
+			}
+			if diff := cmp.Diff(tc.want.resources, res); diff != "" {
+				t.Errorf("%s\ndesired resources: -want, +got:\n%s", tc.reason, diff)
+			}
+			st := got.Status.(*v1alpha1.KalypsoProjectStatus)
+			wantStatus := &v1alpha1.KalypsoProjectStatus{Phase: tc.want.phase, CreatedNamespaces: tc.want.created, Environments: tc.want.envs, ObservedGeneration: 3}
+			if diff := cmp.Diff(wantStatus, st); diff != "" {
+				t.Errorf("%s\nstatus: -want, +got:\n%s", tc.reason, diff)
+			}
+			if got.Ready != tc.want.ready {
+				t.Errorf("%s\ncomposite ready: want %v, got %v", tc.reason, tc.want.ready, got.Ready)
+			}
+			conds := map[string]string{}
+			for _, c := range got.Conditions {
+				conds[c.Type] = c.Reason
+			}
+			if diff := cmp.Diff(tc.want.conditions, conds); diff != "" {
+				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)
+			}
+			if got.TTL != tc.want.ttl {
+				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, tc.want.ttl, got.TTL)
+			}
+		})
+	}
+}
+
+// decode converts a desired object into its typed form, rejecting unknown
+// fields.
+func decode[T any](t *testing.T, d *resource.DesiredComposed) *T {
+	t.Helper()
+	b, err := json.Marshal(d.Resource.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := new(T)
+	if err := yaml.UnmarshalStrict(b, out); err != nil {
+		t.Fatalf("composed object does not decode strictly into %T: %v", out, err)
+	}
+	return out
+}
+
+func TestEnvironmentObjects(t *testing.T) {
+	spec := `  access:
+    admins: [{kind: Group, name: vision-leads}]
+    editors: [{kind: ServiceAccount, name: ci}]
+  environments:
+    stage: {namespace: vision-stage}
+    prod:
+      namespace: vision-prod
+      podSecurity: baseline
+      description: Production
+      resourceQuota: {limits: {cpu: '64', nvidia.com/gpu: '8'}}
+      networkIsolation: {allowFromEnvironments: [stage]}
+`
+	c, err := New(xr(t, spec), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Compose(platform(t), map[string][]resource.Required{})
+	if got.Fatal != nil {
+		t.Fatal(got.Fatal)
+	}
+	labels := func(component string) map[string]string {
+		return compose.Owner{Project: "vision", Environment: "prod"}.Labels(component, "vision")
+	}
+	meta := func(component, name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: "vision-prod", Labels: labels(component)}
+	}
+	typeMeta := func(apiVersion, kind string) metav1.TypeMeta {
+		return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+	}
+
+	wantNS := &corev1.Namespace{
+		TypeMeta: typeMeta("v1", "Namespace"),
+		ObjectMeta: metav1.ObjectMeta{Name: "vision-prod", Annotations: map[string]string{"kalypso-serving.io/description": "Production"}, Labels: compose.Merge(labels("namespace"), map[string]string{
+			"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/enforce-version": "latest",
+			"pod-security.kubernetes.io/audit": "baseline", "pod-security.kubernetes.io/warn": "baseline",
+		})},
+	}
+	if diff := cmp.Diff(wantNS, decode[corev1.Namespace](t, got.Desired["namespace-prod"])); diff != "" {
+		t.Errorf("namespace: -want, +got:\n%s", diff)
+	}
+	wantQuota := &corev1.ResourceQuota{TypeMeta: typeMeta("v1", "ResourceQuota"), ObjectMeta: meta("quota", "vision-quota"),
+		Spec: corev1.ResourceQuotaSpec{Hard: list("limits.cpu", "64", "requests.nvidia.com/gpu", "8")}}
+	if diff := cmp.Diff(wantQuota, decode[corev1.ResourceQuota](t, got.Desired["quota-prod"])); diff != "" {
+		t.Errorf("quota: -want, +got:\n%s", diff)
+	}
+	wantLimits := &corev1.LimitRange{TypeMeta: typeMeta("v1", "LimitRange"), ObjectMeta: meta("limitrange", "vision-limits"),
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: list("cpu", "2", "memory", "4Gi"), DefaultRequest: list("cpu", "100m", "memory", "256Mi")}}}}
+	if diff := cmp.Diff(wantLimits, decode[corev1.LimitRange](t, got.Desired["limitrange-prod"])); diff != "" {
+		t.Errorf("limit range: -want, +got:\n%s", diff)
+	}
+	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	wantDeny := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-default-deny-ingress"),
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}}
+	if diff := cmp.Diff(wantDeny, decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-deny-prod"])); diff != "" {
+		t.Errorf("deny policy: -want, +got:\n%s", diff)
+	}
+	wantAllow := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-allow-ingress"),
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress, Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"monitoring", "vision-prod", "vision-stage"},
+			}}},
+		}}}}}}
+	if diff := cmp.Diff(wantAllow, decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-allow-prod"])); diff != "" {
+		t.Errorf("allow policy: -want, +got:\n%s", diff)
+	}
+	wantAdmins := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-admins"),
+		Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "vision-leads"}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"}}
+	if diff := cmp.Diff(wantAdmins, decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-admin-prod"])); diff != "" {
+		t.Errorf("admins: -want, +got:\n%s", diff)
+	}
+	wantEditors := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-editors"),
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ci", Namespace: "vision-prod"}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "edit"}}
+	if diff := cmp.Diff(wantEditors, decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-edit-prod"])); diff != "" {
+		t.Errorf("editors: -want, +got:\n%s", diff)
+	}
+	// The stage environment: restricted by default, no quota, no bindings for
+	// empty lists.
+	for _, n := range []string{"quota-stage", "limitrange-stage", "rolebinding-view-stage"} {
+		if _, ok := got.Desired[resource.Name(n)]; ok {
+			t.Errorf("%s should not be composed", n)
+		}
+	}
+	if l := decode[corev1.Namespace](t, got.Desired["namespace-stage"]).Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
+		t.Errorf("stage enforce level: want the platform default restricted, got %q", l)
+	}
+}
+
+func TestNewMalformedSpec(t *testing.T) {
+	_, err := New(xr(t, "  environments: [dev]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "spec.environments") {
+		t.Fatalf("want an error naming spec.environments, got %v", err)
+	}
+}
