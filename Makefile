@@ -39,7 +39,7 @@ tools: $(CROSSPLANE) $(CONTROLLER_GEN)
 
 .PHONY: function
 function:
-	go build -trimpath -o $(FUNCTION) ./fn/cmd/function
+	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(FUNCTION) ./fn/cmd/function
 
 # ---- generated files -----------------------------------------------------
 # gen writes every generated file under $(1): CRD schemas, XRDs,

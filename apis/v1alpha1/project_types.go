@@ -23,8 +23,12 @@ type KalypsoProject struct {
 	Status KalypsoProjectStatus `json:"status,omitempty"`
 }
 
+// The uniqueness rule walks namespace values, not map keys: keys have no
+// length bound, so nesting loops over them exceeds the API server's CEL cost
+// budget.
+
 // KalypsoProjectSpec is what a platform team declares for a project.
-// +kubebuilder:validation:XValidation:rule="!has(self.environments) || self.environments.all(a, self.environments.all(b, a == b || self.environments[a].namespace != self.environments[b].namespace))",message="two environments of a project cannot share a namespace"
+// +kubebuilder:validation:XValidation:rule="!has(self.environments) || self.environments.map(k, self.environments[k].namespace).all(a, self.environments.map(k, self.environments[k].namespace).exists_one(b, a == b))",message="two environments of a project cannot share a namespace"
 type KalypsoProjectSpec struct {
 	// DisplayName is a human readable name.
 	// +kubebuilder:validation:MaxLength=253

@@ -8,9 +8,13 @@ import (
 	"github.com/kalypsoserving/function-kalypso/fn"
 )
 
+// version is stamped at build time (-X main.version=…).
+var version = "dev"
+
 // CLI of the function.
 type CLI struct {
-	Debug bool `help:"Emit debug logs in addition to info logs." short:"d"`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+	Debug   bool             `help:"Emit debug logs in addition to info logs." short:"d"`
 
 	Network            string `default:"tcp"   help:"Network on which to listen for gRPC connections."`
 	Address            string `default:":9443" help:"Address at which to listen for gRPC connections."`
@@ -36,6 +40,8 @@ func (c *CLI) Run() error {
 }
 
 func main() {
-	ctx := kong.Parse(&CLI{}, kong.Description("The Kalypso composition function: NVIDIA Triton serving on Crossplane."))
+	ctx := kong.Parse(&CLI{},
+		kong.Description("The Kalypso composition function: NVIDIA Triton serving on Crossplane."),
+		kong.Vars{"version": version})
 	ctx.FatalIfErrorf(ctx.Run())
 }

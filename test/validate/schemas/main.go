@@ -99,19 +99,21 @@ const maxDepth = 32
 func main() {
 	out := flag.String("out", "", "output directory (required)")
 	goBin := flag.String("go", "go", "go command used for `go mod download`")
+	verbose := flag.Bool("v", false, "list every file written")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: schemas -out DIR")
 		os.Exit(2)
 	}
-	if err := Run(*out, *goBin, os.Stderr); err != nil {
+	if err := Run(*out, *goBin, *verbose, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "schemas:", err)
 		os.Exit(1)
 	}
 }
 
 // Run writes the whole schema set into out, replacing what it wrote before.
-func Run(out, goBin string, log io.Writer) error {
+// Notes (schema parts left open or simplified) always go to log.
+func Run(out, goBin string, verbose bool, log io.Writer) error {
 	mods := []Module{crossplaneModule, kubernetesModule}
 	for _, t := range ThirdPartyCRDs {
 		if !slices.Contains(mods, t.Module) {
@@ -199,8 +201,11 @@ func Run(out, goBin string, log io.Writer) error {
 		if err := os.WriteFile(p, files[n], 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "schemas: wrote %s (%d bytes)\n", p, len(files[n]))
+		if verbose {
+			fmt.Fprintf(log, "schemas: wrote %s (%d bytes)\n", p, len(files[n]))
+		}
 	}
+	fmt.Fprintf(log, "schemas: wrote %d files into %s\n", len(names), out)
 	return nil
 }
 

@@ -21,7 +21,7 @@ import (
 func TestGeneratedCRDsAreValid(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
-	if err := Run(out, "go", &log); err != nil {
+	if err := Run(out, "go", true, &log); err != nil {
 		t.Fatalf("Run: %v\n%s", err, log.String())
 	}
 

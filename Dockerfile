@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# The function's runtime image, for teams with Docker. `make image` builds an
+# equivalent image without Docker.
+FROM golang:1.26 AS build
+WORKDIR /src
+ENV CGO_ENABLED=0
+COPY go.mod go.sum ./
+RUN go mod download
+COPY apis/ apis/
+COPY fn/ fn/
+COPY input/ input/
+ARG VERSION=v0.1.0
+RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /function ./fn/cmd/function
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /function /function
+EXPOSE 9443
+USER 65532:65532
+ENTRYPOINT ["/function"]
