@@ -106,3 +106,4 @@ observed: function $(CROSSPLANE)
 .PHONY: clean
 clean:
 	rm -rf $(BIN)
+-include test/e2e/e2e.mk
