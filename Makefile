@@ -92,7 +92,8 @@ render-golden: function $(CROSSPLANE)
 
 .PHONY: render-check
 render-check: function $(CROSSPLANE)
-	@$(RENDER) check
+	@bash test/validate/prepare.sh $(VALIDATE_DIR)
+	@VALIDATE_DIR=$(VALIDATE_DIR) $(RENDER) check
 
 # Regenerates the examples' ready-stage observed files from the initial renders.
 .PHONY: observed

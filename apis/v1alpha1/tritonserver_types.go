@@ -287,6 +287,7 @@ type RolloutSpec struct {
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler.
+// +kubebuilder:validation:XValidation:rule="!self.enabled || has(self.maxReplicas)",message="autoscaling.maxReplicas is required when autoscaling is enabled"
 type AutoscalingSpec struct {
 	Enabled bool `json:"enabled,omitempty"`
 	// +kubebuilder:default=1
@@ -337,4 +338,16 @@ type KalypsoTritonServerStatus struct {
 	AvailableReplicas  int32  `json:"availableReplicas,omitempty"`
 	Message            string `json:"message,omitempty"`
 	ObservedGeneration int64  `json:"observedGeneration,omitempty"`
+	// Application records what the server last used of its application, so
+	// a server keeps running unchanged while its application is briefly
+	// missing or not ready.
+	Application *ServerApplicationStatus `json:"application,omitempty"`
+}
+
+// ServerApplicationStatus is what a server takes from its application.
+type ServerApplicationStatus struct {
+	Name        string       `json:"name,omitempty"`
+	Project     string       `json:"project,omitempty"`
+	Environment string       `json:"environment,omitempty"`
+	Storage     *StorageSpec `json:"storage,omitempty"`
 }

@@ -3,8 +3,9 @@
 # started here on loopback, and stops it again.
 #   render.sh print    print each case
 #   render.sh golden   rewrite test/render/golden
-#   render.sh check    diff against test/render/golden and validate every
-#                      composed object against its schema
+#   render.sh check    diff against test/render/golden and, with VALIDATE_DIR
+#                      (prepared by test/validate/prepare.sh), validate every
+#                      rendered object against its schema
 # Cases: every XR file examples/<dir>/*.yaml is rendered as "initial" (nothing
 # observed yet) and once per stage folder examples/<dir>/stages/<xr>/<stage>/
 # holding observed.yaml and/or required.yaml (required.yaml in stages/<xr>/initial
@@ -82,8 +83,11 @@ for xr in $(find examples -path '*/stages' -prune -o -name '*.yaml' -print | gre
           echo "FAIL $name: render differs from its golden (make render-golden rewrites it):" >&2
           head -40 "$work/diff" >&2; failed=$((failed + 1)); continue
         fi
-        if [ ! -f "$sdir/expect-error" ] && [ -n "${VALIDATE:-}" ]; then
-          if ! render "$xr" "$sdir" -x | $VALIDATE >"$work/validate" 2>&1; then
+        if [ ! -f "$sdir/expect-error" ] && [ -n "${VALIDATE_DIR:-}" ]; then
+          # The two flavours define the same kind names: validate against one.
+          xrds=apis/kalypsoprojects,apis/kalypsoapplications,apis/kalypsotritonservers
+          case "$xr" in examples/claims/*) xrds=apis/kalypsoprojects,apis/claims ;; esac
+          if ! render "$xr" "$sdir" -x | CROSSPLANE=$CROSSPLANE bash test/validate/validate.sh "$VALIDATE_DIR" "$xrds" >"$work/validate" 2>&1; then
             echo "FAIL $name: composed objects do not validate:" >&2; cat "$work/validate" >&2; failed=$((failed + 1)); continue
           fi
         fi

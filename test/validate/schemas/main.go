@@ -747,6 +747,7 @@ func listMapKeys(list, items map[string]any) []string {
 		return nil
 	}
 	required := toStrings(items["required"])
+	defaults := map[string]any{}
 	for _, k := range keys {
 		p, ok := props[k].(map[string]any)
 		if !ok || p["type"] == "object" || p["type"] == "array" {
@@ -757,8 +758,11 @@ func listMapKeys(list, items map[string]any) []string {
 			if !ok {
 				return nil
 			}
-			list["x-kalypso-key-default-"+k] = d
+			defaults[k] = d
 		}
+	}
+	for k, d := range defaults {
+		list["x-kalypso-key-default-"+k] = d
 	}
 	return keys
 }
