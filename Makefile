@@ -95,13 +95,15 @@ render-check: function $(CROSSPLANE)
 	@bash test/validate/prepare.sh $(VALIDATE_DIR)
 	@VALIDATE_DIR=$(VALIDATE_DIR) $(RENDER) check
 
-# Regenerates the examples' ready-stage observed files from the initial renders.
+# Regenerates the examples' ready/running-stage observed files from the
+# initial renders.
 .PHONY: observed
 observed: function $(CROSSPLANE)
 	go build -o $(BIN)/observe ./test/render/observe
-	@for d in examples/*/stages/*/ready; do \
+	@$(RENDER) print > $(BIN)/render.txt
+	@for d in examples/*/stages/*/ready examples/*/stages/*/running; do \
 		x=$$(dirname $$(dirname $$(dirname $$d)))/$$(basename $$(dirname $$d)); \
-		$(RENDER) print | awk -v n="### $${x#examples/}/initial" '$$0==n{p=1;next} /^### /{p=0} p' | $(BIN)/observe > $$d/observed.yaml; \
+		awk -v n="### $${x#examples/}/initial" '$$0==n{p=1;next} /^### /{p=0} p' $(BIN)/render.txt | $(BIN)/observe > $$d/observed.yaml; \
 	done
 
 .PHONY: clean

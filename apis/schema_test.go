@@ -34,6 +34,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/cel/common"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -132,6 +133,26 @@ func crdFor(path string, claim bool) (*extv1.CustomResourceDefinition, error) {
 		maxName = *old
 	}
 	spec, status := s.Properties["spec"], s.Properties["status"]
+	// Crossplane adds the conditions to every composite's status
+	// (xcrd.CompositeResourceStatusProps).
+	statusProps := nonNil(status.Properties)
+	statusProps["conditions"] = extv1.JSONSchemaProps{
+		Type:         "array",
+		XListType:    ptr.To("map"),
+		XListMapKeys: []string{"type"},
+		Items: &extv1.JSONSchemaPropsOrArray{Schema: &extv1.JSONSchemaProps{
+			Type:     "object",
+			Required: []string{"lastTransitionTime", "reason", "status", "type"},
+			Properties: map[string]extv1.JSONSchemaProps{
+				"lastTransitionTime": {Type: "string", Format: "date-time"},
+				"message":            {Type: "string"},
+				"observedGeneration": {Type: "integer", Format: "int64"},
+				"reason":             {Type: "string"},
+				"status":             {Type: "string"},
+				"type":               {Type: "string"},
+			},
+		}},
+	}
 	root := &extv1.JSONSchemaProps{
 		Type:         "object",
 		Required:     []string{"spec"},
@@ -158,7 +179,7 @@ func crdFor(path string, claim bool) (*extv1.CustomResourceDefinition, error) {
 				Required:     status.Required,
 				XValidations: status.XValidations,
 				OneOf:        status.OneOf,
-				Properties:   nonNil(status.Properties),
+				Properties:   statusProps,
 			},
 		},
 	}

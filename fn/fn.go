@@ -22,6 +22,7 @@ import (
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 	"github.com/kalypsoserving/function-kalypso/fn/project"
+	"github.com/kalypsoserving/function-kalypso/fn/tritonserver"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
@@ -52,13 +53,26 @@ type kind struct {
 	conditionTypes []string
 }
 
-var kinds = map[string]kind{
-	v1alpha1.KindProject: {
+var (
+	projectKind = kind{
 		decode: func(xr *resource.Composite, o map[resource.Name]resource.ObservedComposed) (composer, error) {
 			return project.New(xr, o)
 		},
 		conditionTypes: project.ConditionTypes,
-	},
+	}
+	tritonServerKind = kind{
+		decode: func(xr *resource.Composite, o map[resource.Name]resource.ObservedComposed) (composer, error) {
+			return tritonserver.New(xr, o)
+		},
+		conditionTypes: tritonserver.ConditionTypes,
+	}
+)
+
+// kinds maps each served composite kind (both flavours) to its composer.
+var kinds = map[string]kind{
+	v1alpha1.KindProject:       projectKind,
+	v1alpha1.KindTritonServer:  tritonServerKind,
+	v1alpha1.KindXTritonServer: tritonServerKind,
 }
 
 // RunFunction composes the observed composite.

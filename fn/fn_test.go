@@ -77,22 +77,17 @@ func TestRunFunctionRefusals(t *testing.T) {
 		"UnknownKind": {
 			reason: "A kind the function does not serve gets a Fatal naming it and the kinds it serves.",
 			req:    newRequest(t, `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoModel, metadata: {name: m}}`, input, nil),
-			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose serving.kalypso.io/v1alpha1, Kind=KalypsoModel: it serves serving.kalypso.io kinds KalypsoProject")},
+			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose serving.kalypso.io/v1alpha1, Kind=KalypsoModel: it serves serving.kalypso.io kinds KalypsoProject, KalypsoTritonServer, XKalypsoTritonServer")},
 		},
 		"ForeignGroup": {
 			reason: "A known kind name in another group is not ours.",
 			req:    newRequest(t, `{apiVersion: example.org/v1, kind: KalypsoProject, metadata: {name: m}}`, input, nil),
-			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose example.org/v1, Kind=KalypsoProject: it serves serving.kalypso.io kinds KalypsoProject")},
+			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose example.org/v1, Kind=KalypsoProject: it serves serving.kalypso.io kinds KalypsoProject, KalypsoTritonServer, XKalypsoTritonServer")},
 		},
 		"MalformedSpec": {
 			reason: "A spec of the wrong shape is refused with the field named, before anything is composed.",
 			req:    newRequest(t, `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, metadata: {name: vision}, spec: {environments: [dev]}}`, input, nil),
 			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("invalid KalypsoProject vision: spec.environments: cannot use a JSON array where map[string]v1alpha1.EnvironmentSpec is expected")},
-		},
-		"UnknownInputField": {
-			reason: "The input is decoded strictly: a typo is an error, not a silently ignored default.",
-			req:    newRequest(t, projectXR, `{"apiVersion": "kalypso.fn.crossplane.io/v1beta1", "kind": "Input", "spec": {"tenancy": {"podSecurityLvl": "baseline"}}}`, nil),
-			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult(`cannot decode the function input: cannot get function input *v1beta1.Input from *v1.RunFunctionRequest: cannot unmarshal JSON from *structpb.Struct into *v1beta1.Input: json: cannot unmarshal Go value of type v1beta1.TenancyDefaults: unknown name "podSecurityLvl"`)},
 		},
 	}
 	for name, tc := range cases {
@@ -102,6 +97,24 @@ func TestRunFunctionRefusals(t *testing.T) {
 				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+func TestRunFunctionRejectsUnknownInputFields(t *testing.T) {
+	// The input is decoded strictly: a typo is an error naming the field,
+	// not a silently ignored default. (The decoder's wording is the SDK's.)
+	got := run(t, newRequest(t, projectXR, `{"apiVersion": "kalypso.fn.crossplane.io/v1beta1", "kind": "Input", "spec": {"tenancy": {"podSecurityLvl": "baseline"}}}`, nil))
+	if len(got.GetResults()) != 1 || got.GetResults()[0].GetSeverity() != fnv1.Severity_SEVERITY_FATAL {
+		t.Fatalf("want one Fatal result, got %v", got.GetResults())
+	}
+	msg := got.GetResults()[0].GetMessage()
+	for _, want := range []string{"cannot decode the function input", `"podSecurityLvl"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Fatal message %q does not contain %q", msg, want)
+		}
+	}
+	if got.GetDesired() != nil {
+		t.Errorf("a Fatal must not carry a desired state")
 	}
 }
 

@@ -28,3 +28,13 @@ func DecodeSpec(xr map[string]any, into any) error {
 	}
 	return nil
 }
+
+// DecodeInto decodes an unstructured value (a map from an object) into a
+// typed struct.
+func DecodeInto(raw any, into any) error {
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -32,11 +33,51 @@ func Exists(*composed.Unstructured) bool { return true }
 // Add converts a typed object and records its readiness. It reports whether
 // the object is ready.
 func (d *Desired) Add(name resource.Name, o runtime.Object, ready ReadyCheck) (bool, error) {
-	u, err := composed.From(o)
+	u, err := ToComposed(o)
 	if err != nil {
 		return false, fmt.Errorf("cannot compose %s: %w", name, err)
 	}
 	return d.AddUnstructured(name, u, ready), nil
+}
+
+// ToComposed converts a typed object the way the API server's own JSON
+// does (omitempty drops zero numbers and false), so the function emits only
+// the fields it sets: server-side apply makes Crossplane own every emitted
+// field. composed.From (go-json-experiment) keeps zeros such as
+// successThreshold: 0 and drops empty structs such as emptyDir: {}. The
+// status and null values (creationTimestamp) are left out.
+func ToComposed(o runtime.Object) (*composed.Unstructured, error) {
+	gvks, _, err := composed.Scheme.ObjectKinds(o)
+	if err != nil || len(gvks) == 0 {
+		return nil, fmt.Errorf("%T is not registered in composed.Scheme: %w", o, err)
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, err
+	}
+	delete(obj, "status")
+	dropNulls(obj)
+	u := &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: obj}}
+	u.SetGroupVersionKind(gvks[0])
+	return u, nil
+}
+
+// dropNulls removes null values from maps, recursively.
+func dropNulls(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
+			dropNulls(e)
+		}
+	case []any:
+		for _, e := range t {
+			dropNulls(e)
+		}
+	}
 }
 
 // AddUnstructured records an already converted object.
@@ -76,4 +117,54 @@ func CarryForward(observed *composed.Unstructured) *composed.Unstructured {
 	out.SetLabels(observed.GetLabels())
 	out.SetAnnotations(observed.GetAnnotations())
 	return out
+}
+
+// DeploymentAvailable is the readiness of a Deployment: the controller saw
+// the current generation and every desired replica is updated and
+// available (zero replicas: ready).
+func DeploymentAvailable(o *composed.Unstructured) bool {
+	gen, _ := o.GetInteger("metadata.generation")
+	seen, _ := o.GetInteger("status.observedGeneration")
+	if seen < gen {
+		return false
+	}
+	want, err := o.GetInteger("spec.replicas")
+	if err != nil {
+		want = 1
+	}
+	if want == 0 {
+		return true
+	}
+	updated, _ := o.GetInteger("status.updatedReplicas")
+	available, _ := o.GetInteger("status.availableReplicas")
+	return updated == want && available == want && ConditionStatus(o.Object, "Available") == "True"
+}
+
+// ServiceHasClusterIP is the readiness of a ClusterIP Service.
+func ServiceHasClusterIP(o *composed.Unstructured) bool {
+	ip, _ := o.GetString("spec.clusterIP")
+	return ip != ""
+}
+
+// ConditionStatus returns the status of a status.conditions entry of any
+// object ("" when absent).
+func ConditionStatus(obj map[string]any, typ string) string {
+	c := FindCondition(obj, typ)
+	if c == nil {
+		return ""
+	}
+	s, _ := c["status"].(string)
+	return s
+}
+
+// FindCondition returns a status.conditions entry of any object, or nil.
+func FindCondition(obj map[string]any, typ string) map[string]any {
+	status, _ := obj["status"].(map[string]any)
+	conds, _ := status["conditions"].([]any)
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == typ {
+			return m
+		}
+	}
+	return nil
 }

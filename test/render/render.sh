@@ -8,8 +8,10 @@
 #                      rendered object against its schema
 # Cases: every XR file examples/<dir>/*.yaml is rendered as "initial" (nothing
 # observed yet) and once per stage folder examples/<dir>/stages/<xr>/<stage>/
-# holding observed.yaml and/or required.yaml (required.yaml in stages/<xr>/initial
-# is used for the initial case). A case with an expect-error file must fail
+# holding observed and/or required resources, each a .yaml file or a folder of
+# them (observed.yaml or observed/, required.yaml or required/; those in
+# stages/<xr>/initial are used for the initial case). Shared fixtures live in
+# examples/<dir>/stages/fixtures and are linked from the stage folders. A case with an expect-error file must fail
 # with that message.
 set -euo pipefail
 mode=${1:?usage: render.sh print|golden|check}
@@ -48,8 +50,9 @@ composition_for() { # XR file -> its Composition, from the XR's kind
 render() { # xr stage-dir extra-flags...
   local xr=$1 dir=$2; shift 2
   local args=(render --timeout=20s -a "render.crossplane.io/runtime-development-target=127.0.0.1:$RENDER_PORT" "$@")
-  [ -f "$dir/observed.yaml" ] && args+=(-o "$dir/observed.yaml")
-  [ -f "$dir/required.yaml" ] && args+=(-e "$dir/required.yaml")
+  local f
+  for f in observed.yaml observed; do [ -e "$dir/$f" ] && args+=(-o "$dir/$f"); done
+  for f in required.yaml required; do [ -e "$dir/$f" ] && args+=(-e "$dir/$f"); done
   "$CROSSPLANE" "${args[@]}" "$xr" "$(composition_for "$xr")" examples/functions.yaml
 }
 

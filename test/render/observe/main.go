@@ -17,9 +17,29 @@ import (
 
 const resourceNameAnnotation = "crossplane.io/composition-resource-name"
 
-// readyStatus is the status each kind reports when ready.
-var readyStatus = map[string]map[string]any{
-	"Namespace": {"phase": "Active"},
+// ready sets what the API server and controllers report for a ready object.
+var ready = map[string]func(u *unstructured.Unstructured){
+	"Namespace": func(u *unstructured.Unstructured) {
+		u.Object["status"] = map[string]any{"phase": "Active"}
+	},
+	"Deployment": func(u *unstructured.Unstructured) {
+		replicas, found, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+		if !found {
+			replicas = 1
+		}
+		u.SetGeneration(1)
+		u.Object["status"] = map[string]any{
+			"observedGeneration": int64(1), "replicas": replicas, "updatedReplicas": replicas,
+			"readyReplicas": replicas, "availableReplicas": replicas,
+			"conditions": []any{
+				map[string]any{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+				map[string]any{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+			},
+		}
+	},
+	"Service": func(u *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(u.Object, "10.96.0.10", "spec", "clusterIP")
+	},
 }
 
 func main() {
@@ -45,15 +65,19 @@ func run(in io.Reader, out io.Writer) error {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
+		j, err := sigsyaml.YAMLToJSON(doc)
+		if err != nil {
+			return err
+		}
 		u := &unstructured.Unstructured{}
-		if err := sigsyaml.Unmarshal(doc, &u.Object); err != nil {
+		if err := u.UnmarshalJSON(j); err != nil { // keeps integers int64
 			return err
 		}
 		if _, composed := u.GetAnnotations()[resourceNameAnnotation]; !composed {
 			continue
 		}
-		if st, ok := readyStatus[u.GetKind()]; ok {
-			u.Object["status"] = st
+		if set, ok := ready[u.GetKind()]; ok {
+			set(u)
 		}
 		b, err := sigsyaml.Marshal(u.Object)
 		if err != nil {

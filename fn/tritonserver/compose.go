@@ -1,0 +1,335 @@
+package tritonserver
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+const shmMin = 1 << 20 // the python backend refuses less (python_be.cc)
+
+// validate refuses settings Triton would refuse at start-up.
+func (c *Composer) validate() error {
+	if mc := c.spec.ModelControl; mc != nil {
+		if len(mc.LoadModels) > 0 && mc.Mode != "explicit" {
+			return fmt.Errorf("spec.modelControl.loadModels needs spec.modelControl.mode: explicit (Triton refuses --load-model otherwise)")
+		}
+		if slices.Contains(mc.LoadModels, "*") && len(mc.LoadModels) > 1 {
+			return fmt.Errorf("spec.modelControl.loadModels: \"*\" loads every model and must be the only entry")
+		}
+		if mc.RepositoryPollSeconds != nil && mc.Mode != "poll" {
+			return fmt.Errorf("spec.modelControl.repositoryPollSeconds needs spec.modelControl.mode: poll")
+		}
+	}
+	if pb := pythonBackend(&c.spec); pb != nil {
+		if pb.ShmDefaultByteSize != nil && *pb.ShmDefaultByteSize < shmMin {
+			return fmt.Errorf("spec.tritonConfig.pythonBackend.shmDefaultByteSize: %d is below the python backend's minimum of 1 MiB (1048576)", *pb.ShmDefaultByteSize)
+		}
+		if pb.ShmGrowthByteSize != nil && *pb.ShmGrowthByteSize <= 0 {
+			return fmt.Errorf("spec.tritonConfig.pythonBackend.shmGrowthByteSize must be greater than 0")
+		}
+	}
+	return nil
+}
+
+// Compose builds the desired state, status and conditions.
+func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
+	fatal := func(err error) compose.Result { return compose.Result{Fatal: err} }
+	prts, err := portsOf(c.spec.Networking)
+	if err != nil {
+		return fatal(err)
+	}
+	provider, err := storageScheme(c.spec.StorageURI)
+	if err != nil {
+		return fatal(err)
+	}
+	if err := c.validate(); err != nil {
+		return fatal(err)
+	}
+	res, err := gpuResources(&c.spec, p.GPUResourceName)
+	if err != nil {
+		return fatal(err)
+	}
+
+	as := c.application(required)
+	snap := as.snapshot
+	// blocker is why the Deployment cannot be (re)built from the spec now.
+	var blocker *compose.Condition
+	uri := c.spec.StorageURI
+	switch {
+	case snap == nil:
+		blocker = as.problem
+	default:
+		storage := ptr.Deref(snap.Storage, v1alpha1.StorageSpec{})
+		appProvider := storage.Provider
+		if appProvider == "" {
+			appProvider = v1alpha1.StorageS3
+		}
+		if appProvider != provider {
+			blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageProviderMismatch", Message: fmt.Sprintf(
+				"spec.storageUri %q is %s storage but KalypsoApplication %s has spec.storage.provider %s: make them agree",
+				c.spec.StorageURI, provider, c.spec.ApplicationRef, appProvider)}
+		} else if uri, err = modelURI(c.spec.StorageURI, storage.Endpoint); err != nil {
+			blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageEndpointInvalid", Message: err.Error()}
+		}
+	}
+
+	if c.deploy == nil {
+		if blocker != nil {
+			return c.pending(*blocker, nil)
+		}
+		if msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
+			return c.pending(compose.Condition{Reason: "InsufficientGPUQuota", Message: msg}, snap)
+		}
+	}
+
+	tracesEndpoint := p.TracesEndpoint
+	if o := c.spec.Observability; o != nil && o.CollectorEndpoint != "" {
+		tracesEndpoint = o.CollectorEndpoint
+	}
+	environment := ""
+	if snap != nil {
+		environment = snap.Environment
+	}
+	args, tracingProblem, err := tritonArgs(argsInput{
+		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
+		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
+	})
+	if err != nil {
+		return fatal(err)
+	}
+
+	owner := c.owner(snap)
+	labels := owner.Labels("tritonserver", c.id.Name)
+	ns := c.id.Namespace
+	d := compose.NewDesired(c.observed)
+	add := func(name resource.Name, o runtime.Object, ready compose.ReadyCheck) error {
+		_, err := d.Add(name, o, ready)
+		return err
+	}
+
+	// The Deployment, fresh from the spec, or as it is while blocked.
+	var deployReady bool
+	if blocker == nil {
+		replicas := c.replicas()
+		sa := c.spec.ServiceAccountName
+		storage := &v1alpha1.StorageSpec{}
+		if snap.Storage != nil {
+			storage = snap.Storage
+		}
+		if sa == "" {
+			sa = storage.ServiceAccountName
+		}
+		deploy := deployment(deploymentInput{
+			name: c.name("deploy"), namespace: ns, labels: labels, selector: c.selector(),
+			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
+			metrics: c.metricsEnabled(), storage: access(provider, storage), serviceAccount: sa,
+			replicas: replicas, resources: res,
+		})
+		ok, err := d.Add(resDeployment, deploy, compose.DeploymentAvailable)
+		if err != nil {
+			return fatal(err)
+		}
+		deployReady = ok
+	} else {
+		deployReady = d.AddUnstructured(resDeployment, compose.CarryForward(c.deploy), compose.DeploymentAvailable)
+	}
+
+	if err := add(resService, service(c.name("svc"), ns, labels, c.selector(), prts, c.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
+		return fatal(err)
+	}
+	metricsCond := c.metricsCondition(required)
+	if metricsCond.Status {
+		if err := add(resServiceMonitor, serviceMonitor(c.name("monitor"), ns, compose.Merge(labels, p.ServiceMonitorLabels), c.selector(), c.metricsInterval()), compose.Exists); err != nil {
+			return fatal(err)
+		}
+	}
+	if c.spreadsReplicas() {
+		if err := add(resPDB, podDisruptionBudget(c.name("pdb"), ns, labels, c.selector(), c.spec.Disruption), compose.Exists); err != nil {
+			return fatal(err)
+		}
+	}
+	if a := c.spec.Autoscaling; a != nil && a.Enabled {
+		if err := add(resHPA, horizontalPodAutoscaler(c.name("hpa"), ns, c.name("deploy"), labels, a), compose.Exists); err != nil {
+			return fatal(err)
+		}
+	}
+	if err := c.addUsage(d, as.app, labels); err != nil {
+		return fatal(err)
+	}
+
+	st := c.status()
+	st.Application = snap
+	if snap == nil {
+		st.Application = c.last
+	}
+	st.DeploymentName = c.name("deploy")
+	host := c.name("svc") + "." + ns + ".svc"
+	st.ServiceEndpoint = fmt.Sprintf("http://%s:%d", host, prts.http)
+	st.GRPCEndpoint = fmt.Sprintf("%s:%d", host, prts.grpc)
+	if c.deploy != nil {
+		avail, _ := c.deploy.GetInteger("status.availableReplicas")
+		st.AvailableReplicas = int32(avail)
+	}
+	avail := c.availability(deployReady, required[reqPods])
+	st.Phase, st.Message = avail.phase, avail.message
+
+	appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
+		Message: fmt.Sprintf("KalypsoApplication %s is Ready; the server uses its storage settings", c.spec.ApplicationRef)}
+	switch {
+	case as.problem != nil && snap != nil:
+		appCond = *as.problem
+		appCond.Message += "; the server keeps running with the application's last known settings"
+	case blocker != nil:
+		appCond = applicationCondition(*blocker)
+		appCond.Message += "; the Deployment is kept as it is until this is fixed"
+	}
+	conds := []compose.Condition{
+		appCond,
+		{Type: ConditionServerAvailable, Status: deployReady, Reason: avail.reason, Message: avail.message},
+		metricsCond,
+		c.tracingCondition(tracesEndpoint, tracingProblem),
+		c.profilingCondition(),
+		c.autoscalingCondition(required),
+	}
+	r := compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds}
+	if !deployReady || as.problem != nil || blocker != nil {
+		// Pods, the application and quotas are required resources: no
+		// watch tells the server when they change.
+		r.TTL = compose.WaitTTL
+	}
+	return r
+}
+
+func (c *Composer) metricsInterval() string {
+	if o := c.spec.Observability; o != nil && o.Metrics != nil && o.Metrics.Interval != "" {
+		return o.Metrics.Interval
+	}
+	return defaultMetricsInterval
+}
+
+// replicas returns the Deployment's replicas. With autoscaling on, the
+// field is left to the HorizontalPodAutoscaler once its field manager
+// co-owns it; until then the observed value is kept, so switching
+// autoscaling on never drops the Deployment to one replica (server-side
+// apply removes a field its manager stops setting).
+func (c *Composer) replicas() *int32 {
+	want := ptr.Deref(c.spec.Replicas, 1)
+	a := c.spec.Autoscaling
+	if a == nil || !a.Enabled {
+		return ptr.To(want)
+	}
+	if c.deploy == nil {
+		return ptr.To(max(want, ptr.Deref(a.MinReplicas, 1)))
+	}
+	if replicasCoOwned(c.deploy) {
+		return nil
+	}
+	observed, err := c.deploy.GetInteger("spec.replicas")
+	if err != nil {
+		return ptr.To(want)
+	}
+	return ptr.To(int32(observed))
+}
+
+// replicasCoOwned reports whether a manager other than Crossplane's (the
+// autoscaler, through the scale subresource) owns spec.replicas.
+func replicasCoOwned(deploy *composed.Unstructured) bool {
+	for _, mf := range deploy.GetManagedFields() {
+		if mf.FieldsV1 == nil || isCrossplaneManager(mf) {
+			continue
+		}
+		fields := map[string]any{}
+		if err := compose.DecodeInto(mf.FieldsV1, &fields); err != nil {
+			continue
+		}
+		if spec, ok := fields["f:spec"].(map[string]any); ok {
+			if _, ok := spec["f:replicas"]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isCrossplaneManager(mf metav1.ManagedFieldsEntry) bool {
+	return len(mf.Manager) >= len("apiextensions.crossplane.io") && mf.Manager[:len("apiextensions.crossplane.io")] == "apiextensions.crossplane.io"
+}
+
+// spreadsReplicas: a PodDisruptionBudget only when more than one replica
+// may run; at one replica it could only block a node drain.
+func (c *Composer) spreadsReplicas() bool {
+	if a := c.spec.Autoscaling; a != nil && a.Enabled {
+		return ptr.Deref(a.MaxReplicas, 1) > 1
+	}
+	return ptr.Deref(c.spec.Replicas, 1) > 1
+}
+
+// quotaShortfall reports when the namespace's quotas leave too few GPUs for
+// the Deployment, instead of creating pods that can never be admitted.
+func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements, gpu corev1.ResourceName) string {
+	need, ok := res.Requests[gpu]
+	if !ok {
+		need, ok = res.Limits[gpu]
+	}
+	if !ok || need.IsZero() {
+		return ""
+	}
+	total := need.Value() * int64(ptr.Deref(c.spec.Replicas, 1))
+	key := "requests." + string(gpu)
+	for _, q := range quotas {
+		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
+		if !found {
+			continue
+		}
+		used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", key)
+		free := parseCount(hard) - parseCount(used)
+		if total > free {
+			return fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %d more are needed (spec.gpus × spec.replicas); lower them or raise the project's quota",
+				q.Resource.GetName(), hard, key, orZero(used), total)
+		}
+	}
+	return ""
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, labels map[string]string) error {
+	self := metav1.TypeMeta{APIVersion: c.xr.Resource.GetAPIVersion(), Kind: c.xr.Resource.GetKind()}
+	if !c.id.Claim {
+		appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication}
+		_, err := d.Add(resUsage, applicationUsage(c.name("uses-application"), c.id.Namespace, labels, appType, self, c.spec.ApplicationRef, c.xr.Resource.GetName()), compose.Exists)
+		return err
+	}
+	// Claim flavour: both composites are cluster scoped, so the Usage is a
+	// ClusterUsage between them; the application's composite is named in its
+	// claim's spec.resourceRef.
+	appXR := ""
+	if app != nil {
+		appXR, _, _ = unstructured.NestedString(app.Object, "spec", "resourceRef", "name")
+	}
+	if appXR == "" {
+		if o, ok := c.observed[resUsage]; ok {
+			d.AddUnstructured(resUsage, compose.CarryForward(o.Resource), compose.Exists)
+		}
+		return nil
+	}
+	appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindXApplication}
+	_, err := d.Add(resUsage, applicationClusterUsage(c.name("uses-application")+"-"+c.id.Namespace, labels, appType, self, appXR, c.xr.Resource.GetName()), compose.Exists)
+	return err
+}

@@ -1,0 +1,256 @@
+// Package tritonserver composes a KalypsoTritonServer: a GPU Deployment of
+// NVIDIA Triton, its Service, ServiceMonitor, PodDisruptionBudget,
+// HorizontalPodAutoscaler and the Usage that protects its application, and
+// reports whether it serves.
+package tritonserver
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Phases of a server.
+const (
+	PhasePending = "Pending"
+	PhaseRunning = "Running"
+	PhaseFailed  = "Failed"
+)
+
+// Condition types a server owns; every call sends each of them.
+const (
+	ConditionApplicationReady = "ApplicationReady"
+	ConditionServerAvailable  = "ServerAvailable"
+	ConditionMetricsScraping  = "MetricsScraping"
+	ConditionTracing          = "Tracing"
+	ConditionProfiling        = "Profiling"
+	ConditionAutoscaling      = "Autoscaling"
+)
+
+// ConditionTypes lists them, for re-sending the last known ones with a Fatal.
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling}
+
+// Pipeline names of the composed objects.
+const (
+	resDeployment     = resource.Name("deployment")
+	resService        = resource.Name("service")
+	resServiceMonitor = resource.Name("servicemonitor")
+	resPDB            = resource.Name("poddisruptionbudget")
+	resHPA            = resource.Name("horizontalpodautoscaler")
+	resUsage          = resource.Name("usage")
+)
+
+// Required resource keys.
+const (
+	reqApplication    = "application"
+	reqServiceMonitor = "servicemonitor-crd"
+	reqPods           = "pods"
+	reqQuotas         = "resourcequotas"
+	reqMetricsAPI     = "custom-metrics-api"
+)
+
+const (
+	serviceMonitorCRD = "servicemonitors.monitoring.coreos.com"
+	customMetricsAPI  = "v1beta1.custom.metrics.k8s.io"
+	// maxNameLength leaves <name>-svc a DNS-1035 label.
+	maxNameLength = 59
+)
+
+var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// Composer composes one observed server.
+type Composer struct {
+	id       compose.Identity
+	xr       *resource.Composite
+	gen      int64
+	spec     v1alpha1.KalypsoTritonServerSpec
+	last     *v1alpha1.ServerApplicationStatus // what the server last used
+	observed map[resource.Name]resource.ObservedComposed
+	deploy   *composed.Unstructured // observed Deployment, nil before the first create
+}
+
+// New decodes the server. A spec that does not decode is an error naming
+// the field.
+func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedComposed) (*Composer, error) {
+	c := &Composer{id: compose.IdentityOf(xr), xr: xr, gen: xr.Resource.GetGeneration(), observed: observed}
+	if err := compose.DecodeSpec(xr.Resource.Object, &c.spec); err != nil {
+		return nil, err
+	}
+	if len(c.id.Name) > maxNameLength || !nameRE.MatchString(c.id.Name) {
+		return nil, fmt.Errorf("metadata.name: %q must start with a letter, hold only lower case letters, digits and '-', and be at most %d characters, so that %s-svc is a valid Service name", c.id.Name, maxNameLength, c.id.Name)
+	}
+	if c.id.Namespace == "" {
+		return nil, fmt.Errorf("a KalypsoTritonServer must be namespaced (or a claim): %s has no namespace", c.id.Name)
+	}
+	st := &v1alpha1.KalypsoTritonServerStatus{}
+	if raw, ok := xr.Resource.Object["status"]; ok {
+		// Only the application snapshot is read back; a status that does
+		// not decode is simply not used.
+		if err := compose.DecodeInto(raw, st); err == nil {
+			c.last = st.Application
+		}
+	}
+	if o, ok := observed[resDeployment]; ok {
+		c.deploy = o.Resource
+	}
+	return c, nil
+}
+
+// Requirements: the application, the ServiceMonitor CRD, the pods while the
+// Deployment is not available (for the reason), the namespace's quotas
+// before the first create of a GPU server, and the custom metrics API for
+// queue-time autoscaling.
+func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
+	ns := ptr.To(c.id.Namespace)
+	r := map[string]*fnv1.ResourceSelector{
+		reqApplication: {
+			ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication, Namespace: ns,
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: c.spec.ApplicationRef},
+		},
+	}
+	if c.wantsServiceMonitor() {
+		r[reqServiceMonitor] = &fnv1.ResourceSelector{
+			ApiVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition",
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: serviceMonitorCRD},
+		}
+	}
+	if c.deploy != nil && !compose.DeploymentAvailable(c.deploy) {
+		r[reqPods] = &fnv1.ResourceSelector{
+			ApiVersion: "v1", Kind: "Pod", Namespace: ns,
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: c.selector()}},
+		}
+	}
+	if c.deploy == nil && c.requestsGPU() {
+		r[reqQuotas] = &fnv1.ResourceSelector{
+			ApiVersion: "v1", Kind: "ResourceQuota", Namespace: ns,
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
+		}
+	}
+	if a := c.spec.Autoscaling; a != nil && a.Enabled && a.Metric == "queueTime" {
+		r[reqMetricsAPI] = &fnv1.ResourceSelector{
+			ApiVersion: "apiregistration.k8s.io/v1", Kind: "APIService",
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: customMetricsAPI},
+		}
+	}
+	return r
+}
+
+func (c *Composer) selector() map[string]string {
+	return map[string]string{compose.LabelTritonServer: c.id.Name}
+}
+
+func (c *Composer) requestsGPU() bool {
+	return c.spec.GPUs != nil && *c.spec.GPUs > 0
+}
+
+func (c *Composer) observability() *v1alpha1.ObservabilitySpec {
+	if o := c.spec.Observability; o != nil && o.Enabled {
+		return o
+	}
+	return nil
+}
+
+// metricsEnabled: Triton serves metrics unless metrics.enabled is false.
+func (c *Composer) metricsEnabled() bool {
+	o := c.spec.Observability
+	return o == nil || o.Metrics == nil || ptr.Deref(o.Metrics.Enabled, true)
+}
+
+func (c *Composer) wantsServiceMonitor() bool {
+	o := c.observability()
+	return o != nil && o.Metrics != nil && o.Metrics.EnableServiceMonitor && c.metricsEnabled()
+}
+
+func (c *Composer) name(suffix string) string { return c.id.Name + "-" + suffix }
+
+// applicationState is what the server knows of its application this call.
+type applicationState struct {
+	snapshot *v1alpha1.ServerApplicationStatus // settings to compose from; nil: none known
+	problem  *compose.Condition                // why the application is not usable, nil when it is
+	app      *unstructured.Unstructured
+}
+
+func (c *Composer) application(required map[string][]resource.Required) applicationState {
+	ref := c.spec.ApplicationRef
+	items := required[reqApplication]
+	if len(items) == 0 {
+		return applicationState{snapshot: c.last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotFound",
+			Message: fmt.Sprintf("KalypsoApplication %s does not exist in namespace %s: create it, or fix spec.applicationRef", ref, c.id.Namespace)}}
+	}
+	app := items[0].Resource
+	if compose.ConditionStatus(app.Object, "Ready") != "True" {
+		return applicationState{app: app, snapshot: c.last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotReady",
+			Message: fmt.Sprintf("KalypsoApplication %s is not Ready yet: see its conditions (kubectl describe kalypsoapplication %s -n %s)", ref, ref, c.id.Namespace)}}
+	}
+	snap := &v1alpha1.ServerApplicationStatus{Name: ref}
+	snap.Project, _, _ = unstructured.NestedString(app.Object, "spec", "projectRef")
+	snap.Environment, _, _ = unstructured.NestedString(app.Object, "status", "environment")
+	if raw, ok, _ := unstructured.NestedFieldNoCopy(app.Object, "spec", "storage"); ok {
+		s := &v1alpha1.StorageSpec{}
+		if err := compose.DecodeInto(raw, s); err == nil {
+			snap.Storage = s
+		}
+	}
+	return applicationState{app: app, snapshot: snap}
+}
+
+func (c *Composer) owner(snap *v1alpha1.ServerApplicationStatus) compose.Owner {
+	o := compose.Owner{Application: c.spec.ApplicationRef, TritonServer: c.id.Name}
+	if snap != nil {
+		o.Project, o.Environment = snap.Project, snap.Environment
+	}
+	return o
+}
+
+// serviceName names the server in traces, profiles and logs.
+func (c *Composer) serviceName() string { return c.spec.ApplicationRef + "." + c.id.Name }
+
+func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
+	return &v1alpha1.KalypsoTritonServerStatus{ObservedGeneration: c.gen}
+}
+
+// pending reports a server that cannot be created yet: nothing is composed.
+func (c *Composer) pending(problem compose.Condition, snap *v1alpha1.ServerApplicationStatus) compose.Result {
+	st := c.status()
+	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
+	conds := []compose.Condition{
+		applicationCondition(problem),
+		{Type: ConditionServerAvailable, Reason: "WaitingToCreate", Message: "the Deployment is not created yet: " + problem.Message},
+	}
+	conds = append(conds, c.offConditions("the server is not created yet")...)
+	return compose.Result{Desired: map[resource.Name]*resource.DesiredComposed{}, Status: st, Conditions: conds, TTL: compose.WaitTTL}
+}
+
+func applicationCondition(problem compose.Condition) compose.Condition {
+	problem.Type = ConditionApplicationReady
+	return problem
+}
+
+// offConditions fill the feature conditions when nothing is composed.
+func (c *Composer) offConditions(why string) []compose.Condition {
+	return []compose.Condition{
+		{Type: ConditionMetricsScraping, Reason: "NotCreated", Message: why},
+		{Type: ConditionTracing, Reason: "NotCreated", Message: why},
+		{Type: ConditionProfiling, Reason: "NotCreated", Message: why},
+		{Type: ConditionAutoscaling, Reason: "NotCreated", Message: why},
+	}
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}

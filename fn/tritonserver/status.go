@@ -1,0 +1,232 @@
+package tritonserver
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Pod annotations read by Grafana's collectors (k8s-monitoring chart).
+const (
+	// Triton is C++ without a pprof endpoint, so CPU profiles come from
+	// Alloy's eBPF profiler, which selects pods by this annotation.
+	annotationEBPFProfiling = "profiles.grafana.com/cpu.ebpf.enabled"
+	// Node agents (Alloy DaemonSet) ship pod logs from /var/log/pods; these
+	// name the job and opt the pod in.
+	annotationLogsJob     = "k8s.grafana.com/logs.job"
+	annotationLogsEnabled = "logs.grafana.com/pods.enabled"
+	// service.name for profiles and logs, the same as the traces'.
+	annotationServiceName = "resource.opentelemetry.io/service.name"
+)
+
+func (c *Composer) profiling() (cpu, memory bool) {
+	o := c.observability()
+	if o == nil || o.Profiling == nil || !o.Profiling.Enabled {
+		return false, false
+	}
+	if pt := o.Profiling.Profiles; pt != nil {
+		return ptr.Deref(pt.CPU, true), ptr.Deref(pt.Memory, true)
+	}
+	return true, true
+}
+
+func (c *Composer) logging() bool {
+	o := c.observability()
+	return o != nil && (o.Logging == nil || ptr.Deref(o.Logging.Enabled, true))
+}
+
+// podAnnotations opt the pods in to profile and log collection.
+func (c *Composer) podAnnotations(p compose.Platform) map[string]string {
+	a := map[string]string{}
+	if cpu, _ := c.profiling(); cpu {
+		a[annotationEBPFProfiling] = "true"
+	}
+	if c.logging() && p.LokiEndpoint != "" {
+		a[annotationLogsEnabled] = "true"
+		a[annotationLogsJob] = c.id.Namespace + "/" + c.serviceName()
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	a[annotationServiceName] = c.serviceName()
+	return a
+}
+
+// availability is the server's phase with its most telling reason.
+type availability struct{ phase, reason, message string }
+
+func (c *Composer) availability(ready bool, pods []resource.Required) availability {
+	if c.deploy == nil {
+		return availability{PhasePending, "Creating", "the Deployment is being created"}
+	}
+	want := int64(1)
+	if r, err := c.deploy.GetInteger("spec.replicas"); err == nil {
+		want = r
+	}
+	avail, _ := c.deploy.GetInteger("status.availableReplicas")
+	podReason, podMessage := diagnosePods(pods)
+	if reason, msg := deploymentFailure(c.deploy.Object); reason != "" {
+		return availability{PhaseFailed, reason, joinNonEmpty(msg, podMessage)}
+	}
+	if ready {
+		return availability{PhaseRunning, "AllReplicasAvailable", fmt.Sprintf("%d/%d replicas available: Triton serves every model", avail, want)}
+	}
+	if podReason != "" {
+		return availability{PhasePending, podReason, podMessage}
+	}
+	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes)", avail, want)}
+}
+
+// deploymentFailure reads a Deployment that gave up: its progress deadline
+// passed, or its ReplicaSet cannot create pods (e.g. a quota refusal).
+func deploymentFailure(deploy map[string]any) (reason, message string) {
+	if c := compose.FindCondition(deploy, "ReplicaFailure"); c != nil && c["status"] == "True" {
+		msg, _ := c["message"].(string)
+		return "ReplicaFailure", "the Deployment cannot create pods: " + msg
+	}
+	if c := compose.FindCondition(deploy, "Progressing"); c != nil && c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded" {
+		msg, _ := c["message"].(string)
+		return "ProgressDeadlineExceeded", msg
+	}
+	return "", ""
+}
+
+// podProblem is one pod's reason, ranked by how much it tells.
+type podProblem struct {
+	rank            int
+	reason, message string
+}
+
+// diagnosePods returns the most telling reason among the server's pods.
+func diagnosePods(pods []resource.Required) (reason, message string) {
+	var found []podProblem
+	for _, p := range pods {
+		if pp, ok := podDiagnosis(p.Resource); ok {
+			found = append(found, pp)
+		}
+	}
+	if len(found) == 0 {
+		return "", ""
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i].rank < found[j].rank })
+	return found[0].reason, found[0].message
+}
+
+func podDiagnosis(pod *unstructured.Unstructured) (podProblem, bool) {
+	name := pod.GetName()
+	statuses, _, _ := unstructured.NestedSlice(pod.Object, "status", "containerStatuses")
+	for _, s := range statuses {
+		cs, _ := s.(map[string]any)
+		waiting, _, _ := unstructured.NestedMap(cs, "state", "waiting")
+		wr, _ := waiting["reason"].(string)
+		wm, _ := waiting["message"].(string)
+		switch wr {
+		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
+			return podProblem{0, "ImagePullFailed", fmt.Sprintf("pod %s cannot pull its image (%s): %s", name, wr, wm)}, true
+		case "CrashLoopBackOff":
+			last, _, _ := unstructured.NestedMap(cs, "lastState", "terminated")
+			code := number(last["exitCode"])
+			lr, _ := last["reason"].(string)
+			lm, _ := last["message"].(string)
+			return podProblem{1, "CrashLoopBackOff", fmt.Sprintf("pod %s is crash looping: last exit code %d (%s) %s", name, code, lr, strings.TrimSpace(lm))}, true
+		case "CreateContainerConfigError", "CreateContainerError":
+			return podProblem{2, wr, fmt.Sprintf("pod %s cannot start its container: %s", name, wm)}, true
+		}
+	}
+	if c := compose.FindCondition(pod.Object, "PodScheduled"); c != nil && c["status"] == "False" {
+		msg, _ := c["message"].(string)
+		return podProblem{3, "Unschedulable", fmt.Sprintf("pod %s cannot be scheduled: %s", name, msg)}, true
+	}
+	return podProblem{}, false
+}
+
+// number reads a JSON number, which a request may carry as float64 or int64.
+func number(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	return 0
+}
+
+func parseCount(s string) int64 {
+	q, err := kresource.ParseQuantity(s)
+	if err != nil {
+		return 0
+	}
+	return q.Value()
+}
+
+func (c *Composer) metricsCondition(required map[string][]resource.Required) compose.Condition {
+	cond := compose.Condition{Type: ConditionMetricsScraping}
+	switch {
+	case !c.metricsEnabled():
+		cond.Reason, cond.Message = "MetricsDisabled", "observability.metrics.enabled is false: Triton serves no metrics"
+	case !c.wantsServiceMonitor():
+		cond.Reason, cond.Message = "ServiceMonitorDisabled", "metrics are served on the Service's metrics port; set observability.enabled and observability.metrics.enableServiceMonitor to compose a ServiceMonitor"
+	case len(required[reqServiceMonitor]) == 0:
+		cond.Reason, cond.Message = "ServiceMonitorCRDMissing", "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way"
+	default:
+		cond.Status, cond.Reason, cond.Message = true, "ServiceMonitorComposed", fmt.Sprintf("ServiceMonitor %s scrapes the metrics port every %s", c.name("monitor"), c.metricsInterval())
+	}
+	return cond
+}
+
+func (c *Composer) tracingCondition(endpoint, problem string) compose.Condition {
+	cond := compose.Condition{Type: ConditionTracing}
+	o := c.observability()
+	switch {
+	case o == nil || o.Tracing == nil || !o.Tracing.Enabled:
+		cond.Reason, cond.Message = "TracingDisabled", "observability.tracing is off"
+	case problem != "":
+		cond.Reason, cond.Message = "TracingMisconfigured", problem+"; Triton runs without tracing until it is fixed"
+	default:
+		u, _ := tracesURL(endpoint)
+		n, _ := samplingRate(o.Tracing.SamplingRate)
+		cond.Status, cond.Reason, cond.Message = true, "TracingEnabled", fmt.Sprintf("OpenTelemetry traces of 1 request in %d go over OTLP/HTTP to %s", n, u)
+	}
+	return cond
+}
+
+func (c *Composer) profilingCondition() compose.Condition {
+	cond := compose.Condition{Type: ConditionProfiling}
+	cpu, memory := c.profiling()
+	noMemory := "memory profiles need a pprof endpoint, which Triton (C++) does not have, so none are collected"
+	switch {
+	case cpu:
+		cond.Status, cond.Reason = true, "EBPFProfiling"
+		cond.Message = "CPU profiles are collected by Grafana Alloy's eBPF profiler (pod annotation " + annotationEBPFProfiling + ")"
+		if memory {
+			cond.Message += "; " + noMemory
+		}
+	case memory:
+		cond.Reason, cond.Message = "ProfilingUnavailable", noMemory
+	default:
+		cond.Reason, cond.Message = "ProfilingDisabled", "observability.profiling is off"
+	}
+	return cond
+}
+
+func (c *Composer) autoscalingCondition(required map[string][]resource.Required) compose.Condition {
+	cond := compose.Condition{Type: ConditionAutoscaling}
+	a := c.spec.Autoscaling
+	switch {
+	case a == nil || !a.Enabled:
+		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
+	case a.Metric == "queueTime" && len(required[reqMetricsAPI]) == 0:
+		cond.Reason, cond.Message = "CustomMetricsAPIUnavailable", "the custom metrics API ("+customMetricsAPI+") is not served, so the autoscaler cannot read "+QueueTimeMetric+": install a metrics adapter such as prometheus-adapter with the rule in the README"
+	default:
+		cond.Status, cond.Reason = true, "HorizontalPodAutoscalerComposed"
+		cond.Message = fmt.Sprintf("HorizontalPodAutoscaler %s scales between %d and %d replicas", c.name("hpa"), ptr.Deref(a.MinReplicas, 1), ptr.Deref(a.MaxReplicas, ptr.Deref(a.MinReplicas, 1)))
+	}
+	return cond
+}

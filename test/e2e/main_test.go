@@ -1,0 +1,209 @@
+//go:build e2e
+
+// Package e2e runs Kalypso against a real control plane started as local
+// processes: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+// kwok with fake GPU nodes, Crossplane core (webhooks on, under the RBAC
+// Crossplane ships plus examples/platform/crossplane-rbac.yaml) and its RBAC
+// manager, and the function over mTLS on loopback.
+//
+// Run it with `make e2e`, which builds the binaries and points the E2E_*
+// environment variables at them. The lab starts once in TestMain; tests
+// share it, so each test uses its own object names.
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// lab is the running lab every test uses.
+var lab *Lab
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) (code int) {
+	bins, err := binariesFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	logRoot := os.Getenv("E2E_LOG_ROOT")
+	if logRoot == "" {
+		logRoot = filepath.Join(root, ".bin", "e2e-logs")
+	}
+	logDir := filepath.Join(logRoot, time.Now().Format("20060102-150405"))
+	lab, err = newLab(root, logDir, bins)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+
+	// Stop the lab exactly once: at the end, on SIGINT/SIGTERM, or just
+	// before `go test -timeout` kills the binary (which runs no defers).
+	var once sync.Once
+	failed := false
+	stop := func(reason string) {
+		once.Do(func() {
+			if failed || reason != "" {
+				lab.dumpState()
+			}
+			rss := lab.Stop()
+			lab.Cleanup()
+			report := lab.report(rss)
+			fmt.Print(report)
+			_ = os.WriteFile(filepath.Join(logDir, "report.txt"), []byte(report), 0o644)
+			switch {
+			case reason != "":
+				fmt.Printf("e2e: stopped (%s); component logs kept in %s\n", reason, logDir)
+			case failed:
+				fmt.Printf("e2e: FAILED; component logs kept in %s\n", logDir)
+			case os.Getenv("E2E_KEEP_LOGS") != "":
+				fmt.Printf("e2e: component logs in %s\n", logDir)
+			default:
+				os.RemoveAll(logDir)
+			}
+		})
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			failed = true
+			stop("")
+			panic(r)
+		}
+		failed = code != 0
+		stop("")
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		stop("signal " + s.String())
+		os.Exit(2)
+	}()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, err := time.ParseDuration(f.Value.String()); err == nil && d > time.Minute {
+			time.AfterFunc(d-30*time.Second, func() { stop("test timeout close: " + d.String()) })
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fmt.Printf("e2e: starting the lab (logs in %s)\n", logDir)
+	if err := lab.Up(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: lab did not start:", err)
+		return 1
+	}
+	fmt.Printf("e2e: lab up in %s: %s\n", lab.Timings[len(lab.Timings)-1].Took.Round(10*time.Millisecond), lab.apiServer)
+	return m.Run()
+}
+
+// report summarizes timings and peak memory.
+func (l *Lab) report(rss string) string {
+	var b strings.Builder
+	b.WriteString("e2e: lab start-up\n")
+	for _, t := range l.Timings {
+		fmt.Fprintf(&b, "  %-40s %8s\n", t.What, t.Took.Round(10*time.Millisecond))
+	}
+	scenarioMu.Lock()
+	if len(scenarioTimings) > 0 {
+		b.WriteString("e2e: scenarios\n")
+		for _, t := range scenarioTimings {
+			fmt.Fprintf(&b, "  %-40s %8s\n", t.What, t.Took.Round(10*time.Millisecond))
+		}
+	}
+	scenarioMu.Unlock()
+	b.WriteString("e2e: peak RSS per process\n")
+	b.WriteString(rss)
+	return b.String()
+}
+
+var (
+	scenarioMu      sync.Mutex
+	scenarioTimings []timing
+)
+
+// step runs one step of a scenario as a subtest and records its duration.
+// A failed step stops the scenario: later steps build on it.
+func step(t *testing.T, name string, fn func(t *testing.T)) {
+	t.Helper()
+	start := time.Now()
+	ok := t.Run(name, fn)
+	scenarioMu.Lock()
+	scenarioTimings = append(scenarioTimings, timing{t.Name() + "/" + name, time.Since(start)})
+	scenarioMu.Unlock()
+	if !ok {
+		t.FailNow()
+	}
+	if err := lab.checkAlive(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dumpState writes what the cluster holds of interest to state.yaml in the
+// log folder, for failures.
+func (l *Lab) dumpState() {
+	if l.Kube == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := os.Create(filepath.Join(l.LogDir, "state.yaml"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	kinds := []struct{ apiVersion, kind string }{
+		{apiVersionKalypso, "KalypsoProject"},
+		{apiVersionKalypso, "KalypsoApplication"},
+		{apiVersionKalypso, "KalypsoTritonServer"},
+		{"v1", "Namespace"},
+		{"v1", "ResourceQuota"},
+		{"v1", "LimitRange"},
+		{"networking.k8s.io/v1", "NetworkPolicy"},
+		{"rbac.authorization.k8s.io/v1", "RoleBinding"},
+		{"v1", "Pod"},
+		{"apiextensions.crossplane.io/v2", "CompositeResourceDefinition"},
+		{"pkg.crossplane.io/v1", "FunctionRevision"},
+	}
+	for _, k := range kinds {
+		items, err := l.Kube.list(ctx, k.apiVersion, k.kind, "")
+		if err != nil {
+			fmt.Fprintf(f, "# %s: %v\n", k.kind, err)
+			continue
+		}
+		for _, it := range items {
+			if it.GetNamespace() == "kube-system" {
+				continue
+			}
+			it.SetManagedFields(nil)
+			fmt.Fprintf(f, "---\n%s", toYAML(it.Object))
+		}
+	}
+	events, err := l.Kube.Typed.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	if err == nil {
+		fmt.Fprintln(f, "--- # events")
+		for _, e := range events.Items {
+			fmt.Fprintf(f, "# %s %s %s/%s %s: %s\n", e.LastTimestamp.Format(time.RFC3339), e.Type,
+				e.InvolvedObject.Kind, nsName(e.InvolvedObject.Namespace, e.InvolvedObject.Name), e.Reason, e.Message)
+		}
+	}
+}
