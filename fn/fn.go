@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/application"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 	"github.com/kalypsoserving/function-kalypso/fn/project"
 	"github.com/kalypsoserving/function-kalypso/fn/tritonserver"
@@ -60,6 +61,12 @@ var (
 		},
 		conditionTypes: project.ConditionTypes,
 	}
+	applicationKind = kind{
+		decode: func(xr *resource.Composite, o map[resource.Name]resource.ObservedComposed) (composer, error) {
+			return application.New(xr, o)
+		},
+		conditionTypes: application.ConditionTypes,
+	}
 	tritonServerKind = kind{
 		decode: func(xr *resource.Composite, o map[resource.Name]resource.ObservedComposed) (composer, error) {
 			return tritonserver.New(xr, o)
@@ -71,6 +78,8 @@ var (
 // kinds maps each served composite kind (both flavours) to its composer.
 var kinds = map[string]kind{
 	v1alpha1.KindProject:       projectKind,
+	v1alpha1.KindApplication:   applicationKind,
+	v1alpha1.KindXApplication:  applicationKind,
 	v1alpha1.KindTritonServer:  tritonServerKind,
 	v1alpha1.KindXTritonServer: tritonServerKind,
 }

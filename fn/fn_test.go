@@ -34,7 +34,9 @@ spec:
 // resolved answers every requirement of the project above: nothing exists.
 func resolved(t *testing.T, extra map[string]*fnv1.Resources) map[string]*fnv1.Resources {
 	t.Helper()
-	out := map[string]*fnv1.Resources{"environment-config": {}, "namespace-dev": {}, "namespace-prod": {}}
+	out := map[string]*fnv1.Resources{
+		"environment-config": {}, "namespace-dev": {}, "namespace-prod": {}, "applications-dev": {}, "applications-prod": {},
+	}
 	for k, v := range extra {
 		out[k] = v
 	}
@@ -77,12 +79,12 @@ func TestRunFunctionRefusals(t *testing.T) {
 		"UnknownKind": {
 			reason: "A kind the function does not serve gets a Fatal naming it and the kinds it serves.",
 			req:    newRequest(t, `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoModel, metadata: {name: m}}`, input, nil),
-			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose serving.kalypso.io/v1alpha1, Kind=KalypsoModel: it serves serving.kalypso.io kinds KalypsoProject, KalypsoTritonServer, XKalypsoTritonServer")},
+			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose serving.kalypso.io/v1alpha1, Kind=KalypsoModel: it serves serving.kalypso.io kinds KalypsoApplication, KalypsoProject, KalypsoTritonServer, XKalypsoApplication, XKalypsoTritonServer")},
 		},
 		"ForeignGroup": {
 			reason: "A known kind name in another group is not ours.",
 			req:    newRequest(t, `{apiVersion: example.org/v1, kind: KalypsoProject, metadata: {name: m}}`, input, nil),
-			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose example.org/v1, Kind=KalypsoProject: it serves serving.kalypso.io kinds KalypsoProject, KalypsoTritonServer, XKalypsoTritonServer")},
+			want:   &fnv1.RunFunctionResponse{Meta: meta(), Results: fatalResult("function-kalypso does not compose example.org/v1, Kind=KalypsoProject: it serves serving.kalypso.io kinds KalypsoApplication, KalypsoProject, KalypsoTritonServer, XKalypsoApplication, XKalypsoTritonServer")},
 		},
 		"MalformedSpec": {
 			reason: "A spec of the wrong shape is refused with the field named, before anything is composed.",
@@ -126,6 +128,10 @@ func TestRunFunctionAsksForRequirementsFirst(t *testing.T) {
 			"environment-config": {ApiVersion: "apiextensions.crossplane.io/v1beta1", Kind: "EnvironmentConfig", Match: &fnv1.ResourceSelector_MatchName{MatchName: "kalypso-defaults"}},
 			"namespace-dev":      {ApiVersion: "v1", Kind: "Namespace", Match: &fnv1.ResourceSelector_MatchName{MatchName: "vision-dev"}},
 			"namespace-prod":     {ApiVersion: "v1", Kind: "Namespace", Match: &fnv1.ResourceSelector_MatchName{MatchName: "vision-prod"}},
+			"applications-dev": {ApiVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoApplication", Namespace: ptr.To("vision-dev"),
+				Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}}},
+			"applications-prod": {ApiVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoApplication", Namespace: ptr.To("vision-prod"),
+				Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}}},
 		}},
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
@@ -193,7 +199,10 @@ spec:
     dev: {namespace: vision-dev, resourceQuota: {limits: {cpu: '4', memory: 8Gi, nvidia.com/gpu: '1'}, requests: {pods: '10', count/services: '4'}}}
     stage: {namespace: vision-stage}
     prod: {namespace: vision-prod, networkIsolation: {allowFromEnvironments: [stage, dev]}}
-`, input, map[string]*fnv1.Resources{"environment-config": {}, "namespace-dev": {}, "namespace-stage": {}, "namespace-prod": {}})
+`, input, map[string]*fnv1.Resources{
+		"environment-config": {}, "namespace-dev": {}, "namespace-stage": {}, "namespace-prod": {},
+		"applications-dev": {}, "applications-stage": {}, "applications-prod": {},
+	})
 	first, err := proto.MarshalOptions{Deterministic: true}.Marshal(run(t, req))
 	if err != nil {
 		t.Fatal(err)

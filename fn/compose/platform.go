@@ -48,6 +48,7 @@ type Platform struct {
 
 	GatewayParentRefs []v1beta1.ParentRef
 	GatewayHostname   string
+	GatewayScheme     string
 }
 
 // builtinDefaults are the bottom layer. A fresh value each call: layering
@@ -91,7 +92,7 @@ func builtinDefaults() v1beta1.Defaults {
 				corev1.ResourceMemory: resource.MustParse("256Mi"),
 			},
 		},
-		Gateway: &v1beta1.GatewayDefaults{},
+		Gateway: &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
 	}
 }
 
@@ -162,6 +163,7 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 
 		GatewayParentRefs: d.Gateway.ParentRefs,
 		GatewayHostname:   ptr.Deref(d.Gateway.Hostname, ""),
+		GatewayScheme:     *d.Gateway.Scheme,
 	}
 	return p, p.validate()
 }
@@ -177,6 +179,8 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: triton.image and triton.tag must not be empty")
 	case p.GPUResourceName == "":
 		return fmt.Errorf("defaults: gpu.resourceName must not be empty")
+	case p.GatewayScheme != "http" && p.GatewayScheme != "https":
+		return fmt.Errorf("defaults: gateway.scheme %q is not http or https", p.GatewayScheme)
 	case p.RunAsUser <= 0:
 		return fmt.Errorf("defaults: security.runAsUser must be a non-root uid (> 0), got %d", p.RunAsUser)
 	}

@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 
+	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -81,21 +83,27 @@ func namespaceRequirement(env string) string    { return "namespace-" + env }
 func applicationsRequirement(env string) string { return "applications-" + env }
 
 // Requirements asks for every environment namespace (to never take over a
-// foreign one) and for the applications still living in a removed
-// environment's namespace.
+// foreign one) and for the applications living in every environment
+// namespace, removed ones included (to protect the project and to keep a
+// removed environment while it is in use).
 func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
 	req := map[string]*fnv1.ResourceSelector{}
-	for _, env := range c.envs {
-		req[namespaceRequirement(env)] = &fnv1.ResourceSelector{
-			ApiVersion: "v1", Kind: "Namespace",
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: c.spec.Environments[env].Namespace},
-		}
-	}
-	for env, ns := range c.removed {
+	applications := func(env, ns string) {
 		req[applicationsRequirement(env)] = &fnv1.ResourceSelector{
 			ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication, Namespace: ptr.To(ns),
 			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
 		}
+	}
+	for _, env := range c.envs {
+		ns := c.spec.Environments[env].Namespace
+		req[namespaceRequirement(env)] = &fnv1.ResourceSelector{
+			ApiVersion: "v1", Kind: "Namespace",
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: ns},
+		}
+		applications(env, ns)
+	}
+	for env, ns := range c.removed {
+		applications(env, ns)
 	}
 	return req
 }
@@ -178,6 +186,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 
 	inUse := c.keepRemovedInUse(d, required)
+	if err := c.protect(d, required); err != nil {
+		return compose.Result{Fatal: err}
+	}
 	for _, env := range slices.Sorted(maps.Keys(c.removed)) {
 		if _, kept := inUse[env]; kept {
 			if obs, ok := c.observed[resource.Name("namespace-"+env)]; ok {
@@ -280,4 +291,49 @@ func removalCondition(inUse map[string][]string) compose.Condition {
 		msgs = append(msgs, fmt.Sprintf("environment %s was removed from spec.environments but KalypsoApplications still live in it (%s): it is kept until they are deleted", env, strings.Join(inUse[env], ", ")))
 	}
 	return compose.Condition{Type: ConditionEnvironmentRemoval, Reason: "EnvironmentInUse", Message: strings.Join(msgs, "; ")}
+}
+
+// maxNamedApplications bounds the usage's reason.
+const maxNamedApplications = 10
+
+// protect composes a reason-only ClusterUsage of the project itself while
+// applications reference it, so deleting the project is refused; it is
+// dropped when none remain. (A namespaced Usage of a cluster-scoped object
+// does not protect it in Crossplane v2.2, and a namespaced application
+// cannot compose a ClusterUsage, so the project protects itself.)
+func (c *Composer) protect(d *compose.Desired, required map[string][]resource.Required) error {
+	var apps []string
+	for key, items := range required {
+		if !strings.HasPrefix(key, "applications-") {
+			continue
+		}
+		for _, a := range items {
+			if ref, _, _ := unstructured.NestedString(a.Resource.Object, "spec", "projectRef"); ref == c.name {
+				apps = append(apps, a.Resource.GetNamespace()+"/"+a.Resource.GetName())
+			}
+		}
+	}
+	if len(apps) == 0 {
+		return nil
+	}
+	slices.Sort(apps)
+	named := apps
+	more := ""
+	if len(apps) > maxNamedApplications {
+		named = apps[:maxNamedApplications]
+		more = fmt.Sprintf(" and %d more", len(apps)-maxNamedApplications)
+	}
+	reason := fmt.Sprintf("project %s still has applications: %s%s; delete them before the project", c.name, strings.Join(named, ", "), more)
+	u := &protectionv1beta1.ClusterUsage{
+		ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-" + c.name, Labels: compose.Owner{Project: c.name}.Labels("usage", c.name)},
+		Spec: protectionv1beta1.ClusterUsageSpec{
+			Of: protectionv1beta1.Resource{
+				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindProject,
+				ResourceRef: &protectionv1beta1.ResourceRef{Name: c.name},
+			},
+			Reason: ptr.To(reason),
+		},
+	}
+	_, err := d.Add("usage", u, compose.Exists)
+	return err
 }

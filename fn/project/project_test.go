@@ -2,10 +2,12 @@ package project
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
 	"github.com/crossplane/function-sdk-go/resource/composite"
@@ -15,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
@@ -212,6 +215,36 @@ func TestCompose(t *testing.T) {
 			required: map[string][]string{"applications-dev": {}},
 			want:     want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
+		"ProtectedWhileApplicationsExist": {
+			reason:   "While applications reference the project it composes a reason-only ClusterUsage of itself.",
+			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS},
+			required: map[string][]string{
+				"namespace-dev":    {activeNS},
+				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`},
+			},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
+			},
+		},
+		"OtherProjectsApplicationsDoNotProtect": {
+			reason:   "An application naming another project does not hold this one.",
+			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS},
+			required: map[string][]string{
+				"namespace-dev":    {activeNS},
+				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: stray, namespace: vision-dev}, spec: {projectRef: audio}}`},
+			},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
+			},
+		},
 		"IsolationOff": {
 			reason: "Without network isolation no policy is composed; a GPU-only quota needs no default limit range.",
 			spec:   "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
@@ -401,6 +434,30 @@ func TestEnvironmentObjects(t *testing.T) {
 	}
 	if l := decode[corev1.Namespace](t, got.Desired["namespace-stage"]).Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
 		t.Errorf("stage enforce level: want the platform default restricted, got %q", l)
+	}
+}
+
+func TestProtectionUsage(t *testing.T) {
+	c, err := New(xr(t, "  environments: {dev: {namespace: vision-dev}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps []string
+	for i := range 12 {
+		apps = append(apps, fmt.Sprintf(`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: app-%02d, namespace: vision-dev}, spec: {projectRef: vision}}`, i))
+	}
+	got := c.Compose(platform(t), required(t, map[string][]string{"applications-dev": apps}))
+	u := decode[protectionv1beta1.ClusterUsage](t, got.Desired["usage"])
+	want := &protectionv1beta1.ClusterUsage{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "protection.crossplane.io/v1beta1", Kind: "ClusterUsage"},
+		ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-vision", Labels: compose.Owner{Project: "vision"}.Labels("usage", "vision")},
+		Spec: protectionv1beta1.ClusterUsageSpec{
+			Of:     protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoProject", ResourceRef: &protectionv1beta1.ResourceRef{Name: "vision"}},
+			Reason: ptr.To("project vision still has applications: vision-dev/app-00, vision-dev/app-01, vision-dev/app-02, vision-dev/app-03, vision-dev/app-04, vision-dev/app-05, vision-dev/app-06, vision-dev/app-07, vision-dev/app-08, vision-dev/app-09 and 2 more; delete them before the project"),
+		},
+	}
+	if diff := cmp.Diff(want, u); diff != "" {
+		t.Errorf("ClusterUsage: -want, +got:\n%s", diff)
 	}
 }
 

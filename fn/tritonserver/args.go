@@ -59,9 +59,13 @@ func portsOf(n *v1alpha1.NetworkingSpec) (ports, error) {
 	if n != nil {
 		p = ports{ptr.Deref(n.HTTPPort, p.http), ptr.Deref(n.GRPCPort, p.grpc), ptr.Deref(n.MetricsPort, p.metrics)}
 	}
-	for name, v := range map[string]int32{"httpPort": p.http, "grpcPort": p.grpc, "metricsPort": p.metrics} {
-		if v < 1 || v > 65535 {
-			return p, fmt.Errorf("spec.networking.%s: %d is not a port (1-65535)", name, v)
+	// In a fixed order: the message must not depend on map iteration.
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{{"httpPort", p.http}, {"grpcPort", p.grpc}, {"metricsPort", p.metrics}} {
+		if f.v < 1 || f.v > 65535 {
+			return p, fmt.Errorf("spec.networking.%s: %d is not a port (1-65535)", f.name, f.v)
 		}
 	}
 	if p.http == p.grpc || p.http == p.metrics || p.grpc == p.metrics {

@@ -134,6 +134,9 @@ type GatewayDefaults struct {
 	ParentRefs []ParentRef `json:"parentRefs,omitempty"`
 	// Hostname routes are served under.
 	Hostname *string `json:"hostname,omitempty"`
+	// Scheme clients use to reach the gateway. Built-in: https.
+	// +kubebuilder:validation:Enum=http;https
+	Scheme *string `json:"scheme,omitempty"`
 }
 
 // ParentRef names a Gateway.

@@ -37,9 +37,26 @@ var ready = map[string]func(u *unstructured.Unstructured){
 			},
 		}
 	},
+	"HTTPRoute": routeAccepted,
+	"GRPCRoute": routeAccepted,
 	"Service": func(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(u.Object, "10.96.0.10", "spec", "clusterIP")
 	},
+}
+
+// routeAccepted reports the route accepted by its first parent gateway.
+func routeAccepted(u *unstructured.Unstructured) {
+	parents, _, _ := unstructured.NestedSlice(u.Object, "spec", "parentRefs")
+	if len(parents) == 0 {
+		return
+	}
+	u.Object["status"] = map[string]any{"parents": []any{map[string]any{
+		"parentRef":      parents[0],
+		"controllerName": "gateway.example.com/controller",
+		"conditions": []any{
+			map[string]any{"type": "Accepted", "status": "True", "reason": "Accepted", "lastTransitionTime": "2026-01-01T00:00:00Z", "message": "accepted"},
+		},
+	}}}
 }
 
 func main() {
