@@ -1,0 +1,369 @@
+package application
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	"github.com/crossplane/function-sdk-go/resource/composite"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
+)
+
+// object decodes YAML as the SDK decodes a request: integers stay int64.
+func object(t *testing.T, y string) map[string]any {
+	t.Helper()
+	j, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		t.Fatalf("bad YAML: %v", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(j); err != nil {
+		t.Fatalf("bad object: %v", err)
+	}
+	return u.Object
+}
+
+func xr(t *testing.T, meta, spec string) *resource.Composite {
+	t.Helper()
+	o := object(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoApplication\nmetadata: "+meta+"\nspec:\n"+spec)
+	return &resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}
+}
+
+const appMeta = "{name: detector, namespace: vision-prod, generation: 2}"
+
+func required(t *testing.T, objs map[string][]string) map[string][]resource.Required {
+	t.Helper()
+	out := map[string][]resource.Required{}
+	for k, ys := range objs {
+		for _, y := range ys {
+			out[k] = append(out[k], resource.Required{Resource: &unstructured.Unstructured{Object: object(t, y)}})
+		}
+	}
+	return out
+}
+
+func platform(t *testing.T, gateway bool) compose.Platform {
+	t.Helper()
+	in := &v1beta1.Input{}
+	if gateway {
+		in.Spec.Gateway = &v1beta1.GatewayDefaults{
+			ParentRefs: []v1beta1.ParentRef{{Name: "kalypso-gateway", Namespace: "gateway-system"}},
+			Hostname:   ptr.To("models.example.com"),
+		}
+	}
+	p, err := compose.ResolvePlatform(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const (
+	readyProject = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, metadata: {name: vision},
+  spec: {environments: {dev: {namespace: vision-dev}, prod: {namespace: vision-prod}}},
+  status: {conditions: [{type: Ready, status: "True", reason: Available}]}}`
+	provisioningProject = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, metadata: {name: vision},
+  spec: {environments: {prod: {namespace: vision-prod}}},
+  status: {conditions: [{type: Ready, status: "False", reason: Creating}]}}`
+	elsewhereProject = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, metadata: {name: vision},
+  spec: {environments: {dev: {namespace: vision-dev}}},
+  status: {conditions: [{type: Ready, status: "True", reason: Available}]}}`
+	s3Secret      = `{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, data: {AWS_ACCESS_KEY_ID: eA==, AWS_SECRET_ACCESS_KEY: eA==}}`
+	halfSecret    = `{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, data: {AWS_ACCESS_KEY_ID: eA==}}`
+	readyServer   = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: yolo, namespace: vision-prod}, spec: {applicationRef: detector}, status: {conditions: [{type: Ready, status: "True"}]}}`
+	pendingServer = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: ranker, namespace: vision-prod}, spec: {applicationRef: detector, networking: {httpPort: 9000, grpcPort: 9001}}}`
+	otherServer   = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: other, namespace: vision-prod}, spec: {applicationRef: classifier}, status: {conditions: [{type: Ready, status: "True"}]}}`
+	routeCRD      = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: httproutes.gateway.networking.k8s.io}}`
+	s3Storage     = "  storage: {secretName: models-s3}\n"
+)
+
+func TestCompose(t *testing.T) {
+	type want struct {
+		phase      string
+		env        string
+		active     int32
+		ready      int32
+		endpoint   string
+		valid      bool
+		conditions map[string]string // type → reason
+		resources  []string
+		ttl        bool // short wait TTL
+	}
+	good := func(exposed string) map[string]string {
+		return map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageReady", ConditionExposed: exposed}
+	}
+	cases := map[string]struct {
+		reason   string
+		meta     string
+		spec     string
+		gateway  bool
+		observed map[string]string
+		required map[string][]string
+		want     want
+	}{
+		"Ready": {
+			reason:   "A valid project and a complete secret make the application Ready; servers of other applications do not count.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer, otherServer}},
+			want:     want{phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("GatewayDisabled")},
+		},
+		"ProjectNotFound": {
+			reason:   "A missing project fails the application with a message saying what to do.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqSecret: {s3Secret}},
+			want:     want{phase: PhaseFailed, conditions: map[string]string{ConditionProjectValid: "ProjectNotFound", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"ProjectNotReady": {
+			reason:   "A project still provisioning leaves the application Pending.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}},
+			want:     want{phase: PhasePending, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"NamespaceNotInProject": {
+			reason:   "An application outside its project's environment namespaces fails.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqProject: {elsewhereProject}, reqSecret: {s3Secret}},
+			want:     want{phase: PhaseFailed, conditions: map[string]string{ConditionProjectValid: "NamespaceNotInProject", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"KeepsLastEnvironment": {
+			reason:   "While the project is invalid, the environment recorded in status keeps the labels stable.",
+			meta:     "{name: detector, namespace: vision-prod, generation: 2}\nstatus: {environment: prod}",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqSecret: {s3Secret}},
+			want:     want{phase: PhaseFailed, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectNotFound", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"SecretMissing": {
+			reason:   "A missing storage secret fails the application.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqProject: {readyProject}},
+			want:     want{phase: PhaseFailed, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageSecretMissing", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"SecretIncomplete": {
+			reason:   "A secret without the provider's keys fails the application.",
+			spec:     "  projectRef: vision\n" + s3Storage,
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {halfSecret}},
+			want:     want{phase: PhaseFailed, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageSecretIncomplete", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"CustomKeyNames": {
+			reason:   "spec.storage.keys names the keys the secret holds.",
+			spec:     "  projectRef: vision\n  storage: {secretName: models-s3, keys: {accessKeyID: id, secretAccessKey: key}}\n",
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {`{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, stringData: {id: x, key: y}}`}},
+			want:     want{phase: PhaseReady, env: "prod", valid: true, conditions: good("GatewayDisabled")},
+		},
+		"KeylessServiceAccountMissing": {
+			reason:   "Keyless storage needs its service account.",
+			spec:     "  projectRef: vision\n  storage: {serviceAccountName: model-reader}\n",
+			required: map[string][]string{reqProject: {readyProject}},
+			want:     want{phase: PhaseFailed, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageServiceAccountMissing", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"KeylessReady": {
+			reason:   "An existing service account is enough without a secret.",
+			spec:     "  projectRef: vision\n  storage: {provider: gcs, serviceAccountName: model-reader}\n",
+			required: map[string][]string{reqProject: {readyProject}, reqServiceAccount: {`{apiVersion: v1, kind: ServiceAccount, metadata: {name: model-reader, namespace: vision-prod}}`}},
+			want:     want{phase: PhaseReady, env: "prod", valid: true, conditions: good("GatewayDisabled")},
+		},
+		"GatewayNotConfigured": {
+			reason:   "Exposure needs the platform's gateway.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			want:     want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayNotConfigured")},
+		},
+		"GatewayAPIMissing": {
+			reason:   "Exposure needs the Gateway API CRDs.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			gateway:  true,
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}},
+			want:     want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayAPIMissing")},
+		},
+		"RoutesComposed": {
+			reason:   "Each server gets an HTTPRoute and a GRPCRoute; no endpoint before a route is accepted.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			gateway:  true,
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer}, reqRouteCRD: {routeCRD}},
+			want: want{phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("RoutesNotAccepted"),
+				resources: []string{"grpcroute-ranker", "grpcroute-yolo", "httproute-ranker", "httproute-yolo"}},
+		},
+		"RoutesAccepted": {
+			reason:   "The endpoint is set once the gateway accepts a route.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			gateway:  true,
+			observed: map[string]string{"httproute-yolo": `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: detector-yolo-http}, status: {parents: [{conditions: [{type: Accepted, status: "True"}]}]}}`},
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			want: want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, endpoint: "https://models.example.com/detector/", conditions: good("RoutesAccepted"),
+				resources: []string{"grpcroute-yolo", "httproute-yolo"}},
+		},
+		"RoutesKeptWhileProjectNotReady": {
+			reason:   "Routes that exist are not dropped because the project is briefly not Ready.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			gateway:  true,
+			observed: map[string]string{"httproute-yolo": `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: detector-yolo-http}}`},
+			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1, endpoint: "https://models.example.com/detector/",
+				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "RoutesAccepted"},
+				resources:  []string{"grpcroute-yolo", "httproute-yolo"}, ttl: true},
+		},
+		"NoRoutesBeforeProject": {
+			reason:   "No route is created before the project is valid.",
+			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
+			gateway:  true,
+			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1,
+				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "WaitingForProject"}, ttl: true},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			meta := tc.meta
+			if meta == "" {
+				meta = appMeta
+			}
+			obs := map[resource.Name]resource.ObservedComposed{}
+			for n, y := range tc.observed {
+				obs[resource.Name(n)] = resource.ObservedComposed{Resource: &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: object(t, y)}}}
+			}
+			c, err := New(xr(t, meta, tc.spec), obs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Compose(platform(t, tc.gateway), required(t, tc.required))
+			if got.Fatal != nil {
+				t.Fatalf("%s\nunexpected Fatal: %v", tc.reason, got.Fatal)
+			}
+			st := got.Status.(*v1alpha1.KalypsoApplicationStatus)
+			wantStatus := &v1alpha1.KalypsoApplicationStatus{Phase: tc.want.phase, Environment: tc.want.env, ActiveModels: tc.want.active,
+				ReadyModels: tc.want.ready, GatewayEndpoint: tc.want.endpoint, ObservedGeneration: 2}
+			if diff := cmp.Diff(wantStatus, st); diff != "" {
+				t.Errorf("%s\nstatus: -want, +got:\n%s", tc.reason, diff)
+			}
+			if got.Ready != tc.want.valid {
+				t.Errorf("%s\ncomposite ready: want %v, got %v", tc.reason, tc.want.valid, got.Ready)
+			}
+			conds := map[string]string{}
+			for _, c := range got.Conditions {
+				conds[c.Type] = c.Reason
+				if c.Message == "" {
+					t.Errorf("%s\ncondition %s has no message", tc.reason, c.Type)
+				}
+			}
+			if diff := cmp.Diff(tc.want.conditions, conds); diff != "" {
+				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)
+			}
+			var names []string
+			for n := range got.Desired {
+				names = append(names, string(n))
+			}
+			if diff := cmp.Diff(tc.want.resources, names, cmpopts.SortSlices(func(a, b string) bool { return a < b }), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\ndesired resources: -want, +got:\n%s", tc.reason, diff)
+			}
+			if (got.TTL == compose.WaitTTL) != tc.want.ttl {
+				t.Errorf("%s\nTTL %v, want the short wait TTL: %v", tc.reason, got.TTL, tc.want.ttl)
+			}
+		})
+	}
+}
+
+func decode[T any](t *testing.T, d *resource.DesiredComposed) *T {
+	t.Helper()
+	b, err := json.Marshal(d.Resource.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := new(T)
+	if err := yaml.UnmarshalStrict(b, out); err != nil {
+		t.Fatalf("composed object does not decode strictly into %T: %v", out, err)
+	}
+	return out
+}
+
+func TestRoutes(t *testing.T) {
+	c, err := New(xr(t, appMeta, "  projectRef: vision\n"+s3Storage+"  gateway: {enabled: true, hostname: detector.example.com}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Compose(platform(t, true), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {pendingServer}, reqRouteCRD: {routeCRD}}))
+	labels := compose.Owner{Project: "vision", Environment: "prod", Application: "detector"}.Labels("route", "detector")
+	parents := []gatewayv1.ParentReference{{Name: "kalypso-gateway", Namespace: ptr.To(gatewayv1.Namespace("gateway-system"))}}
+	backend := func(port int32) gatewayv1.BackendRef {
+		return gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: "ranker-svc", Port: ptr.To(gatewayv1.PortNumber(port))}}
+	}
+	wantHTTP := &gatewayv1.HTTPRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute"},
+		ObjectMeta: metav1.ObjectMeta{Name: "detector-ranker-http", Namespace: "vision-prod", Labels: labels},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parents},
+			Hostnames:       []gatewayv1.Hostname{"detector.example.com"},
+			Rules: []gatewayv1.HTTPRouteRule{{
+				Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/detector/ranker/")}}},
+				Filters: []gatewayv1.HTTPRouteFilter{{Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: &gatewayv1.HTTPURLRewriteFilter{
+					Path: &gatewayv1.HTTPPathModifier{Type: gatewayv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr.To("/")},
+				}}},
+				BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: backend(9000)}},
+			}},
+		},
+	}
+	if diff := cmp.Diff(wantHTTP, decode[gatewayv1.HTTPRoute](t, got.Desired["httproute-ranker"])); diff != "" {
+		t.Errorf("HTTPRoute: -want, +got:\n%s", diff)
+	}
+	wantGRPC := &gatewayv1.GRPCRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "GRPCRoute"},
+		ObjectMeta: metav1.ObjectMeta{Name: "detector-ranker-grpc", Namespace: "vision-prod", Labels: labels},
+		Spec: gatewayv1.GRPCRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parents},
+			Hostnames:       []gatewayv1.Hostname{"ranker.detector.detector.example.com"},
+			Rules:           []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{{BackendRef: backend(9001)}}}},
+		},
+	}
+	if diff := cmp.Diff(wantGRPC, decode[gatewayv1.GRPCRoute](t, got.Desired["grpcroute-ranker"])); diff != "" {
+		t.Errorf("GRPCRoute: -want, +got:\n%s", diff)
+	}
+}
+
+func TestClaimFlavourLooksUpInClaimNamespace(t *testing.T) {
+	o := object(t, `apiVersion: serving.kalypso.io/v1alpha1
+kind: XKalypsoApplication
+metadata: {name: detector-x7k2p, labels: {crossplane.io/claim-name: detector, crossplane.io/claim-namespace: vision-prod}}
+spec: {projectRef: vision, storage: {secretName: models-s3}}`)
+	c, err := New(&resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Requirements()
+	if ns := r[reqSecret].GetNamespace(); ns != "vision-prod" {
+		t.Errorf("secret looked up in %q, want the claim namespace vision-prod", ns)
+	}
+	got := c.Compose(platform(t, false), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}}))
+	if st := got.Status.(*v1alpha1.KalypsoApplicationStatus); st.ActiveModels != 1 || st.Environment != "prod" {
+		t.Errorf("servers referencing the claim name count and the claim namespace's environment is found: got %+v", st)
+	}
+}
+
+func TestNoSecretValuesInOutput(t *testing.T) {
+	marker := "U0VDUkVULU1BUktFUg==" // base64 of SECRET-MARKER
+	secret := strings.ReplaceAll(s3Secret, "eA==", marker)
+	c, err := New(xr(t, appMeta, "  projectRef: vision\n"+s3Storage+"  gateway: {enabled: true}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Compose(platform(t, true), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}}))
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{marker, "SECRET-MARKER"} {
+		if strings.Contains(string(b), leak) {
+			t.Errorf("the result contains the secret value %q", leak)
+		}
+	}
+}
