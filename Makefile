@@ -110,3 +110,5 @@ observed: function $(CROSSPLANE)
 clean:
 	rm -rf $(BIN)
 -include test/e2e/e2e.mk
+-include test/package/package.mk
+-include test/load/load.mk
