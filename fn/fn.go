@@ -42,8 +42,9 @@ func New(log logging.Logger) *Function { return &Function{log: log} }
 
 // composer is one decoded composite of some kind.
 type composer interface {
-	// Requirements are the resources it looks up; the same on every call.
-	Requirements() map[string]*fnv1.ResourceSelector
+	// Requirements are the resources it looks up; the same on every call
+	// with the same platform defaults.
+	Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector
 	// Compose decides the desired state once every requirement is resolved.
 	Compose(p compose.Platform, required map[string][]resource.Required) compose.Result
 }
@@ -122,7 +123,21 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	if ecName == "" {
 		ecName = v1beta1.DefaultEnvironmentConfigName
 	}
-	requirements := c.Requirements()
+	// The platform defaults decide some lookups (e.g. the API key Secret's
+	// name), so they are resolved from what is known so far: the Input
+	// alone on the first call, with the EnvironmentConfig once Crossplane
+	// fetched it. Crossplane calls again until the requirements settle.
+	var envConfig *unstructured.Unstructured
+	if items, _, err := request.GetRequiredResource(req, environmentConfigRequirement); err == nil && len(items) > 0 {
+		envConfig = items[0].Resource
+	}
+	platform, err := compose.ResolvePlatform(in, envConfig)
+	if err != nil {
+		fatal(rsp, oxr, k.conditionTypes, err)
+		return rsp, nil
+	}
+
+	requirements := c.Requirements(platform)
 	requirements[environmentConfigRequirement] = &fnv1.ResourceSelector{
 		ApiVersion: "apiextensions.crossplane.io/v1beta1", Kind: "EnvironmentConfig",
 		Match: &fnv1.ResourceSelector_MatchName{MatchName: ecName},
@@ -142,16 +157,6 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			return rsp, nil
 		}
 		required[name] = items
-	}
-
-	var envConfig *unstructured.Unstructured
-	if items := required[environmentConfigRequirement]; len(items) > 0 {
-		envConfig = items[0].Resource
-	}
-	platform, err := compose.ResolvePlatform(in, envConfig)
-	if err != nil {
-		fatal(rsp, oxr, k.conditionTypes, err)
-		return rsp, nil
 	}
 
 	res := c.Compose(platform, required)

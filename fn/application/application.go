@@ -60,7 +60,7 @@ type Composer struct {
 
 // New decodes the application.
 func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedComposed) (*Composer, error) {
-	c := &Composer{id: compose.IdentityOf(xr), gen: xr.Resource.GetGeneration(), observed: observed}
+	c := &Composer{id: compose.IdentityOf(xr), gen: compose.Generation(xr), observed: observed}
 	if err := compose.DecodeSpec(xr.Resource.Object, &c.spec); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (c *Composer) gatewayEnabled() bool { return c.spec.Gateway != nil && c.spe
 
 // Requirements: the project, the storage secret or service account, the
 // servers of the namespace, and the HTTPRoute CRD when exposing.
-func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
+func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
 	ns := ptr.To(c.id.Namespace)
 	r := map[string]*fnv1.ResourceSelector{
 		reqProject: {ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindProject,

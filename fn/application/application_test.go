@@ -339,7 +339,7 @@ spec: {projectRef: vision, storage: {secretName: models-s3}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.Requirements()
+	r := c.Requirements(platform(t, false))
 	if ns := r[reqSecret].GetNamespace(); ns != "vision-prod" {
 		t.Errorf("secret looked up in %q, want the claim namespace vision-prod", ns)
 	}

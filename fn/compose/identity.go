@@ -38,3 +38,10 @@ func IdentityOf(xr *resource.Composite) Identity {
 	}
 	return Identity{Name: xr.Resource.GetName()}
 }
+
+// Generation reads the composite's metadata.generation. Not GetGeneration:
+// a request's numbers arrive as float64 (structpb), which it reads as 0.
+func Generation(xr *resource.Composite) int64 {
+	gen, _ := xr.Resource.GetInteger("metadata.generation")
+	return gen
+}

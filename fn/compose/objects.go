@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -102,10 +104,13 @@ func NamespaceActive(o *composed.Unstructured) bool {
 	return phase == "Active"
 }
 
-// CarryForward rebuilds the desired form of an observed object whose spec is
-// gone from the composite (e.g. an environment kept while still in use): the
-// content fields and identifying metadata, none of the server's bookkeeping.
-func CarryForward(observed *composed.Unstructured) *composed.Unstructured {
+// Keep carries an observed object forward into the desired state, for an
+// object whose spec is gone from the composite or cannot be rebuilt now (an
+// environment kept while still in use, a Deployment while its application
+// is missing): its content fields and identifying metadata, none of the
+// server's bookkeeping. An object that does not decode into its type is
+// refused rather than sent back.
+func (d *Desired) Keep(name resource.Name, observed *composed.Unstructured, ready ReadyCheck) (bool, error) {
 	out := composed.New()
 	for k, v := range observed.Object {
 		if k != "metadata" && k != "status" {
@@ -116,7 +121,25 @@ func CarryForward(observed *composed.Unstructured) *composed.Unstructured {
 	out.SetNamespace(observed.GetNamespace())
 	out.SetLabels(observed.GetLabels())
 	out.SetAnnotations(observed.GetAnnotations())
-	return out
+	if err := decodesStrictly(out); err != nil {
+		return false, fmt.Errorf("cannot keep the observed %s: %w", name, err)
+	}
+	return d.AddUnstructured(name, out, ready), nil
+}
+
+// decodesStrictly checks an object against its registered Go type.
+func decodesStrictly(u *composed.Unstructured) error {
+	obj, err := composed.Scheme.New(u.GroupVersionKind())
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(obj)
 }
 
 // DeploymentAvailable is the readiness of a Deployment: the controller saw

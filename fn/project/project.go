@@ -57,7 +57,7 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 	c := &Composer{
 		name:     xr.Resource.GetName(),
 		uid:      string(xr.Resource.GetUID()),
-		gen:      xr.Resource.GetGeneration(),
+		gen:      compose.Generation(xr),
 		observed: observed,
 		removed:  map[string]string{},
 	}
@@ -86,7 +86,7 @@ func applicationsRequirement(env string) string { return "applications-" + env }
 // foreign one) and for the applications living in every environment
 // namespace, removed ones included (to protect the project and to keep a
 // removed environment while it is in use).
-func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
+func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
 	req := map[string]*fnv1.ResourceSelector{}
 	applications := func(env, ns string) {
 		req[applicationsRequirement(env)] = &fnv1.ResourceSelector{
@@ -185,7 +185,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		status.Environments = append(status.Environments, es)
 	}
 
-	inUse := c.keepRemovedInUse(d, required)
+	inUse, err := c.keepRemovedInUse(d, required)
+	if err != nil {
+		return compose.Result{Fatal: err}
+	}
 	if err := c.protect(d, required); err != nil {
 		return compose.Result{Fatal: err}
 	}
@@ -256,7 +259,7 @@ func (c *Composer) notReadyDetail(d *compose.Desired) string {
 // still live in its namespace, and returns those environments with the
 // applications found. The others are dropped: Crossplane deletes their
 // objects (and their namespace, only if the project created it).
-func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]resource.Required) map[string][]string {
+func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]resource.Required) (map[string][]string, error) {
 	inUse := map[string][]string{}
 	for env, ns := range c.removed {
 		var apps []string
@@ -276,10 +279,12 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 			if o.Resource.GetKind() == "Namespace" {
 				check = compose.NamespaceActive
 			}
-			d.AddUnstructured(name, compose.CarryForward(o.Resource), check)
+			if _, err := d.Keep(name, o.Resource, check); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return inUse
+	return inUse, nil
 }
 
 func removalCondition(inUse map[string][]string) compose.Condition {

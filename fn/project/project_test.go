@@ -288,7 +288,7 @@ func TestCompose(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			req := required(t, tc.required)
-			for k := range c.Requirements() {
+			for k := range c.Requirements(platform(t)) {
 				if _, ok := req[k]; !ok {
 					req[k] = nil // resolved, not found
 				}

@@ -25,6 +25,8 @@ const (
 	defaultLoggingLevel    = "INFO"
 	tracesPath             = "/v1/traces"
 	otlpGRPCPort           = "4317"
+	// minSamplingRate bounds Triton's 1-in-N rate at a million.
+	minSamplingRate = 1e-6
 )
 
 // flag is one tritonserver option, --name=value.
@@ -36,19 +38,43 @@ func (f flag) String() string { return "--" + f.name + "=" + f.value }
 // with a managed one only when it sets the same setting.
 var repeatable = []string{"backend-config", "trace-config", "load-model", "cache-config", "rate-limit-resource", "host-policy"}
 
+// aliases are deprecated spellings of what a managed flag sets.
+var aliases = map[string]string{
+	"model-store":         "model-repository",
+	"trace-rate":          "trace-config=rate",
+	"trace-level":         "trace-config=level",
+	"trace-count":         "trace-config=count",
+	"trace-file":          "trace-config=triton,file",
+	"trace-log-frequency": "trace-config=triton,log-frequency",
+}
+
+// alwaysManaged are switches the composed objects depend on: the Service
+// and ServiceMonitor expect these endpoints to be served.
+var alwaysManaged = []string{"allow-http", "allow-grpc", "allow-metrics"}
+
 // settingKey identifies what a flag sets: the option name, and for
-// repeatable options the setting inside its value.
+// repeatable options the setting inside its value ("<scope>,<key>=<value>"
+// or "<key>=<value>"; an OpenTelemetry resource attribute is its own
+// setting).
 func settingKey(f flag) string {
+	if a, ok := aliases[f.name]; ok {
+		return a
+	}
 	if !slices.Contains(repeatable, f.name) {
 		return f.name
 	}
 	if f.name == "load-model" {
 		return f.name + "=" + f.value
 	}
-	if i := strings.LastIndex(f.value, "="); i >= 0 {
-		return f.name + "=" + f.value[:i]
+	key, rest, found := strings.Cut(f.value, "=")
+	if !found {
+		return f.name + "=" + f.value
 	}
-	return f.name + "=" + f.value
+	if strings.HasSuffix(key, ",resource") {
+		attr, _, _ := strings.Cut(rest, "=")
+		key += "=" + attr
+	}
+	return f.name + "=" + key
 }
 
 // ports are the server's resolved ports.
@@ -74,6 +100,16 @@ func portsOf(n *v1alpha1.NetworkingSpec) (ports, error) {
 	return p, nil
 }
 
+// restrictedGroups are the Triton API groups only holders of the platform's
+// API key may call: loading models, mapping shared memory, and changing log
+// and trace settings (Triton's names, src/restricted_features.h).
+const restrictedGroups = "model-repository,shared-memory,logging,trace"
+
+// apiKeyEnv holds the API key, from the platform's Secret: Kubernetes
+// expands $(TRITON_API_KEY) in the args, so the value never appears in the
+// Deployment.
+const apiKeyEnv = "TRITON_API_KEY"
+
 // argsInput is what the flags are built from.
 type argsInput struct {
 	spec           *v1alpha1.KalypsoTritonServerSpec
@@ -83,6 +119,7 @@ type argsInput struct {
 	tracesEndpoint string // resolved: server, else platform
 	serviceName    string // <application>.<server>
 	environment    string
+	apiKeyHeader   string // restricts the APIs when set
 }
 
 // tritonArgs returns the container args in their documented order:
@@ -115,6 +152,15 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 		add("metrics-port", strconv.Itoa(int(in.ports.metrics)))
 	} else {
 		add("allow-metrics", "false")
+	}
+
+	if in.apiKeyHeader != "" {
+		// <groups>:<header>=<value> (the --help text's "," before the key is
+		// wrong; docs/customization_guide/inference_protocols.md). gRPC
+		// clients send the header as triton-grpc-protocol-<header>.
+		restricted := restrictedGroups + ":" + in.apiKeyHeader + "=$(" + apiKeyEnv + ")"
+		add("http-restricted-api", restricted)
+		add("grpc-restricted-protocol", restricted)
 	}
 
 	if pb := pythonBackend(in.spec); pb != nil {
@@ -150,6 +196,9 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 	managed := map[string]bool{}
 	for _, f := range flags {
 		managed[settingKey(f)] = true
+	}
+	for _, name := range alwaysManaged {
+		managed[name] = true
 	}
 	if tc := in.spec.TritonConfig; tc != nil {
 		for i, p := range tc.Parameters {
@@ -264,8 +313,8 @@ func samplingRate(s string) (int, error) {
 		s = defaultSamplingRate
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(f) || f <= 0 || f > 1 {
-		return 0, fmt.Errorf("spec.observability.tracing.samplingRate: %q must be a fraction of requests greater than 0 and at most 1, e.g. \"0.1\" traces one request in ten; to trace nothing set tracing.enabled: false", s)
+	if err != nil || math.IsNaN(f) || f < minSamplingRate || f > 1 {
+		return 0, fmt.Errorf("spec.observability.tracing.samplingRate: %q must be a fraction of requests from 0.000001 to 1, e.g. \"0.1\" traces one request in ten; to trace nothing set tracing.enabled: false", s)
 	}
 	return max(1, int(math.Round(1/f))), nil
 }

@@ -84,13 +84,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		}
 	}
 
-	if c.deploy == nil {
-		if blocker != nil {
-			return c.pending(*blocker, nil)
-		}
-		if msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
-			return c.pending(compose.Condition{Reason: "InsufficientGPUQuota", Message: msg}, snap)
-		}
+	apiKeyHeader, apiProblem := c.restrictedAPI(p, required)
+	if blocker == nil {
+		blocker = apiProblem
 	}
 
 	tracesEndpoint := p.TracesEndpoint
@@ -101,12 +97,24 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if snap != nil {
 		environment = snap.Environment
 	}
+	// Built before any wait, so spec mistakes show at once.
 	args, tracingProblem, err := tritonArgs(argsInput{
 		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
 		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
+		apiKeyHeader: apiKeyHeader,
 	})
 	if err != nil {
 		return fatal(err)
+	}
+
+	if c.deploy == nil {
+		appOK := as.problem == nil
+		if blocker != nil {
+			return c.pending(*blocker, snap, appOK)
+		}
+		if msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
+			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: "InsufficientGPUQuota", Message: msg}, snap, appOK)
+		}
 	}
 
 	owner := c.owner(snap)
@@ -130,10 +138,14 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		if sa == "" {
 			sa = storage.ServiceAccountName
 		}
+		wiring := access(provider, storage)
+		if apiKeyHeader != "" {
+			wiring.env = append(wiring.env, secretEnv(apiKeyEnv, p.RestrictedAPISecret, p.RestrictedAPISecretKey))
+		}
 		deploy := deployment(deploymentInput{
 			name: c.name("deploy"), namespace: ns, labels: labels, selector: c.selector(),
 			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
-			metrics: c.metricsEnabled(), storage: access(provider, storage), serviceAccount: sa,
+			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
 			replicas: replicas, resources: res,
 		})
 		ok, err := d.Add(resDeployment, deploy, compose.DeploymentAvailable)
@@ -142,7 +154,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		}
 		deployReady = ok
 	} else {
-		deployReady = d.AddUnstructured(resDeployment, compose.CarryForward(c.deploy), compose.DeploymentAvailable)
+		if deployReady, err = d.Keep(resDeployment, c.deploy, compose.DeploymentAvailable); err != nil {
+			return fatal(err)
+		}
 	}
 
 	if err := add(resService, service(c.name("svc"), ns, labels, c.selector(), prts, c.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
@@ -190,9 +204,13 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	case as.problem != nil && snap != nil:
 		appCond = *as.problem
 		appCond.Message += "; the server keeps running with the application's last known settings"
-	case blocker != nil:
-		appCond = applicationCondition(*blocker)
+	case blocker != nil && blocker.Type == ConditionApplicationReady:
+		appCond = *blocker
 		appCond.Message += "; the Deployment is kept as it is until this is fixed"
+	}
+	apiCond := c.apiCondition(p, apiProblem)
+	if apiProblem != nil && c.deploy != nil {
+		apiCond.Message += "; the Deployment is kept as it is until this is fixed"
 	}
 	conds := []compose.Condition{
 		appCond,
@@ -201,6 +219,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		c.tracingCondition(tracesEndpoint, tracingProblem),
 		c.profilingCondition(),
 		c.autoscalingCondition(required),
+		apiCond,
 	}
 	r := compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds}
 	if !deployReady || as.problem != nil || blocker != nil {
@@ -285,7 +304,7 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 	if !ok || need.IsZero() {
 		return ""
 	}
-	total := need.Value() * int64(ptr.Deref(c.spec.Replicas, 1))
+	total := need.Value() * int64(ptr.Deref(c.replicas(), 1))
 	key := "requests." + string(gpu)
 	for _, q := range quotas {
 		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
@@ -325,7 +344,8 @@ func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, 
 	}
 	if appXR == "" {
 		if o, ok := c.observed[resUsage]; ok {
-			d.AddUnstructured(resUsage, compose.CarryForward(o.Resource), compose.Exists)
+			_, err := d.Keep(resUsage, o.Resource, compose.Exists)
+			return err
 		}
 		return nil
 	}

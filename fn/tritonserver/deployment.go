@@ -52,14 +52,18 @@ func gpuResources(spec *v1alpha1.KalypsoTritonServerSpec, gpu corev1.ResourceNam
 		return r, nil
 	}
 	n := *resource.NewQuantity(int64(*spec.GPUs), resource.DecimalSI)
-	for side, list := range map[string]*corev1.ResourceList{"limits": &r.Limits, "requests": &r.Requests} {
-		if have, ok := (*list)[gpu]; ok && have.Cmp(n) != 0 {
-			return r, fmt.Errorf("spec.gpus (%d) and spec.resources.%s[%s] (%s) disagree: set one of them", *spec.GPUs, side, gpu, have.String())
+	// In a fixed order: the message must not depend on map iteration.
+	for _, s := range []struct {
+		side string
+		list *corev1.ResourceList
+	}{{"limits", &r.Limits}, {"requests", &r.Requests}} {
+		if have, ok := (*s.list)[gpu]; ok && have.Cmp(n) != 0 {
+			return r, fmt.Errorf("spec.gpus (%d) and spec.resources.%s[%s] (%s) disagree: set one of them", *spec.GPUs, s.side, gpu, have.String())
 		}
-		if *list == nil {
-			*list = corev1.ResourceList{}
+		if *s.list == nil {
+			*s.list = corev1.ResourceList{}
 		}
-		(*list)[gpu] = n
+		(*s.list)[gpu] = n
 	}
 	return r, nil
 }

@@ -12,6 +12,7 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -34,10 +35,11 @@ const (
 	ConditionTracing          = "Tracing"
 	ConditionProfiling        = "Profiling"
 	ConditionAutoscaling      = "Autoscaling"
+	ConditionAPIRestricted    = "APIRestricted"
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling}
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted}
 
 // Pipeline names of the composed objects.
 const (
@@ -56,6 +58,7 @@ const (
 	reqPods           = "pods"
 	reqQuotas         = "resourcequotas"
 	reqMetricsAPI     = "custom-metrics-api"
+	reqAPIKey         = "api-key-secret"
 )
 
 const (
@@ -81,7 +84,7 @@ type Composer struct {
 // New decodes the server. A spec that does not decode is an error naming
 // the field.
 func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedComposed) (*Composer, error) {
-	c := &Composer{id: compose.IdentityOf(xr), xr: xr, gen: xr.Resource.GetGeneration(), observed: observed}
+	c := &Composer{id: compose.IdentityOf(xr), xr: xr, gen: compose.Generation(xr), observed: observed}
 	if err := compose.DecodeSpec(xr.Resource.Object, &c.spec); err != nil {
 		return nil, err
 	}
@@ -109,7 +112,7 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 // Deployment is not available (for the reason), the namespace's quotas
 // before the first create of a GPU server, and the custom metrics API for
 // queue-time autoscaling.
-func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
+func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
 	ns := ptr.To(c.id.Namespace)
 	r := map[string]*fnv1.ResourceSelector{
 		reqApplication: {
@@ -129,7 +132,13 @@ func (c *Composer) Requirements() map[string]*fnv1.ResourceSelector {
 			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: c.selector()}},
 		}
 	}
-	if c.deploy == nil && c.requestsGPU() {
+	if !c.unrestricted() {
+		r[reqAPIKey] = &fnv1.ResourceSelector{
+			ApiVersion: "v1", Kind: "Secret", Namespace: ns,
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: p.RestrictedAPISecret},
+		}
+	}
+	if c.deploy == nil && c.requestsGPU(p.GPUResourceName) {
 		r[reqQuotas] = &fnv1.ResourceSelector{
 			ApiVersion: "v1", Kind: "ResourceQuota", Namespace: ns,
 			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
@@ -148,8 +157,51 @@ func (c *Composer) selector() map[string]string {
 	return map[string]string{compose.LabelTritonServer: c.id.Name}
 }
 
-func (c *Composer) requestsGPU() bool {
-	return c.spec.GPUs != nil && *c.spec.GPUs > 0
+// requestsGPU: through the gpus shortcut or the resources.
+func (c *Composer) requestsGPU(gpu corev1.ResourceName) bool {
+	if c.spec.GPUs != nil && *c.spec.GPUs > 0 {
+		return true
+	}
+	return c.spec.Resources != nil && usesGPU(*c.spec.Resources, gpu)
+}
+
+func (c *Composer) unrestricted() bool {
+	return c.spec.Security != nil && c.spec.Security.UnrestrictedAPIs
+}
+
+// restrictedAPI returns the header that unlocks the restricted APIs, or
+// why the server cannot start: it never starts Triton unrestricted because
+// the platform's API key Secret is missing.
+func (c *Composer) restrictedAPI(p compose.Platform, required map[string][]resource.Required) (string, *compose.Condition) {
+	if c.unrestricted() {
+		return "", nil
+	}
+	items := required[reqAPIKey]
+	if len(items) == 0 {
+		return "", &compose.Condition{Type: ConditionAPIRestricted, Reason: "APIKeySecretMissing", Message: fmt.Sprintf(
+			"Secret %s does not exist in namespace %s: the platform provisions it (key %s) so that Triton's model-repository and shared-memory APIs are restricted; the server is not started unrestricted. Set spec.security.unrestrictedAPIs: true to opt out",
+			p.RestrictedAPISecret, c.id.Namespace, p.RestrictedAPISecretKey)}
+	}
+	data, _, _ := unstructured.NestedMap(items[0].Resource.Object, "data")
+	sdata, _, _ := unstructured.NestedMap(items[0].Resource.Object, "stringData")
+	_, inData := data[p.RestrictedAPISecretKey]
+	_, inString := sdata[p.RestrictedAPISecretKey]
+	if !inData && !inString {
+		return "", &compose.Condition{Type: ConditionAPIRestricted, Reason: "APIKeySecretIncomplete", Message: fmt.Sprintf(
+			"Secret %s in namespace %s has no key %s: the server is not started unrestricted", p.RestrictedAPISecret, c.id.Namespace, p.RestrictedAPISecretKey)}
+	}
+	return p.RestrictedAPIHeader, nil
+}
+
+func (c *Composer) apiCondition(p compose.Platform, problem *compose.Condition) compose.Condition {
+	switch {
+	case problem != nil:
+		return *problem
+	case c.unrestricted():
+		return compose.Condition{Type: ConditionAPIRestricted, Reason: "UnrestrictedBySpec", Message: "spec.security.unrestrictedAPIs is true: any client that reaches the server may load models and map shared memory"}
+	}
+	return compose.Condition{Type: ConditionAPIRestricted, Status: true, Reason: "APIKeyRequired", Message: fmt.Sprintf(
+		"Triton's %s APIs need the header %s (gRPC: triton-grpc-protocol-%s) with the value of Secret %s key %s", restrictedGroups, p.RestrictedAPIHeader, p.RestrictedAPIHeader, p.RestrictedAPISecret, p.RestrictedAPISecretKey)}
 }
 
 func (c *Composer) observability() *v1alpha1.ObservabilitySpec {
@@ -219,20 +271,22 @@ func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
 }
 
 // pending reports a server that cannot be created yet: nothing is composed.
-func (c *Composer) pending(problem compose.Condition, snap *v1alpha1.ServerApplicationStatus) compose.Result {
+// The problem replaces the condition of its type.
+func (c *Composer) pending(problem compose.Condition, snap *v1alpha1.ServerApplicationStatus, appOK bool) compose.Result {
 	st := c.status()
 	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
 	conds := []compose.Condition{
-		applicationCondition(problem),
+		{Type: ConditionApplicationReady, Status: appOK, Reason: "ApplicationReady",
+			Message: fmt.Sprintf("KalypsoApplication %s is Ready", c.spec.ApplicationRef)},
 		{Type: ConditionServerAvailable, Reason: "WaitingToCreate", Message: "the Deployment is not created yet: " + problem.Message},
 	}
 	conds = append(conds, c.offConditions("the server is not created yet")...)
+	for i := range conds {
+		if conds[i].Type == problem.Type {
+			conds[i] = problem
+		}
+	}
 	return compose.Result{Desired: map[resource.Name]*resource.DesiredComposed{}, Status: st, Conditions: conds, TTL: compose.WaitTTL}
-}
-
-func applicationCondition(problem compose.Condition) compose.Condition {
-	problem.Type = ConditionApplicationReady
-	return problem
 }
 
 // offConditions fill the feature conditions when nothing is composed.
@@ -242,6 +296,7 @@ func (c *Composer) offConditions(why string) []compose.Condition {
 		{Type: ConditionTracing, Reason: "NotCreated", Message: why},
 		{Type: ConditionProfiling, Reason: "NotCreated", Message: why},
 		{Type: ConditionAutoscaling, Reason: "NotCreated", Message: why},
+		{Type: ConditionAPIRestricted, Reason: "NotCreated", Message: why},
 	}
 }
 
