@@ -80,7 +80,16 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 	}
 	parts = append(parts, bindings...)
 
+	// The namespace first, its contents once it exists: Crossplane applies
+	// composed objects in no particular order and would fail on every object
+	// of a namespace not created yet.
+	_, nsObserved := c.observed[resource.Name("namespace-"+env)]
+	nsFirst := st == nsCompose && !nsObserved
 	for _, pt := range parts {
+		if nsFirst && pt.name != "namespace" {
+			ready = false
+			continue
+		}
 		ok, err := d.Add(resource.Name(pt.name+"-"+env), pt.obj, pt.ready)
 		if err != nil {
 			return false, err

@@ -109,10 +109,10 @@ func TestCompose(t *testing.T) {
 			want:   want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
 		"NewEnvironment": {
-			reason: "Nothing observed yet: every object is desired and none is ready.",
+			reason: "Nothing observed yet: the Namespace comes first (its contents would fail to apply before it exists).",
 			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -178,7 +178,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev}, }\n  access: {viewers: [{kind: User, name: ann}]}\n",
 			required: map[string][]string{"namespace-dev": {`{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, ownerReferences: [{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, name: vision, uid: project-uid, controller: true}]}}`}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse, "rolebinding-view-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -246,20 +246,22 @@ func TestCompose(t *testing.T) {
 			},
 		},
 		"IsolationOff": {
-			reason: "Without network isolation no policy is composed; a GPU-only quota needs no default limit range.",
-			spec:   "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
+			reason:   "Without network isolation no policy is composed; a GPU-only quota needs no default limit range.",
+			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "quota-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
 			},
 		},
 		"ComputeQuotaGetsDefaultLimits": {
-			reason: "A quota bounding cpu or memory gets the platform's default container LimitRange.",
-			spec:   "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {limits: {cpu: '4'}}}}\n",
+			reason:   "A quota bounding cpu or memory gets the platform's default container LimitRange.",
+			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {limits: {cpu: '4'}}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -360,7 +362,11 @@ func TestEnvironmentObjects(t *testing.T) {
       resourceQuota: {limits: {cpu: '64', nvidia.com/gpu: '8'}}
       networkIsolation: {allowFromEnvironments: [stage]}
 `
-	c, err := New(xr(t, spec), nil)
+	// Both namespaces exist, so their contents are composed.
+	c, err := New(xr(t, spec), observed(t, map[string]string{
+		"namespace-prod":  `{apiVersion: v1, kind: Namespace, metadata: {name: vision-prod}}`,
+		"namespace-stage": `{apiVersion: v1, kind: Namespace, metadata: {name: vision-stage}}`,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

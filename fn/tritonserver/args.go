@@ -3,11 +3,13 @@ package tritonserver
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
@@ -322,8 +324,8 @@ func samplingRate(s string) (int, error) {
 // tracesURL completes a collector endpoint into Triton's OTLP/HTTP traces
 // URL (Triton exports OTLP over HTTP only).
 func tracesURL(endpoint string) (string, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := httpBaseURL(endpoint)
+	if err != nil {
 		return "", fmt.Errorf("spec.observability.collectorEndpoint: %q must be an http(s) URL of an OTLP/HTTP collector, e.g. http://otel-collector.monitoring.svc:4318", endpoint)
 	}
 	if u.Port() == otlpGRPCPort {
@@ -333,6 +335,26 @@ func tracesURL(endpoint string) (string, error) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + tracesPath
 	}
 	return u.String(), nil
+}
+
+// httpBaseURL parses an http(s) URL of a service: a valid host name or IP,
+// an optional port and path, no credentials, query or fragment.
+func httpBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https", u.User != nil, u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+		return nil, fmt.Errorf("not an http(s) base URL")
+	case net.ParseIP(u.Hostname()) == nil && len(validation.IsDNS1123Subdomain(u.Hostname())) > 0:
+		return nil, fmt.Errorf("bad host %q", u.Hostname())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q", p)
+		}
+	}
+	return u, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,7 +3,6 @@ package tritonserver
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,8 +52,8 @@ func modelURI(uri, endpoint string) (string, error) {
 	if strings.Contains(first, ":") { // bucket names cannot hold ':', so this is host:port or https:
 		return uri, nil
 	}
-	e, err := url.Parse(endpoint)
-	if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" || strings.Trim(e.Path, "/") != "" {
+	e, err := httpBaseURL(endpoint)
+	if err != nil || strings.Trim(e.Path, "/") != "" {
 		return "", fmt.Errorf("the application's spec.storage.endpoint %q must be http(s)://host[:port] of an S3-compatible store", endpoint)
 	}
 	host := e.Host

@@ -177,7 +177,9 @@ func newLab(root, logDir string, bins binaries) (*Lab, error) {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		base = "/dev/shm"
 	}
-	work, err := os.MkdirTemp(base, "kalypso-e2e-")
+	removeStaleWorkDirs(base)
+	// The pid in the name lets a later run remove what a killed run left.
+	work, err := os.MkdirTemp(base, fmt.Sprintf("kalypso-e2e-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +187,21 @@ func newLab(root, logDir string, bins binaries) (*Lab, error) {
 		return nil, err
 	}
 	return &Lab{Root: root, LogDir: logDir, workDir: work, bins: bins}, nil
+}
+
+// removeStaleWorkDirs removes the work directories of lab runs whose test
+// binary is gone (killed with SIGKILL, where no clean-up runs).
+func removeStaleWorkDirs(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "kalypso-e2e-*-*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.Split(strings.TrimPrefix(filepath.Base(d), "kalypso-e2e-"), "-")[0])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // Cleanup removes the lab's work directory (PKI, etcd data).
@@ -674,7 +691,7 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 	if err := l.installUsageWebhook(ctx); err != nil {
 		return err
 	}
-	core, err := l.start("crossplane-core", l.bins.Crossplane, []string{
+	coreArgs := []string{
 		"core", "start", "--debug",
 		"--namespace=" + crossplaneNamespace,
 		"--package-runtime=External",
@@ -685,7 +702,10 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 		"--xpkg-cache-dir=" + filepath.Join(l.workDir, "xpkg"),
 		"--metrics-port=" + strconv.Itoa(ports[1]),
 		"--health-probe-port=" + strconv.Itoa(ports[2]),
-	}, "KUBECONFIG="+coreKC)
+	}
+	// Extra flags for experiments, e.g. E2E_CORE_ARGS=--circuit-breaker-burst=1000.
+	coreArgs = append(coreArgs, strings.Fields(os.Getenv("E2E_CORE_ARGS"))...)
+	core, err := l.start("crossplane-core", l.bins.Crossplane, coreArgs, "KUBECONFIG="+coreKC)
 	if err != nil {
 		return err
 	}
@@ -705,6 +725,9 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 	}
 	if err := waitTCP(core, fmt.Sprintf("127.0.0.1:%d", ports[2]), 60*time.Second); err != nil {
 		return err
+	}
+	if err := webhookReachable(l.pki.CAPEM); err != nil {
+		return fmt.Errorf("core's webhook server does not answer as the API server will call it: %w", err)
 	}
 	return l.registerFunction(ctx)
 }

@@ -131,6 +131,14 @@ func (l *Lab) report(rss string) string {
 		}
 	}
 	scenarioMu.Unlock()
+	findingsMu.Lock()
+	if len(findings) > 0 {
+		b.WriteString("e2e: findings (see test/e2e/README.md)\n")
+		for _, f := range findings {
+			fmt.Fprintf(&b, "  - %s\n", f)
+		}
+	}
+	findingsMu.Unlock()
 	b.WriteString("e2e: peak RSS per process\n")
 	b.WriteString(rss)
 	return b.String()
@@ -150,11 +158,91 @@ func step(t *testing.T, name string, fn func(t *testing.T)) {
 	scenarioMu.Lock()
 	scenarioTimings = append(scenarioTimings, timing{t.Name() + "/" + name, time.Since(start)})
 	scenarioMu.Unlock()
+	checkResponsive(t)
+	softMu.Lock()
+	for _, f := range softFailures {
+		t.Errorf("%s: %s", name, f)
+	}
+	softFailures = nil
+	softMu.Unlock()
 	if !ok {
 		t.FailNow()
 	}
 	if err := lab.checkAlive(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+var (
+	softMu       sync.Mutex
+	softFailures []string
+)
+
+// softErrorf records a failure that must fail the test but need not stop
+// the scenario: the step's later checks and the following steps still run.
+func softErrorf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	t.Log("FAILURE (the scenario goes on): " + msg)
+	softMu.Lock()
+	softFailures = append(softFailures, msg)
+	softMu.Unlock()
+}
+
+var (
+	findingsMu sync.Mutex
+	findings   []string
+)
+
+// finding records something wrong that is not the function's doing (an
+// upstream behaviour the lab runs into): it is printed in the report and
+// logged, and fails the test only with E2E_STRICT=1.
+func finding(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	findingsMu.Lock()
+	findings = append(findings, t.Name()+": "+msg)
+	findingsMu.Unlock()
+	if os.Getenv("E2E_STRICT") != "" {
+		softErrorf(t, "%s", msg)
+		return
+	}
+	t.Log("FINDING (not a failure; E2E_STRICT=1 makes it one): " + msg)
+}
+
+var (
+	unresponsiveMu   sync.Mutex
+	unresponsiveSeen = map[string]bool{}
+)
+
+// checkResponsive fails the test (without stopping it) when Crossplane has
+// stopped reacting to a composite's watch events: its XR circuit breaker
+// opens (Responsive=False, WatchCircuitOpen) when the composed resources of
+// one composite produce more watch events than it allows (a burst of 100,
+// then 1 a second), and then even the composite's own spec changes wait for
+// the next poll (--poll-interval, 1 minute by default).
+func checkResponsive(t *testing.T) {
+	t.Helper()
+	for _, kind := range []string{"KalypsoProject", "KalypsoApplication", "KalypsoTritonServer"} {
+		items, err := lab.Kube.list(t.Context(), apiVersionKalypso, kind, "")
+		if err != nil {
+			t.Errorf("list %s: %v", kind, err)
+			continue
+		}
+		for _, it := range items {
+			c := getCondition(&it, "Responsive")
+			key := kind + "/" + nsName(it.GetNamespace(), it.GetName())
+			unresponsiveMu.Lock()
+			seen := unresponsiveSeen[key]
+			if c.Status == "False" {
+				unresponsiveSeen[key] = true
+			}
+			unresponsiveMu.Unlock()
+			if c.Status == "False" && !seen {
+				finding(t, "Crossplane opened the watch circuit breaker of %s: Responsive=False %s: %s "+
+					"(it now drops the composite's watch events, its own spec changes included, until its next poll)", key, c.Reason, c.Message)
+			}
+		}
 	}
 }
 

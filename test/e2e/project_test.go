@@ -91,6 +91,14 @@ func TestKalypsoProject(t *testing.T) {
 			}
 		}
 
+		// Creating the project should not need retries. When the function
+		// emits the objects inside a namespace before that namespace exists,
+		// Crossplane applies them in random order, fails on the first one
+		// whose namespace is missing, and retries with back-off.
+		if warnings := xrWarnings(t, kindProject, "vision", "ComposeResources"); len(warnings) > 0 {
+			finding(t, "creating project vision took %d failed compose attempts (Warning ComposeResources events), first: %s", len(warnings), warnings[0])
+		}
+
 		// The quota controller fills status.hard from spec.hard; GPUs only
 		// exist as requests.<name> in a quota.
 		q := waitQuotaStatus(t, "vision-prod", "vision-quota")
@@ -213,8 +221,16 @@ kind: KalypsoApplication
 metadata: {name: detector, namespace: vision-stage}
 spec: {projectRef: vision}
 `)
+		applied := time.Now()
 		applyFile(t, "examples/projects/vision-without-stage.yaml")
-		c := waitXRCondition(t, kindProject, "", "vision", "EnvironmentRemoval", "False", "EnvironmentInUse", 60*time.Second)
+		// Crossplane reacts to a spec change at once, unless it stopped
+		// watching the composite (see checkResponsive): then the change
+		// waits for the next poll, a minute by default. Wait that long so
+		// the scenario goes on, and fail if it was that slow.
+		c := waitXRCondition(t, kindProject, "", "vision", "EnvironmentRemoval", "False", "EnvironmentInUse", 90*time.Second)
+		if took := time.Since(applied); took > 20*time.Second {
+			finding(t, "the project reacted to its spec change (stage removed) only after %s; expected within seconds", took.Round(time.Second))
+		}
 		if !strings.Contains(c.Message, "vision-stage/detector") {
 			t.Errorf("EnvironmentRemoval message should name vision-stage/detector: %q", c.Message)
 		}
@@ -295,6 +311,26 @@ func gpuPod(name string, gpus int64) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// xrWarnings returns the messages of the Warning events with the given
+// reason recorded on a cluster-scoped composite, oldest first.
+func xrWarnings(t testing.TB, kind, name, reason string) []string {
+	t.Helper()
+	l, err := lab.Kube.Typed.CoreV1().Events("").List(t.Context(), metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=" + kind + ",involvedObject.name=" + name + ",type=Warning,reason=" + reason,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(l.Items, func(a, b corev1.Event) int { return a.FirstTimestamp.Compare(b.FirstTimestamp.Time) })
+	var out []string
+	for _, e := range l.Items {
+		for range max(e.Count, 1) {
+			out = append(out, e.Message)
+		}
+	}
+	return out
 }
 
 func getNamespace(t testing.TB, name string) *corev1.Namespace {

@@ -3,6 +3,7 @@
 # started here on loopback, and stops it again.
 #   render.sh print    print each case
 #   render.sh golden   rewrite test/render/golden
+#   render.sh case XR STAGE-DIR   print one case
 #   render.sh check    diff against test/render/golden and, with VALIDATE_DIR
 #                      (prepared by test/validate/prepare.sh), validate every
 #                      rendered object against its schema
@@ -55,6 +56,11 @@ render() { # xr stage-dir extra-flags...
   for f in required.yaml required; do [ -e "$dir/$f" ] && args+=(-e "$dir/$f"); done
   "$CROSSPLANE" "${args[@]}" "$xr" "$(composition_for "$xr")" examples/functions.yaml
 }
+
+if [ "$mode" = case ]; then
+  render "${2:?XR file}" "${3:?stage folder}" -r -x
+  exit
+fi
 
 cases=0 failed=0
 [ "$mode" = golden ] && rm -rf "$golden"
