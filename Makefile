@@ -76,8 +76,24 @@ vet:
 unit:
 	go test -count=1 ./...
 
+# Fuzz targets (package:target); `make fuzz FUZZTIME=10m` for a long run.
+FUZZ_TARGETS := ./fn:FuzzRunFunction ./fn/project:FuzzQuotaHard ./fn/tritonserver:FuzzParsers
+FUZZTIME     ?= 30s
+
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
+
 .PHONY: test
-test: vet unit check-generated render-check
+test: vet unit check-generated render-check fuzz-short
+
+# A short fuzz pass for CI; the seed corpora also run in `unit`.
+.PHONY: fuzz-short
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # ---- render --------------------------------------------------------------
 RENDER := CROSSPLANE=$(CROSSPLANE) FUNCTION=$(FUNCTION) bash test/render/render.sh
