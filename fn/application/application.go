@@ -184,16 +184,7 @@ func (c *Composer) storage(required map[string][]resource.Required) compose.Cond
 			reason = "StorageSecretMissing"
 			problems = append(problems, fmt.Sprintf("Secret %s (spec.storage.secretName) does not exist in namespace %s: create it with the keys %s", s.SecretName, c.id.Namespace, strings.Join(storageKeys(s), ", ")))
 		} else {
-			data, _, _ := unstructured.NestedMap(items[0].Resource.Object, "data")
-			sdata, _, _ := unstructured.NestedMap(items[0].Resource.Object, "stringData")
-			var missing []string
-			for _, k := range storageKeys(s) {
-				_, inData := data[k]
-				_, inString := sdata[k]
-				if !inData && !inString {
-					missing = append(missing, k)
-				}
-			}
+			missing := compose.MissingSecretKeys(items[0].Resource, storageKeys(s)...)
 			if len(missing) > 0 {
 				if reason == "" {
 					reason = "StorageSecretIncomplete"

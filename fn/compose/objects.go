@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -121,14 +120,15 @@ func (d *Desired) Keep(name resource.Name, observed *composed.Unstructured, read
 	out.SetNamespace(observed.GetNamespace())
 	out.SetLabels(observed.GetLabels())
 	out.SetAnnotations(observed.GetAnnotations())
-	if err := decodesStrictly(out); err != nil {
+	if err := decodes(out); err != nil {
 		return false, fmt.Errorf("cannot keep the observed %s: %w", name, err)
 	}
 	return d.AddUnstructured(name, out, ready), nil
 }
 
-// decodesStrictly checks an object against its registered Go type.
-func decodesStrictly(u *composed.Unstructured) error {
+// decodes checks an object against its registered Go type. Unknown fields
+// are let through: a newer API server may know fields these types do not.
+func decodes(u *composed.Unstructured) error {
 	obj, err := composed.Scheme.New(u.GroupVersionKind())
 	if err != nil {
 		return err
@@ -137,9 +137,7 @@ func decodesStrictly(u *composed.Unstructured) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(obj)
+	return json.Unmarshal(b, obj)
 }
 
 // DeploymentAvailable is the readiness of a Deployment: the controller saw
@@ -190,4 +188,21 @@ func FindCondition(obj map[string]any, typ string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// MissingSecretKeys returns the keys a Secret lacks or holds empty, in the
+// order asked. Only whether a key holds something is looked at: a value is
+// never read into anything the function produces.
+func MissingSecretKeys(secret *unstructured.Unstructured, keys ...string) []string {
+	data, _, _ := unstructured.NestedMap(secret.Object, "data")
+	stringData, _, _ := unstructured.NestedMap(secret.Object, "stringData")
+	var missing []string
+	for _, k := range keys {
+		d, _ := data[k].(string)
+		sd, _ := stringData[k].(string)
+		if d == "" && sd == "" {
+			missing = append(missing, k)
+		}
+	}
+	return missing
 }

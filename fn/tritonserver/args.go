@@ -209,6 +209,9 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 				return nil, "", fmt.Errorf("%s.name: %q must be a tritonserver option name without leading dashes, e.g. exit-timeout-secs", field, p.Name)
 			}
 			f := flag{p.Name, p.Value}
+			if slices.Contains(alwaysManaged, p.Name) {
+				return nil, "", fmt.Errorf("%s: --%s is managed: the Service and ServiceMonitor expect Triton's HTTP, gRPC and metrics endpoints; turn metrics off with spec.observability.metrics.enabled", field, p.Name)
+			}
 			if managed[settingKey(f)] {
 				return nil, "", fmt.Errorf("%s: --%s is set by the server spec already; remove the parameter and use the spec field (networking, modelControl, observability, tritonConfig.pythonBackend) instead", field, p.Name)
 			}

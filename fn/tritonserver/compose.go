@@ -108,12 +108,16 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 
 	if c.deploy == nil {
-		appOK := as.problem == nil
+		appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
+			Message: fmt.Sprintf("KalypsoApplication %s is Ready", c.spec.ApplicationRef)}
+		if as.problem != nil {
+			appCond = *as.problem
+		}
 		if blocker != nil {
-			return c.pending(*blocker, snap, appOK)
+			return c.pending(*blocker, appCond, snap)
 		}
 		if msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
-			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: "InsufficientGPUQuota", Message: msg}, snap, appOK)
+			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: "InsufficientGPUQuota", Message: msg}, appCond, snap)
 		}
 	}
 
@@ -314,7 +318,7 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 		used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", key)
 		free := parseCount(hard) - parseCount(used)
 		if total > free {
-			return fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %d more are needed (spec.gpus × spec.replicas); lower them or raise the project's quota",
+			return fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %d more are needed (GPUs per pod × replicas); lower them or raise the project's quota",
 				q.Resource.GetName(), hard, key, orZero(used), total)
 		}
 	}

@@ -182,13 +182,9 @@ func (c *Composer) restrictedAPI(p compose.Platform, required map[string][]resou
 			"Secret %s does not exist in namespace %s: the platform provisions it (key %s) so that Triton's model-repository and shared-memory APIs are restricted; the server is not started unrestricted. Set spec.security.unrestrictedAPIs: true to opt out",
 			p.RestrictedAPISecret, c.id.Namespace, p.RestrictedAPISecretKey)}
 	}
-	data, _, _ := unstructured.NestedMap(items[0].Resource.Object, "data")
-	sdata, _, _ := unstructured.NestedMap(items[0].Resource.Object, "stringData")
-	_, inData := data[p.RestrictedAPISecretKey]
-	_, inString := sdata[p.RestrictedAPISecretKey]
-	if !inData && !inString {
+	if len(compose.MissingSecretKeys(items[0].Resource, p.RestrictedAPISecretKey)) > 0 {
 		return "", &compose.Condition{Type: ConditionAPIRestricted, Reason: "APIKeySecretIncomplete", Message: fmt.Sprintf(
-			"Secret %s in namespace %s has no key %s: the server is not started unrestricted", p.RestrictedAPISecret, c.id.Namespace, p.RestrictedAPISecretKey)}
+			"Secret %s in namespace %s has no (or an empty) key %s: the server is not started unrestricted", p.RestrictedAPISecret, c.id.Namespace, p.RestrictedAPISecretKey)}
 	}
 	return p.RestrictedAPIHeader, nil
 }
@@ -233,14 +229,20 @@ type applicationState struct {
 
 func (c *Composer) application(required map[string][]resource.Required) applicationState {
 	ref := c.spec.ApplicationRef
+	// The last used settings stand in for a missing application only once
+	// the server runs: a server never created is never built from them.
+	var last *v1alpha1.ServerApplicationStatus
+	if c.deploy != nil {
+		last = c.last
+	}
 	items := required[reqApplication]
 	if len(items) == 0 {
-		return applicationState{snapshot: c.last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotFound",
+		return applicationState{snapshot: last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotFound",
 			Message: fmt.Sprintf("KalypsoApplication %s does not exist in namespace %s: create it, or fix spec.applicationRef", ref, c.id.Namespace)}}
 	}
 	app := items[0].Resource
 	if compose.ConditionStatus(app.Object, "Ready") != "True" {
-		return applicationState{app: app, snapshot: c.last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotReady",
+		return applicationState{app: app, snapshot: last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotReady",
 			Message: fmt.Sprintf("KalypsoApplication %s is not Ready yet: see its conditions (kubectl describe kalypsoapplication %s -n %s)", ref, ref, c.id.Namespace)}}
 	}
 	snap := &v1alpha1.ServerApplicationStatus{Name: ref}
@@ -271,13 +273,13 @@ func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
 }
 
 // pending reports a server that cannot be created yet: nothing is composed.
-// The problem replaces the condition of its type.
-func (c *Composer) pending(problem compose.Condition, snap *v1alpha1.ServerApplicationStatus, appOK bool) compose.Result {
+// appCond is the ApplicationReady condition; the problem replaces the
+// condition of its own type.
+func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus) compose.Result {
 	st := c.status()
 	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
 	conds := []compose.Condition{
-		{Type: ConditionApplicationReady, Status: appOK, Reason: "ApplicationReady",
-			Message: fmt.Sprintf("KalypsoApplication %s is Ready", c.spec.ApplicationRef)},
+		appCond,
 		{Type: ConditionServerAvailable, Reason: "WaitingToCreate", Message: "the Deployment is not created yet: " + problem.Message},
 	}
 	conds = append(conds, c.offConditions("the server is not created yet")...)

@@ -1,0 +1,463 @@
+package tritonserver
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
+)
+
+func TestShmSize(t *testing.T) {
+	const mi = 1 << 20
+	cases := map[string]struct {
+		reason string
+		pb     *v1alpha1.PythonBackendSpec
+		want   string
+	}{
+		"NoPython":       {reason: "Without the python backend /dev/shm still gets the floor, above the runtime's 64 MiB.", want: "256Mi"},
+		"PythonDefaults": {reason: "16 regions of 1 MiB fit under the floor.", pb: &v1alpha1.PythonBackendSpec{}, want: "256Mi"},
+		"AtFloor":        {reason: "16 × 16 MiB is exactly the floor.", pb: &v1alpha1.PythonBackendSpec{ShmDefaultByteSize: ptr.To[int64](16 * mi)}, want: "256Mi"},
+		"AboveFloor":     {reason: "16 × 32 MiB needs 512 MiB.", pb: &v1alpha1.PythonBackendSpec{ShmDefaultByteSize: ptr.To[int64](32 * mi)}, want: "512Mi"},
+		"WithGrowth":     {reason: "Each region may grow one step: 16 × (10 + 10) MiB.", pb: &v1alpha1.PythonBackendSpec{ShmDefaultByteSize: ptr.To[int64](10 * mi), ShmGrowthByteSize: ptr.To[int64](10 * mi)}, want: "320Mi"},
+		"RoundedUpToMi": {
+			reason: "Sizes that are not whole MiB round up: 16 × 20,000,000 B = 305.2 MiB → 306Mi.",
+			pb:     &v1alpha1.PythonBackendSpec{ShmDefaultByteSize: ptr.To[int64](20_000_000)}, want: "306Mi",
+		},
+		"Large": {reason: "The largest sizes the XRD allows do not overflow.", pb: &v1alpha1.PythonBackendSpec{ShmDefaultByteSize: ptr.To[int64](64 << 30), ShmGrowthByteSize: ptr.To[int64](64 << 30)}, want: "2Ti"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := shmSize(tc.pb)
+			if got.String() != tc.want {
+				t.Errorf("%s\nshmSize: want %s, got %s", tc.reason, tc.want, got.String())
+			}
+			if got.Value()%mi != 0 || got.Value() < shmFloor {
+				t.Errorf("%s\nshmSize %d must be whole MiB and at least the floor", tc.reason, got.Value())
+			}
+		})
+	}
+}
+
+func list(kv ...string) corev1.ResourceList {
+	l := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		l[corev1.ResourceName(kv[i])] = kresource.MustParse(kv[i+1])
+	}
+	return l
+}
+
+func TestGPUResources(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		spec    string
+		gpu     corev1.ResourceName
+		want    corev1.ResourceRequirements
+		wantErr string
+	}{
+		"NoGPUs": {
+			reason: "No gpus: the resources as given.",
+			spec:   "resources: {requests: {cpu: '1'}}\n",
+			want:   corev1.ResourceRequirements{Requests: list("cpu", "1")},
+		},
+		"Nothing": {reason: "Nothing set, nothing requested.", want: corev1.ResourceRequirements{}},
+		"GPUsZero": {
+			reason: "gpus: 0 adds nothing; GPUs in resources stay.",
+			spec:   "gpus: 0\nresources: {limits: {nvidia.com/gpu: '1'}}\n",
+			want:   corev1.ResourceRequirements{Limits: list("nvidia.com/gpu", "1")},
+		},
+		"Shortcut": {
+			reason: "gpus goes into requests and limits (extended resources must match).",
+			spec:   "gpus: 2\n",
+			want:   corev1.ResourceRequirements{Requests: list("nvidia.com/gpu", "2"), Limits: list("nvidia.com/gpu", "2")},
+		},
+		"Merged": {
+			reason: "…next to cpu and memory.",
+			spec:   "gpus: 1\nresources: {requests: {cpu: '4', memory: 16Gi}, limits: {memory: 32Gi}}\n",
+			want:   corev1.ResourceRequirements{Requests: list("cpu", "4", "memory", "16Gi", "nvidia.com/gpu", "1"), Limits: list("memory", "32Gi", "nvidia.com/gpu", "1")},
+		},
+		"Agreeing": {
+			reason: "The same count in both places is fine.",
+			spec:   "gpus: 2\nresources: {limits: {nvidia.com/gpu: '2'}}\n",
+			want:   corev1.ResourceRequirements{Requests: list("nvidia.com/gpu", "2"), Limits: list("nvidia.com/gpu", "2")},
+		},
+		"MIG": {
+			reason: "The platform's GPU resource name is used (MIG slices).",
+			spec:   "gpus: 1\n",
+			gpu:    "nvidia.com/mig-1g.10gb",
+			want:   corev1.ResourceRequirements{Requests: list("nvidia.com/mig-1g.10gb", "1"), Limits: list("nvidia.com/mig-1g.10gb", "1")},
+		},
+		"LimitsDisagree": {
+			reason:  "Different counts are refused naming both fields.",
+			spec:    "gpus: 2\nresources: {limits: {nvidia.com/gpu: '1'}}\n",
+			wantErr: "spec.gpus (2) and spec.resources.limits[nvidia.com/gpu] (1) disagree: set one of them",
+		},
+		"RequestsDisagree": {
+			reason:  "Different counts are refused naming both fields.",
+			spec:    "gpus: 1\nresources: {requests: {nvidia.com/gpu: '4'}}\n",
+			wantErr: "spec.gpus (1) and spec.resources.requests[nvidia.com/gpu] (4) disagree",
+		},
+		"BothDisagree": {
+			reason:  "With both sides wrong the message is deterministic: limits first.",
+			spec:    "gpus: 1\nresources: {requests: {nvidia.com/gpu: '4'}, limits: {nvidia.com/gpu: '4'}}\n",
+			wantErr: "spec.gpus (1) and spec.resources.limits[nvidia.com/gpu] (4) disagree",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			gpu := tc.gpu
+			if gpu == "" {
+				gpu = "nvidia.com/gpu"
+			}
+			spec := specOf(t, tc.spec)
+			before := jsonOf(t, spec.Resources)
+			// Map iteration order varies: repeat so that a result depending
+			// on it would show.
+			for range 20 {
+				got, err := gpuResources(&spec, gpu)
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("%s\nwant error containing %q, got %v", tc.reason, tc.wantErr, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s\nunexpected error: %v", tc.reason, err)
+				}
+				if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b kresource.Quantity) bool { return a.Cmp(b) == 0 })); diff != "" {
+					t.Fatalf("%s\nresources: -want, +got:\n%s", tc.reason, diff)
+				}
+			}
+			if after := jsonOf(t, spec.Resources); after != before {
+				t.Errorf("%s\nthe spec's resources must not be modified: %s became %s", tc.reason, before, after)
+			}
+		})
+	}
+}
+
+func TestScheduling(t *testing.T) {
+	p := compose.Platform{
+		GPUNodeSelector:      map[string]string{"nvidia.com/gpu.present": "true"},
+		GPUTolerations:       []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+		GPURuntimeClassName:  "nvidia",
+		GPUPriorityClassName: "gpu-serving",
+	}
+	gpuDefaults := corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"}
+	own := []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml", Effect: corev1.TaintEffectNoSchedule}}
+	affinity := &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 1}}}}
+	spread := []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.ScheduleAnyway}}
+	cases := map[string]struct {
+		reason string
+		s      *v1alpha1.SchedulingSpec
+		gpu    bool
+		want   corev1.PodSpec
+	}{
+		"CPUPod": {
+			reason: "A CPU server gets none of the GPU defaults: it must not wait for (or occupy) a GPU node.",
+			want:   corev1.PodSpec{},
+		},
+		"GPUPod": {
+			reason: "A GPU server gets the platform's GPU node selector, tolerations, runtime class and priority.",
+			gpu:    true, want: gpuDefaults,
+		},
+		"NodeSelectorWins": {
+			reason: "The server's node selector replaces the platform's; the other defaults stay.",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"pool": "a100"}},
+			want: corev1.PodSpec{NodeSelector: map[string]string{"pool": "a100"}, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+		},
+		"TolerationsWin": {
+			reason: "Tolerations replace (lists replace, they do not merge).",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{Tolerations: own},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: own, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+		},
+		"EmptyTolerationsClear": {
+			reason: "An empty list clears the platform's tolerations.",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{Tolerations: []corev1.Toleration{}},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: []corev1.Toleration{}, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+		},
+		"RuntimeClassWins": {
+			reason: "The server's runtime class replaces the platform's.",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{RuntimeClassName: ptr.To("nvidia-cdi")},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia-cdi"), PriorityClassName: "gpu-serving"},
+		},
+		"EmptyRuntimeClassClears": {
+			reason: "An empty runtimeClassName clears it (the GPU operator's default runtime does the job).",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{RuntimeClassName: ptr.To("")},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, PriorityClassName: "gpu-serving"},
+		},
+		"EmptyPriorityClassClears": {
+			reason: "An empty priorityClassName clears it.",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{PriorityClassName: ptr.To("")},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia")},
+		},
+		"AffinityAndSpread": {
+			reason: "Affinity and spread constraints are the server's own.",
+			gpu:    true, s: &v1alpha1.SchedulingSpec{Affinity: affinity, TopologySpreadConstraints: spread},
+			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving",
+				Affinity: affinity, TopologySpreadConstraints: spread},
+		},
+		"CPUPodOwnSettings": {
+			reason: "A CPU server's own scheduling applies without any GPU default.",
+			s:      &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"pool": "cpu"}, PriorityClassName: ptr.To("batch")},
+			want:   corev1.PodSpec{NodeSelector: map[string]string{"pool": "cpu"}, PriorityClassName: "batch"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var got corev1.PodSpec
+			scheduling(&got, p, tc.s, tc.gpu)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\npod scheduling: -want, +got:\n%s", tc.reason, diff)
+			}
+			if tc.gpu && got.NodeSelector != nil {
+				// The platform's map must not be shared with a pod spec.
+				got.NodeSelector["mutated"] = "yes"
+				if _, ok := p.GPUNodeSelector["mutated"]; ok {
+					delete(p.GPUNodeSelector, "mutated")
+					if tc.s == nil || tc.s.NodeSelector == nil {
+						t.Errorf("%s\nthe platform's node selector is shared with the pod spec", tc.reason)
+					}
+				}
+			}
+		})
+	}
+}
+
+// composeDeployment composes a server for a Ready application and returns
+// its Deployment.
+func composeDeployment(t *testing.T, spec, app string, p compose.Platform) *appsv1.Deployment {
+	t.Helper()
+	return composeDeploymentOf(t, serverXR(spec, ""), app, p)
+}
+
+func composeDeploymentOf(t *testing.T, xr, app string, p compose.Platform) *appsv1.Deployment {
+	t.Helper()
+	r := scene{xr: xr, required: map[string][]string{reqApplication: {app}}}.run(t, int64s, p)
+	if r.Fatal != nil {
+		t.Fatalf("Fatal: %v", r.Fatal)
+	}
+	return decodeStrict[appsv1.Deployment](t, r, resDeployment)
+}
+
+func TestDeploymentSecurity(t *testing.T) {
+	wantContainerSC := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+	}
+	podSC := func(uid, gid int64) *corev1.PodSecurityContext {
+		return &corev1.PodSecurityContext{
+			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(uid), RunAsGroup: ptr.To(gid), FSGroup: ptr.To(gid),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		}
+	}
+	shm := kresource.MustParse("256Mi")
+	// The root file system is read-only: everything Triton writes goes to
+	// emptyDirs (/tmp, the cloud download folder, a memory-backed /dev/shm).
+	wantVolumes := []corev1.Volume{
+		{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &shm}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "model-cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	wantMounts := []corev1.VolumeMount{
+		{Name: "dshm", MountPath: "/dev/shm"},
+		{Name: "tmp", MountPath: "/tmp"},
+		{Name: "model-cache", MountPath: "/var/lib/triton/model-cache"},
+	}
+	custom, err := compose.ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Security: &v1beta1.SecurityDefaults{RunAsUser: ptr.To[int64](2000), FSGroup: ptr.To[int64](3000)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyless := appWith("secretName: models-creds, region: eu-west-1", "serviceAccountName: models-reader")
+
+	cases := map[string]struct {
+		reason    string
+		spec      string
+		app       string
+		platform  compose.Platform
+		uid, gid  int64
+		sa        string
+		automount bool
+	}{
+		"Default": {
+			reason: "Non-root uid 1000 from the platform, no service account token.",
+			app:    readyApp, platform: platform(t), uid: 1000, gid: 1000,
+		},
+		"PlatformUID": {
+			reason: "The platform's uid and fsGroup.",
+			app:    readyApp, platform: custom, uid: 2000, gid: 3000,
+		},
+		"ServerServiceAccount": {
+			reason: "A service account of the server's own gets its token mounted (keyless storage needs it).",
+			spec:   "serviceAccountName: resnet-runner\n", app: readyApp, platform: platform(t), uid: 1000, gid: 1000, sa: "resnet-runner", automount: true,
+		},
+		"ApplicationServiceAccount": {
+			reason: "The application's keyless service account is inherited.",
+			app:    keyless, platform: platform(t), uid: 1000, gid: 1000, sa: "models-reader", automount: true,
+		},
+		"ServerServiceAccountWins": {
+			reason: "The server's own service account wins over the application's.",
+			spec:   "serviceAccountName: resnet-runner\n", app: keyless, platform: platform(t), uid: 1000, gid: 1000, sa: "resnet-runner", automount: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := composeDeployment(t, tc.spec, tc.app, tc.platform)
+			pod := d.Spec.Template.Spec
+			c := tritonContainer(t, d)
+			if diff := cmp.Diff(podSC(tc.uid, tc.gid), pod.SecurityContext); diff != "" {
+				t.Errorf("%s\npod security context: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(wantContainerSC, c.SecurityContext); diff != "" {
+				t.Errorf("%s\ncontainer security context: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(wantVolumes, pod.Volumes); diff != "" {
+				t.Errorf("%s\nvolumes: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(wantMounts, c.VolumeMounts); diff != "" {
+				t.Errorf("%s\nmounts: -want, +got:\n%s", tc.reason, diff)
+			}
+			if pod.ServiceAccountName != tc.sa || pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken != tc.automount {
+				t.Errorf("%s\nservice account: want %q (token %v), got %q (token %v)", tc.reason, tc.sa, tc.automount, pod.ServiceAccountName, pod.AutomountServiceAccountToken)
+			}
+		})
+	}
+}
+
+func TestStrategy(t *testing.T) {
+	rolling := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+		MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+	}}
+	cases := map[string]struct {
+		reason string
+		r      *v1alpha1.RolloutSpec
+		want   appsv1.DeploymentStrategy
+	}{
+		"Default":  {reason: "Rolling, without surging: an update never needs a spare GPU.", want: rolling},
+		"Rolling":  {reason: "RollingUpdate said explicitly.", r: &v1alpha1.RolloutSpec{Strategy: "RollingUpdate"}, want: rolling},
+		"Empty":    {reason: "An empty strategy (render, undefaulted) is rolling.", r: &v1alpha1.RolloutSpec{}, want: rolling},
+		"Recreate": {reason: "Recreate stops every pod first; no rollingUpdate block (the API server refuses one).", r: &v1alpha1.RolloutSpec{Strategy: "Recreate"}, want: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, strategy(tc.r)); diff != "" {
+				t.Errorf("%s\nstrategy: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestProbes(t *testing.T) {
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}}, PeriodSeconds: period, FailureThreshold: failures}
+	}
+	slow, err := compose.ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{StartupTimeoutSeconds: ptr.To[int32](1200)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		platform compose.Platform
+		failures int32 // startup probe failureThreshold (period 10 s)
+		deadline int32 // progressDeadlineSeconds
+	}{
+		"PlatformDefault":  {reason: "600 s to load models: 60 startup probes; the rollout deadline 300 s beyond.", platform: platform(t), failures: 60, deadline: 900},
+		"PlatformOverride": {reason: "The platform's startup budget.", platform: slow, failures: 120, deadline: 1500},
+		"ServerTimeout":    {reason: "The server's startup budget wins.", spec: "startup: {timeoutSeconds: 900}\n", platform: slow, failures: 90, deadline: 1200},
+		"RoundedUp":        {reason: "45 s needs 5 probes of 10 s (ceil), never fewer than the budget.", spec: "startup: {timeoutSeconds: 45}\n", platform: platform(t), failures: 5, deadline: 345},
+		"Minimum":          {reason: "The smallest budget is one probe.", spec: "startup: {timeoutSeconds: 10}\n", platform: platform(t), failures: 1, deadline: 310},
+		"Deadline":         {reason: "An explicit progress deadline is used as given.", spec: "startup: {timeoutSeconds: 900, progressDeadlineSeconds: 3600}\n", platform: platform(t), failures: 90, deadline: 3600},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := composeDeployment(t, tc.spec, readyApp, tc.platform)
+			c := tritonContainer(t, d)
+			if diff := cmp.Diff(probe("/v2/health/ready", 10, tc.failures), c.StartupProbe); diff != "" {
+				t.Errorf("%s\nstartup probe: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(probe("/v2/health/ready", 5, 3), c.ReadinessProbe); diff != "" {
+				t.Errorf("%s\nreadiness probe: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(probe("/v2/health/live", 10, 6), c.LivenessProbe); diff != "" {
+				t.Errorf("%s\nliveness probe: -want, +got:\n%s", tc.reason, diff)
+			}
+			if d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != tc.deadline {
+				t.Errorf("%s\nprogressDeadlineSeconds: want %d, got %v", tc.reason, tc.deadline, d.Spec.ProgressDeadlineSeconds)
+			}
+		})
+	}
+}
+
+// TestPodSecurityRestricted runs the composed pod through the Pod Security
+// Admission library's own checks: environments default to the restricted
+// level, where a pod that fails them is refused by the API server.
+func TestPodSecurityRestricted(t *testing.T) {
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpuPlatform := platform(t)
+	gpuPlatform.GPURuntimeClassName = "nvidia"
+	gpuPlatform.GPUNodeSelector = map[string]string{"nvidia.com/gpu.present": "true"}
+	gcsApp := appWith("storage: {provider: s3, secretName: models-creds, region: eu-west-1}", "storage: {provider: gcs, secretName: gcs-sa}")
+	restricted := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
+
+	cases := map[string]struct {
+		reason   string
+		xr       string
+		app      string
+		platform compose.Platform
+		mutate   func(*corev1.PodSpec)
+		allowed  bool
+	}{
+		"CPUServer": {
+			reason: "A CPU server with python backend and every observability feature.",
+			xr:     serverXR("tritonConfig: {backendType: python}\nobservability: {enabled: true, tracing: {enabled: true}, profiling: {enabled: true}}\n", ""),
+			app:    readyApp, platform: platform(t), allowed: true,
+		},
+		"GPUServer": {
+			reason: "A GPU server with its runtime class, node selector, tolerations and a mounted GCS secret.",
+			xr:     withURI(serverXR("gpus: 2\nserviceAccountName: resnet-runner\n", ""), "gs://models/resnet"),
+			app:    gcsApp, platform: gpuPlatform, allowed: true,
+		},
+		"ControlPrivilegeEscalation": {
+			reason: "Control: the check really bites when the container may escalate.",
+			xr:     serverXR("", ""), app: readyApp, platform: platform(t),
+			mutate: func(p *corev1.PodSpec) { p.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true) },
+		},
+		"ControlCapabilities": {
+			reason: "Control: the check bites without drop ALL.",
+			xr:     serverXR("", ""), app: readyApp, platform: platform(t),
+			mutate: func(p *corev1.PodSpec) { p.Containers[0].SecurityContext.Capabilities = nil },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := composeDeploymentOf(t, tc.xr, tc.app, tc.platform)
+			if tc.allowed && (len(d.Spec.Template.Spec.Volumes) == 0 || tc.platform.GPURuntimeClassName != "" && d.Spec.Template.Spec.RuntimeClassName == nil) {
+				t.Fatalf("%s\nthe pod does not have what this case is about: %+v", tc.reason, d.Spec.Template.Spec)
+			}
+			meta := d.Spec.Template.ObjectMeta
+			pod := d.Spec.Template.Spec
+			if tc.mutate != nil {
+				tc.mutate(&pod)
+			}
+			res := policy.AggregateCheckResults(evaluator.EvaluatePod(restricted, &meta, &pod))
+			if res.Allowed != tc.allowed {
+				t.Errorf("%s\nrestricted: want allowed=%v, got %v: %v", tc.reason, tc.allowed, res.Allowed, res.ForbiddenDetail())
+			}
+		})
+	}
+}
