@@ -67,7 +67,7 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 	if c.id.Namespace == "" {
 		return nil, fmt.Errorf("a KalypsoApplication must be namespaced (or a claim): %s has no namespace", c.id.Name)
 	}
-	c.lastEnv, _ = xr.Resource.GetString("status.environment")
+	c.lastEnv = compose.Str(xr.Resource.Object, "status", "environment")
 	return c, nil
 }
 
@@ -226,31 +226,16 @@ func (c *Composer) servers(required map[string][]resource.Required) []server {
 		}
 		s := server{name: u.GetName(), namespace: u.GetNamespace(), httpPort: 8000, grpcPort: 8001,
 			ready: compose.ConditionStatus(u.Object, "Ready") == "True"}
-		if v, ok := number(u.Object, "spec", "networking", "httpPort"); ok {
+		if v, ok := compose.Int(u.Object, "spec", "networking", "httpPort"); ok {
 			s.httpPort = v
 		}
-		if v, ok := number(u.Object, "spec", "networking", "grpcPort"); ok {
+		if v, ok := compose.Int(u.Object, "spec", "networking", "grpcPort"); ok {
 			s.grpcPort = v
 		}
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b server) int { return strings.Compare(a.name, b.name) })
 	return out
-}
-
-// number reads an integer field that may arrive as int64 or float64.
-func number(obj map[string]any, path ...string) (int64, bool) {
-	v, found, _ := unstructured.NestedFieldNoCopy(obj, path...)
-	if !found {
-		return 0, false
-	}
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case float64:
-		return int64(n), true
-	}
-	return 0, false
 }
 
 // Compose validates, counts, exposes and reports.

@@ -159,7 +159,7 @@ func TestCompose(t *testing.T) {
 		"CustomKeyNames": {
 			reason:   "spec.storage.keys names the keys the secret holds.",
 			spec:     "  projectRef: vision\n  storage: {secretName: models-s3, keys: {accessKeyID: id, secretAccessKey: key}}\n",
-			required: map[string][]string{reqProject: {readyProject}, reqSecret: {`{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, stringData: {id: x, key: y}}`}},
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {`{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, stringData: {id: abc, key: def}}`}},
 			want:     want{phase: PhaseReady, env: "prod", valid: true, conditions: good("GatewayDisabled")},
 		},
 		"KeylessServiceAccountMissing": {

@@ -42,6 +42,6 @@ func IdentityOf(xr *resource.Composite) Identity {
 // Generation reads the composite's metadata.generation. Not GetGeneration:
 // a request's numbers arrive as float64 (structpb), which it reads as 0.
 func Generation(xr *resource.Composite) int64 {
-	gen, _ := xr.Resource.GetInteger("metadata.generation")
+	gen, _ := Int(xr.Resource.Object, "metadata", "generation")
 	return gen
 }

@@ -99,8 +99,7 @@ func (d *Desired) AddUnstructured(name resource.Name, u *composed.Unstructured, 
 
 // NamespaceActive is the readiness of a Namespace.
 func NamespaceActive(o *composed.Unstructured) bool {
-	phase, _ := o.GetString("status.phase")
-	return phase == "Active"
+	return Str(o.Object, "status", "phase") == "Active"
 }
 
 // Keep carries an observed object forward into the desired state, for an
@@ -144,27 +143,26 @@ func decodes(u *composed.Unstructured) error {
 // the current generation and every desired replica is updated and
 // available (zero replicas: ready).
 func DeploymentAvailable(o *composed.Unstructured) bool {
-	gen, _ := o.GetInteger("metadata.generation")
-	seen, _ := o.GetInteger("status.observedGeneration")
+	gen, _ := Int(o.Object, "metadata", "generation")
+	seen, _ := Int(o.Object, "status", "observedGeneration")
 	if seen < gen {
 		return false
 	}
-	want, err := o.GetInteger("spec.replicas")
-	if err != nil {
+	want, found := Int(o.Object, "spec", "replicas")
+	if !found {
 		want = 1
 	}
 	if want == 0 {
 		return true
 	}
-	updated, _ := o.GetInteger("status.updatedReplicas")
-	available, _ := o.GetInteger("status.availableReplicas")
+	updated, _ := Int(o.Object, "status", "updatedReplicas")
+	available, _ := Int(o.Object, "status", "availableReplicas")
 	return updated == want && available == want && ConditionStatus(o.Object, "Available") == "True"
 }
 
 // ServiceHasClusterIP is the readiness of a ClusterIP Service.
 func ServiceHasClusterIP(o *composed.Unstructured) bool {
-	ip, _ := o.GetString("spec.clusterIP")
-	return ip != ""
+	return Str(o.Object, "spec", "clusterIP") != ""
 }
 
 // ConditionStatus returns the status of a status.conditions entry of any

@@ -196,7 +196,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	st.ServiceEndpoint = fmt.Sprintf("http://%s:%d", host, prts.http)
 	st.GRPCEndpoint = fmt.Sprintf("%s:%d", host, prts.grpc)
 	if c.deploy != nil {
-		avail, _ := c.deploy.GetInteger("status.availableReplicas")
+		avail, _ := compose.Int(c.deploy.Object, "status", "availableReplicas")
 		st.AvailableReplicas = int32(avail)
 	}
 	avail := c.availability(deployReady, required[reqPods])
@@ -258,8 +258,8 @@ func (c *Composer) replicas() *int32 {
 	if replicasCoOwned(c.deploy) {
 		return nil
 	}
-	observed, err := c.deploy.GetInteger("spec.replicas")
-	if err != nil {
+	observed, found := compose.Int(c.deploy.Object, "spec", "replicas")
+	if !found {
 		return ptr.To(want)
 	}
 	return ptr.To(int32(observed))

@@ -94,12 +94,12 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 	if c.id.Namespace == "" {
 		return nil, fmt.Errorf("a KalypsoTritonServer must be namespaced (or a claim): %s has no namespace", c.id.Name)
 	}
-	st := &v1alpha1.KalypsoTritonServerStatus{}
-	if raw, ok := xr.Resource.Object["status"]; ok {
-		// Only the application snapshot is read back; a status that does
-		// not decode is simply not used.
-		if err := compose.DecodeInto(raw, st); err == nil {
-			c.last = st.Application
+	// Only the application snapshot is read back from the status; one that
+	// does not decode is simply not used.
+	if raw, ok, _ := unstructured.NestedFieldNoCopy(xr.Resource.Object, "status", "application"); ok {
+		last := &v1alpha1.ServerApplicationStatus{}
+		if err := compose.DecodeInto(raw, last); err == nil {
+			c.last = last
 		}
 	}
 	if o, ok := observed[resDeployment]; ok {

@@ -67,10 +67,10 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 		return availability{PhasePending, "Creating", "the Deployment is being created"}
 	}
 	want := int64(1)
-	if r, err := c.deploy.GetInteger("spec.replicas"); err == nil {
+	if r, found := compose.Int(c.deploy.Object, "spec", "replicas"); found {
 		want = r
 	}
-	avail, _ := c.deploy.GetInteger("status.availableReplicas")
+	avail, _ := compose.Int(c.deploy.Object, "status", "availableReplicas")
 	podReason, podMessage := diagnosePods(pods)
 	if reason, msg := deploymentFailure(c.deploy.Object); reason != "" {
 		return availability{PhaseFailed, reason, joinNonEmpty(msg, podMessage)}
@@ -132,7 +132,7 @@ func podDiagnosis(pod *unstructured.Unstructured) (podProblem, bool) {
 			return podProblem{0, "ImagePullFailed", fmt.Sprintf("pod %s cannot pull its image (%s): %s", name, wr, wm)}, true
 		case "CrashLoopBackOff":
 			last, _, _ := unstructured.NestedMap(cs, "lastState", "terminated")
-			code := number(last["exitCode"])
+			code, _ := compose.Int(last, "exitCode")
 			lr, _ := last["reason"].(string)
 			lm, _ := last["message"].(string)
 			return podProblem{1, "CrashLoopBackOff", fmt.Sprintf("pod %s is crash looping: last exit code %d (%s) %s", name, code, lr, strings.TrimSpace(lm))}, true
@@ -145,17 +145,6 @@ func podDiagnosis(pod *unstructured.Unstructured) (podProblem, bool) {
 		return podProblem{3, "Unschedulable", fmt.Sprintf("pod %s cannot be scheduled: %s", name, msg)}, true
 	}
 	return podProblem{}, false
-}
-
-// number reads a JSON number, which a request may carry as float64 or int64.
-func number(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case float64:
-		return int64(n)
-	}
-	return 0
 }
 
 func parseCount(s string) int64 {
