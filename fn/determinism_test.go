@@ -365,8 +365,6 @@ func TestDeterministicUnderShuffling(t *testing.T) {
 var setCases = []struct {
 	stage string
 	add   []string
-	// knownBug skips a case the function gets wrong today.
-	knownBug string
 }{
 	{
 		stage: "tritonservers/yolo/failed",
@@ -376,13 +374,11 @@ var setCases = []struct {
 			`{apiVersion: v1, kind: Pod, metadata: {name: yolo-deploy-5d8c7b9f4-c, namespace: vision-prod, labels: {kalypso-serving.io/tritonserver: yolo}},
 			  status: {containerStatuses: [{name: tritonserver, state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 3, reason: Error, message: third}}}]}}`,
 		},
-		knownBug: "diagnosePods (fn/tritonserver/status.go) keeps the first pod of the most telling rank in list order (sort.SliceStable), so with two crash-looping pods status.message and ServerAvailable name whichever pod came first",
 	},
 	{
 		stage: "tritonservers/yolo/no-gpu-quota",
 		add: []string{`{apiVersion: v1, kind: ResourceQuota, metadata: {name: other-quota, namespace: vision-prod},
 		  status: {hard: {requests.nvidia.com/gpu: "1"}, used: {requests.nvidia.com/gpu: "1"}}}`},
-		knownBug: "quotaShortfall (fn/tritonserver/compose.go) reports the first short ResourceQuota in list order, so with two short quotas the InsufficientGPUQuota message names whichever came first",
 	},
 	{
 		stage: "projects/vision-without-stage/in-use",
@@ -418,9 +414,6 @@ func TestDeterministicUnderShufflingSets(t *testing.T) {
 	}
 	for i, sc := range setCases {
 		t.Run(sc.stage, func(t *testing.T) {
-			if sc.knownBug != "" {
-				t.Skip("known bug: " + sc.knownBug)
-			}
 			c, ok := cases[sc.stage]
 			if !ok {
 				t.Fatalf("no example stage %s", sc.stage)

@@ -4,7 +4,9 @@
 package fn
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -103,8 +105,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
-	in := &v1beta1.Input{}
-	if err := request.GetInput(req, in); err != nil {
+	in, err := input(req)
+	if err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot decode the function input"))
 		return rsp, nil
 	}
@@ -170,6 +172,26 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 	log.Debug("composed", "resources", len(res.Desired), "ready", res.Ready)
 	return rsp, nil
+}
+
+// input decodes the function input strictly, with a stable message for an
+// unknown field (the SDK's decoder words its errors differently from call to
+// call, which would change the composite's Synced message every time).
+func input(req *fnv1.RunFunctionRequest) (*v1beta1.Input, error) {
+	in := &v1beta1.Input{}
+	if req.GetInput() == nil {
+		return in, nil
+	}
+	b, err := req.GetInput().MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(in); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 func servedKinds() string {

@@ -39,7 +39,7 @@ type KalypsoTritonServerSpec struct {
 	// s3://host:port/bucket/path, gs://bucket/path or as://account/container/path.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^(s3|gs|as)://[^\s]+$`
+	// +kubebuilder:validation:Pattern=`^(s3|gs|as)://[^/\s][^\s]*$`
 	StorageURI string `json:"storageUri"`
 
 	// TritonConfig selects the image and Triton's own settings.

@@ -183,6 +183,10 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: gateway.scheme %q is not http or https", p.GatewayScheme)
 	case p.RunAsUser <= 0:
 		return fmt.Errorf("defaults: security.runAsUser must be a non-root uid (> 0), got %d", p.RunAsUser)
+	case p.FSGroup <= 0:
+		return fmt.Errorf("defaults: security.fsGroup must be a non-root gid (> 0), got %d", p.FSGroup)
+	case strings.HasPrefix(p.GatewayHostname, "*"):
+		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
 	}
 	for i, ref := range p.GatewayParentRefs {
 		if ref.Name == "" {

@@ -2,7 +2,9 @@ package tritonserver
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
@@ -42,6 +44,29 @@ func (c *Composer) validate() error {
 	return nil
 }
 
+// checkImage refuses an image that names its own tag or digest: the tag has
+// its own field, and Kubernetes would get "<image>:<tag>:<tag>".
+func checkImage(tc *v1alpha1.TritonConfig) error {
+	if tc == nil || tc.Image == "" {
+		return nil
+	}
+	last := tc.Image[strings.LastIndex(tc.Image, "/")+1:]
+	if strings.ContainsAny(last, ":@") {
+		return fmt.Errorf("spec.tritonConfig.image %q holds a tag or digest: put the repository in image and the tag in spec.tritonConfig.tag", tc.Image)
+	}
+	return nil
+}
+
+// intervalRE is a Prometheus duration, which a ServiceMonitor accepts.
+var intervalRE = regexp.MustCompile(`^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$`)
+
+func checkInterval(s string) error {
+	if s == "" || !intervalRE.MatchString(s) {
+		return fmt.Errorf("spec.observability.metrics.interval %q is not a Prometheus duration such as 15s, 1m or 1m30s", s)
+	}
+	return nil
+}
+
 // Compose builds the desired state, status and conditions.
 func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
 	fatal := func(err error) compose.Result { return compose.Result{Fatal: err} }
@@ -58,6 +83,12 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	res, err := gpuResources(&c.spec, p.GPUResourceName)
 	if err != nil {
+		return fatal(err)
+	}
+	if err := checkImage(c.spec.TritonConfig); err != nil {
+		return fatal(err)
+	}
+	if err := checkInterval(c.metricsInterval()); err != nil {
 		return fatal(err)
 	}
 
@@ -310,6 +341,9 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 	}
 	total := need.Value() * int64(ptr.Deref(c.replicas(), 1))
 	key := "requests." + string(gpu)
+	// By name: the answer must not depend on the order of the list.
+	quotas = slices.Clone(quotas)
+	slices.SortFunc(quotas, func(a, b resource.Required) int { return strings.Compare(a.Resource.GetName(), b.Resource.GetName()) })
 	for _, q := range quotas {
 		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
 		if !found {

@@ -42,28 +42,43 @@ func shmSize(pb *v1alpha1.PythonBackendSpec) resource.Quantity {
 }
 
 // gpuResources adds the gpus shortcut to the container resources, in both
-// requests and limits (extended resources must match).
+// requests and limits (extended resources must match), completes a GPU
+// given only as a request with the same limit, and refuses requests above
+// limits, which the API server would refuse on apply.
 func gpuResources(spec *v1alpha1.KalypsoTritonServerSpec, gpu corev1.ResourceName) (corev1.ResourceRequirements, error) {
 	var r corev1.ResourceRequirements
 	if spec.Resources != nil {
 		r = *spec.Resources.DeepCopy()
 	}
-	if spec.GPUs == nil || *spec.GPUs == 0 {
-		return r, nil
+	set := func(list *corev1.ResourceList, q resource.Quantity) {
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[gpu] = q
 	}
-	n := *resource.NewQuantity(int64(*spec.GPUs), resource.DecimalSI)
-	// In a fixed order: the message must not depend on map iteration.
-	for _, s := range []struct {
-		side string
-		list *corev1.ResourceList
-	}{{"limits", &r.Limits}, {"requests", &r.Requests}} {
-		if have, ok := (*s.list)[gpu]; ok && have.Cmp(n) != 0 {
-			return r, fmt.Errorf("spec.gpus (%d) and spec.resources.%s[%s] (%s) disagree: set one of them", *spec.GPUs, s.side, gpu, have.String())
+	if spec.GPUs != nil && *spec.GPUs > 0 {
+		n := *resource.NewQuantity(int64(*spec.GPUs), resource.DecimalSI)
+		// In a fixed order: the message must not depend on map iteration.
+		for _, s := range []struct {
+			side string
+			list *corev1.ResourceList
+		}{{"limits", &r.Limits}, {"requests", &r.Requests}} {
+			if have, ok := (*s.list)[gpu]; ok && have.Cmp(n) != 0 {
+				return r, fmt.Errorf("spec.gpus (%d) and spec.resources.%s[%s] (%s) disagree: set one of them", *spec.GPUs, s.side, gpu, have.String())
+			}
+			set(s.list, n)
 		}
-		if *s.list == nil {
-			*s.list = corev1.ResourceList{}
+	}
+	if q, ok := r.Requests[gpu]; ok {
+		if _, limited := r.Limits[gpu]; !limited {
+			set(&r.Limits, q)
 		}
-		(*s.list)[gpu] = n
+	}
+	for _, name := range sortedKeys(r.Requests) {
+		req := r.Requests[name]
+		if lim, ok := r.Limits[name]; ok && req.Cmp(lim) > 0 {
+			return r, fmt.Errorf("spec.resources.requests[%s] (%s) is above spec.resources.limits[%s] (%s): a request cannot exceed its limit", name, req.String(), name, lim.String())
+		}
 	}
 	return r, nil
 }

@@ -100,8 +100,8 @@ func deploymentFailure(deploy map[string]any) (reason, message string) {
 
 // podProblem is one pod's reason, ranked by how much it tells.
 type podProblem struct {
-	rank            int
-	reason, message string
+	rank                 int
+	pod, reason, message string
 }
 
 // diagnosePods returns the most telling reason among the server's pods.
@@ -115,7 +115,14 @@ func diagnosePods(pods []resource.Required) (reason, message string) {
 	if len(found) == 0 {
 		return "", ""
 	}
-	sort.SliceStable(found, func(i, j int) bool { return found[i].rank < found[j].rank })
+	// Most telling first, then by pod name: the answer must not depend on
+	// the order the pods were listed in.
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].rank != found[j].rank {
+			return found[i].rank < found[j].rank
+		}
+		return found[i].pod < found[j].pod
+	})
 	return found[0].reason, found[0].message
 }
 
@@ -129,20 +136,20 @@ func podDiagnosis(pod *unstructured.Unstructured) (podProblem, bool) {
 		wm, _ := waiting["message"].(string)
 		switch wr {
 		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
-			return podProblem{0, "ImagePullFailed", fmt.Sprintf("pod %s cannot pull its image (%s): %s", name, wr, wm)}, true
+			return podProblem{0, name, "ImagePullFailed", fmt.Sprintf("pod %s cannot pull its image (%s): %s", name, wr, wm)}, true
 		case "CrashLoopBackOff":
 			last, _, _ := unstructured.NestedMap(cs, "lastState", "terminated")
 			code, _ := compose.Int(last, "exitCode")
 			lr, _ := last["reason"].(string)
 			lm, _ := last["message"].(string)
-			return podProblem{1, "CrashLoopBackOff", fmt.Sprintf("pod %s is crash looping: last exit code %d (%s) %s", name, code, lr, strings.TrimSpace(lm))}, true
+			return podProblem{1, name, "CrashLoopBackOff", fmt.Sprintf("pod %s is crash looping: last exit code %d (%s) %s", name, code, lr, strings.TrimSpace(lm))}, true
 		case "CreateContainerConfigError", "CreateContainerError":
-			return podProblem{2, wr, fmt.Sprintf("pod %s cannot start its container: %s", name, wm)}, true
+			return podProblem{2, name, wr, fmt.Sprintf("pod %s cannot start its container: %s", name, wm)}, true
 		}
 	}
 	if c := compose.FindCondition(pod.Object, "PodScheduled"); c != nil && c["status"] == "False" {
 		msg, _ := c["message"].(string)
-		return podProblem{3, "Unschedulable", fmt.Sprintf("pod %s cannot be scheduled: %s", name, msg)}, true
+		return podProblem{3, name, "Unschedulable", fmt.Sprintf("pod %s cannot be scheduled: %s", name, msg)}, true
 	}
 	return podProblem{}, false
 }

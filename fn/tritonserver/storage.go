@@ -33,7 +33,7 @@ var mountDirEnv = map[string]string{
 func storageScheme(uri string) (string, error) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	provider, known := schemeProvider[scheme]
-	if !ok || !known || strings.Trim(rest, "/") == "" {
+	if !ok || !known || strings.Trim(rest, "/") == "" || strings.HasPrefix(rest, "/") {
 		return "", fmt.Errorf("spec.storageUri: %q must be s3://bucket/path, s3://host:port/bucket/path, gs://bucket/path or as://account/container/path", uri)
 	}
 	return provider, nil
