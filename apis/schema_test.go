@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -41,58 +40,17 @@ const (
 	xrServer         = "XKalypsoTritonServer"
 )
 
-// definitions maps each target to the XRD it comes from and whether it is
-// that XRD's claim.
-var definitions = map[string]struct {
-	path  string
-	claim bool
-}{
-	project:          {path: "kalypsoprojects/definition.yaml"},
-	application:      {path: "kalypsoapplications/definition.yaml"},
-	server:           {path: "kalypsotritonservers/definition.yaml"},
-	xrApplication:    {path: "claims/xkalypsoapplications/definition.yaml"},
-	xrServer:         {path: "claims/xkalypsotritonservers/definition.yaml"},
-	claimApplication: {path: "claims/xkalypsoapplications/definition.yaml", claim: true},
-	claimServer:      {path: "claims/xkalypsotritonservers/definition.yaml", claim: true},
-}
-
-// loadCustomResources builds every target once per test binary; the CEL
-// cost estimation of the larger schemas is the slowest step of this file.
-var loadCustomResources = sync.OnceValues(func() (map[string]*schemacheck.Validator, error) {
-	out := map[string]*schemacheck.Validator{}
-	for target, d := range definitions {
-		v, err := schemacheck.Load(d.path, d.claim)
-		if err != nil {
-			return nil, err
-		}
-		out[target] = v
-	}
-	return out, nil
+// customResources are the targets' validators, by the XRD each comes from
+// and whether it is that XRD's claim.
+var customResources = schemacheck.NewSet(map[string]schemacheck.XRD{
+	project:          {Path: "kalypsoprojects/definition.yaml"},
+	application:      {Path: "kalypsoapplications/definition.yaml"},
+	server:           {Path: "kalypsotritonservers/definition.yaml"},
+	xrApplication:    {Path: "claims/xkalypsoapplications/definition.yaml"},
+	xrServer:         {Path: "claims/xkalypsotritonservers/definition.yaml"},
+	claimApplication: {Path: "claims/xkalypsoapplications/definition.yaml", Claim: true},
+	claimServer:      {Path: "claims/xkalypsotritonservers/definition.yaml", Claim: true},
 })
-
-func customResourceFor(t *testing.T, target string) *schemacheck.Validator {
-	t.Helper()
-	crs, err := loadCustomResources()
-	if err != nil {
-		t.Fatalf("cannot build the CRDs: %v", err)
-	}
-	cr, ok := crs[target]
-	if !ok {
-		t.Fatalf("no CRD for target %q", target)
-	}
-	return cr
-}
-
-// parse decodes one YAML object as the API server decodes JSON: integers
-// become int64, which CEL and the defaulting compare against.
-func parse(t *testing.T, text string) map[string]any {
-	t.Helper()
-	o, err := schemacheck.Parse(text)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, text)
-	}
-	return o
-}
 
 func testdata(t *testing.T, name string) string {
 	t.Helper()
@@ -108,9 +66,9 @@ func admit(t *testing.T, target, obj, old string) (map[string]any, error) {
 	t.Helper()
 	var o map[string]any
 	if old != "" {
-		o = parse(t, old)
+		o = schemacheck.MustParse(t, old)
 	}
-	return customResourceFor(t, target).Admit(t.Context(), parse(t, obj), o)
+	return customResources.For(t, target).Admit(t.Context(), schemacheck.MustParse(t, obj), o)
 }
 
 // assertOutcome checks that err is nil when want is empty, else that err
@@ -147,7 +105,7 @@ func TestCRDs(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cr := customResourceFor(t, tc.target)
+			cr := customResources.For(t, tc.target)
 			// Structural schema, pruned defaults, CEL compilation and
 			// estimated cost within the per-rule and per-CRD budgets.
 			if errs := cr.CRDErrors(); len(errs) > 0 {
@@ -553,11 +511,11 @@ func TestOriginalSamples(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			obj := parse(t, testdata(t, tc.file))
+			obj := schemacheck.MustParse(t, testdata(t, tc.file))
 			if tc.kind != "" {
 				obj["kind"] = tc.kind
 			}
-			if _, err := customResourceFor(t, tc.target).Admit(t.Context(), obj, nil); err != nil {
+			if _, err := customResources.For(t, tc.target).Admit(t.Context(), obj, nil); err != nil {
 				t.Errorf("%s\nwant accepted, got rejected: %v", tc.reason, err)
 			}
 		})
@@ -586,7 +544,7 @@ func TestExamples(t *testing.T) {
 			return err
 		}
 		for i, doc := range documents(t, path) {
-			obj := parse(t, doc)
+			obj := schemacheck.MustParse(t, doc)
 			if obj["apiVersion"] != apiVersion {
 				continue
 			}
@@ -605,7 +563,7 @@ func TestExamples(t *testing.T) {
 			}
 			for _, target := range targets {
 				t.Run(fmt.Sprintf("%s#%d/%s", rel, i, target), func(t *testing.T) {
-					if _, err := customResourceFor(t, target).Admit(t.Context(), obj, nil); err != nil {
+					if _, err := customResources.For(t, target).Admit(t.Context(), obj, nil); err != nil {
 						t.Errorf("want accepted as %s, got rejected: %v", target, err)
 					}
 				})

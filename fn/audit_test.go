@@ -2,7 +2,6 @@ package fn_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,13 +15,14 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/go-logr/logr/funcr"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
+	"github.com/kalypsoserving/function-kalypso/test/requests"
 )
 
 // This file audits what the function composes for every example at every
@@ -54,22 +54,13 @@ func auditReconcile(t *testing.T, c exCase) auditRun {
 
 	var run auditRun
 	converge := func(c exCase) *fnv1.RunFunctionResponse {
-		var required map[string]*fnv1.Resources
-		var last *fnv1.Requirements
-		for range 8 {
-			rsp, err := f.RunFunction(context.Background(), exRequest(t, c, required))
-			if err != nil {
-				t.Fatalf("RunFunction returned an error: %v", err)
-			}
+		_, rsp, err := composetest.Converge(f, c.xr, c.input, c.observed, c.pool, func(rsp *fnv1.RunFunctionResponse) {
 			run.responses = append(run.responses, rsp)
-			if required != nil && proto.Equal(rsp.GetRequirements(), last) {
-				return rsp
-			}
-			last = rsp.GetRequirements()
-			required = exResolve(t, last.GetResources(), c.pool)
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatal("the requirements did not settle")
-		return nil
+		return rsp
 	}
 	rsp := converge(c)
 	next := c
@@ -198,14 +189,14 @@ func TestNoSecretValuesLeak(t *testing.T) {
 				if o["kind"] != "Secret" || o["apiVersion"] != "v1" {
 					continue
 				}
-				o = exDeepCopy(o)
-				data := exEnsureMap(o, "data")
+				o = requests.DeepCopy(o)
+				data := requests.EnsureMap(o, "data")
 				for _, k := range slices.Sorted(maps.Keys(data)) {
 					if v, _ := data[k].(string); len(v) >= 8 {
 						markers = append(markers, v)
 					}
 				}
-				for _, v := range exEnsureMap(o, "stringData") {
+				for _, v := range requests.EnsureMap(o, "stringData") {
 					if s, _ := v.(string); len(s) >= 8 {
 						markers = append(markers, s)
 					}
@@ -213,7 +204,7 @@ func TestNoSecretValuesLeak(t *testing.T) {
 				m := fmt.Sprintf("KALYPSO-AUDIT-%02d-%02d-DATA-7f3c9e", i, j)
 				p := fmt.Sprintf("KALYPSO-AUDIT-%02d-%02d-PLAIN-1a8d4b", i, j)
 				data["kalypso-audit"] = base64.StdEncoding.EncodeToString([]byte(m))
-				exEnsureMap(o, "stringData")["kalypso-audit-plain"] = p
+				requests.EnsureMap(o, "stringData")["kalypso-audit-plain"] = p
 				markers = append(markers, data["kalypso-audit"].(string), p)
 				c.pool[j] = o
 			}

@@ -13,11 +13,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
-	"github.com/kalypsoserving/function-kalypso/test/load/requests"
+	"github.com/kalypsoserving/function-kalypso/test/requests"
 )
 
 // The benchmarks run RunFunction on the requests Crossplane sends in the
-// steady state (test/load/requests builds them from the examples), and
+// steady state (test/requests builds them from the examples), and
 // beside each its floor: unmarshalling the serialized request and
 // marshalling the response, which the gRPC server does on every call
 // whatever the function does. `make bench` prints them as a table with the

@@ -1,17 +1,12 @@
 package fn_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,22 +16,17 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
+	"github.com/kalypsoserving/function-kalypso/test/requests"
 )
 
 // This file holds the determinism properties of RunFunction over every
-// example at every stage, and the loader of those examples (also used by
-// audit_test.go).
-//
-// An example case is what `make render` renders: an XR file
-// examples/<dir>/<xr>.yaml at its stage "initial" and at every stage folder
-// examples/<dir>/stages/<xr>/<stage>/ with observed composed objects
-// (observed.yaml or observed/) and the objects that exist in the cluster
-// (required.yaml or required/), from which the function's requirements are
-// answered the way Crossplane answers them.
+// example at every stage (requests.Examples: what `make render` renders,
+// each stage's required objects answering the function's requirements as
+// Crossplane answers them), and the cases audit_test.go uses too.
 
 // exCase is one example at one stage.
 type exCase struct {
@@ -47,67 +37,24 @@ type exCase struct {
 	pool     []map[string]any // what exists in the cluster
 }
 
-const exResourceNameAnnotation = "crossplane.io/composition-resource-name"
-
 // exCases loads every example at every stage.
 func exCases(t *testing.T) []exCase {
 	t.Helper()
-	root := filepath.Join("..", "examples")
-	var xrFiles []string
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == "stages" {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".yaml") {
-			xrFiles = append(xrFiles, path)
-		}
-		return nil
-	})
+	examples, err := requests.Examples("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(xrFiles)
 	var out []exCase
-	for _, path := range xrFiles {
-		objs := exReadObjects(t, path)
-		if len(objs) == 0 || !strings.HasPrefix(fmt.Sprint(objs[0]["apiVersion"]), "serving.kalypso.io/") {
-			continue
+	for _, e := range examples {
+		in, err := requests.CompositionInput(e.Composition)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
 		}
-		xr := objs[0]
-		dir, base := filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".yaml")
-		stages := []string{"initial"}
-		if entries, err := os.ReadDir(filepath.Join(dir, "stages", base)); err == nil {
-			for _, e := range entries {
-				if e.IsDir() && e.Name() != "initial" {
-					stages = append(stages, e.Name())
-				}
-			}
+		observed, err := requests.ByName(e.Observed)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
 		}
-		slices.Sort(stages)
-		in := exCompositionInput(t, fmt.Sprint(xr["kind"]))
-		for _, st := range stages {
-			sdir := filepath.Join(dir, "stages", base, st)
-			if _, err := os.Stat(filepath.Join(sdir, "expect-error")); err == nil {
-				continue
-			}
-			c := exCase{name: strings.TrimPrefix(filepath.ToSlash(filepath.Join(dir, base, st)), "../examples/"), xr: exDeepCopy(xr), input: in, observed: map[string]map[string]any{}}
-			for _, n := range []string{"observed.yaml", "observed"} {
-				for _, o := range exReadObjects(t, filepath.Join(sdir, n)) {
-					name := exAnnotation(o, exResourceNameAnnotation)
-					if name == "" {
-						t.Fatalf("%s: an observed %v has no %s annotation", sdir, o["kind"], exResourceNameAnnotation)
-					}
-					c.observed[name] = o
-				}
-			}
-			for _, n := range []string{"required.yaml", "required"} {
-				c.pool = append(c.pool, exReadObjects(t, filepath.Join(sdir, n))...)
-			}
-			out = append(out, c)
-		}
+		out = append(out, exCase{name: e.Name, xr: e.XR, input: in, observed: observed, pool: e.Pool})
 	}
 	if len(out) < 20 {
 		t.Fatalf("found only %d example cases", len(out))
@@ -115,200 +62,19 @@ func exCases(t *testing.T) []exCase {
 	return out
 }
 
-// exReadObjects reads every YAML document of a file, or of the *.yaml files
-// of a directory (symbolic links followed); a missing path holds none.
-func exReadObjects(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := []string{path}
-	if fi.IsDir() {
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = nil
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".yaml") {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-		slices.Sort(files)
-	}
-	var out []map[string]any
-	for _, f := range files {
-		b, err := os.ReadFile(f) //nolint:gosec // test fixtures.
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-		for {
-			doc, err := r.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			j, err := yaml.YAMLToJSON(doc)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			var o map[string]any
-			if err := json.Unmarshal(j, &o); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(o) > 0 {
-				out = append(out, o)
-			}
-		}
-	}
-	return out
-}
-
-// exCompositionInput reads the pipeline input of the kind's Composition.
-func exCompositionInput(t *testing.T, kind string) *structpb.Struct {
-	t.Helper()
-	path := filepath.Join("..", "apis", strings.ToLower(kind)+"s", "composition.yaml")
-	if strings.HasPrefix(kind, "X") {
-		path = filepath.Join("..", "apis", "claims", strings.ToLower(kind)+"s", "composition.yaml")
-	}
-	objs := exReadObjects(t, path)
-	if len(objs) == 0 {
-		t.Fatalf("no Composition for %s at %s", kind, path)
-	}
-	spec, _ := objs[0]["spec"].(map[string]any)
-	pipeline, _ := spec["pipeline"].([]any)
-	if len(pipeline) == 0 {
-		t.Fatalf("%s: no pipeline", path)
-	}
-	in, _ := pipeline[0].(map[string]any)["input"].(map[string]any)
-	s, err := structpb.NewStruct(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func exAnnotation(o map[string]any, key string) string {
-	md, _ := o["metadata"].(map[string]any)
-	a, _ := md["annotations"].(map[string]any)
-	s, _ := a[key].(string)
-	return s
-}
-
-func exDeepCopy(o map[string]any) map[string]any {
-	b, err := json.Marshal(o)
-	if err != nil {
-		panic(err) // decoded from JSON.
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-func exStruct(t *testing.T, o map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// exRequest builds a request as Crossplane sends it: an empty desired state,
-// the observed composite and composed objects, and the required resources
-// (nil on the first call of a reconcile).
-func exRequest(t *testing.T, c exCase, required map[string]*fnv1.Resources) *fnv1.RunFunctionRequest {
-	t.Helper()
-	req := &fnv1.RunFunctionRequest{
-		Meta:              &fnv1.RequestMeta{Tag: "example"},
-		Observed:          &fnv1.State{Composite: &fnv1.Resource{Resource: exStruct(t, c.xr)}, Resources: map[string]*fnv1.Resource{}},
-		Desired:           &fnv1.State{},
-		Input:             proto.Clone(c.input).(*structpb.Struct),
-		RequiredResources: required,
-	}
-	for name, o := range c.observed {
-		req.Observed.Resources[name] = &fnv1.Resource{Resource: exStruct(t, o)}
-	}
-	return req
-}
-
-// exConverge calls the function as Crossplane's function runner does: until
-// the requirements it returns stop changing, answering them from the pool.
-// It returns the last request (every requirement answered) and its
-// response; a Fatal fails the test.
+// exConverge calls the function as Crossplane's function runner does (see
+// composetest.Converge). It returns the last request (every requirement
+// answered) and its response; a Fatal fails the test.
 func exConverge(t *testing.T, f *fn.Function, c exCase) (*fnv1.RunFunctionRequest, *fnv1.RunFunctionResponse) {
 	t.Helper()
-	var required map[string]*fnv1.Resources
-	var last *fnv1.Requirements
-	for range 8 {
-		req := exRequest(t, c, required)
-		rsp, err := f.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
-		if err != nil {
-			t.Fatalf("RunFunction returned an error: %v", err)
-		}
-		for _, r := range rsp.GetResults() {
-			if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-				t.Fatalf("the function refused the example: %s", r.GetMessage())
-			}
-		}
-		if required != nil && proto.Equal(rsp.GetRequirements(), last) {
-			return req, rsp
-		}
-		last = rsp.GetRequirements()
-		required = exResolve(t, last.GetResources(), c.pool)
+	req, rsp, err := composetest.Converge(f, c.xr, c.input, c.observed, c.pool, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the requirements did not settle")
-	return nil, nil
-}
-
-// exResolve answers requirements from the objects that exist: by
-// apiVersion, kind, namespace and name or labels, in pool order.
-func exResolve(t *testing.T, sels map[string]*fnv1.ResourceSelector, pool []map[string]any) map[string]*fnv1.Resources {
-	t.Helper()
-	out := make(map[string]*fnv1.Resources, len(sels))
-	for name, sel := range sels {
-		rs := &fnv1.Resources{}
-		for _, o := range pool {
-			if exMatches(sel, o) {
-				rs.Items = append(rs.Items, &fnv1.Resource{Resource: exStruct(t, o)})
-			}
-		}
-		out[name] = rs
+	if r := composetest.Fatal(rsp); r != nil {
+		t.Fatalf("the function refused the example: %s", r.GetMessage())
 	}
-	return out
-}
-
-func exMatches(sel *fnv1.ResourceSelector, o map[string]any) bool {
-	if o["apiVersion"] != sel.GetApiVersion() || o["kind"] != sel.GetKind() {
-		return false
-	}
-	md, _ := o["metadata"].(map[string]any)
-	ns, _ := md["namespace"].(string)
-	if sel.Namespace != nil && ns != sel.GetNamespace() {
-		return false
-	}
-	switch m := sel.GetMatch().(type) {
-	case *fnv1.ResourceSelector_MatchName:
-		return md["name"] == m.MatchName
-	case *fnv1.ResourceSelector_MatchLabels:
-		labels, _ := md["labels"].(map[string]any)
-		for k, v := range m.MatchLabels.GetLabels() {
-			if labels[k] != v {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	return req, rsp
 }
 
 // exCall runs one request on a fresh copy: the SDK writes the response's
@@ -611,7 +377,7 @@ func desiredBodies(t *testing.T, rsp *fnv1.RunFunctionResponse) map[string][]byt
 // its conditions), as Crossplane persists it.
 func withStatusOf(t *testing.T, xr map[string]any, rsp *fnv1.RunFunctionResponse) map[string]any {
 	t.Helper()
-	out := exDeepCopy(xr)
+	out := requests.DeepCopy(xr)
 	status, _ := rsp.GetDesired().GetComposite().GetResource().AsMap()["status"].(map[string]any)
 	if status == nil {
 		status = map[string]any{}
@@ -643,12 +409,12 @@ func applied(t *testing.T, xr map[string]any, previous map[string]map[string]any
 	for name, r := range rsp.GetDesired().GetResources() {
 		o := map[string]any{}
 		if p, ok := previous[name]; ok {
-			o = exDeepCopy(p)
+			o = requests.DeepCopy(p)
 		}
-		exMerge(o, exDeepCopy(r.GetResource().AsMap()))
-		md := exEnsureMap(o, "metadata")
-		exEnsureMap(md, "annotations")[exResourceNameAnnotation] = name
-		exEnsureMap(md, "labels")["crossplane.io/composite"] = xmd["name"]
+		composetest.Merge(o, requests.DeepCopy(r.GetResource().AsMap()))
+		md := requests.EnsureMap(o, "metadata")
+		requests.EnsureMap(md, "annotations")[requests.ResourceNameAnnotation] = name
+		requests.EnsureMap(md, "labels")["crossplane.io/composite"] = xmd["name"]
 		if _, ok := md["ownerReferences"]; !ok {
 			md["ownerReferences"] = []any{map[string]any{
 				"apiVersion": xr["apiVersion"], "kind": xr["kind"], "name": xmd["name"], "uid": "xr-uid",
@@ -673,20 +439,6 @@ func applied(t *testing.T, xr map[string]any, previous map[string]map[string]any
 	return out
 }
 
-// exMerge writes src over dst: maps merge key by key, anything else
-// replaces.
-func exMerge(dst, src map[string]any) {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				exMerge(dm, sm)
-				continue
-			}
-		}
-		dst[k] = v
-	}
-}
-
 // exMarkReady gives an object the status of a ready object of its kind.
 func exMarkReady(o map[string]any) {
 	switch o["kind"] {
@@ -704,7 +456,7 @@ func exMarkReady(o map[string]any) {
 			"conditions": []any{map[string]any{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}},
 		}
 	case "Service":
-		exEnsureMap(o, "spec")["clusterIP"] = "10.96.0.10"
+		requests.EnsureMap(o, "spec")["clusterIP"] = "10.96.0.10"
 	case "HTTPRoute", "GRPCRoute":
 		spec, _ := o["spec"].(map[string]any)
 		if parents, _ := spec["parentRefs"].([]any); len(parents) > 0 {
@@ -714,15 +466,6 @@ func exMarkReady(o map[string]any) {
 			}}}
 		}
 	}
-}
-
-func exEnsureMap(o map[string]any, key string) map[string]any {
-	m, ok := o[key].(map[string]any)
-	if !ok {
-		m = map[string]any{}
-		o[key] = m
-	}
-	return m
 }
 
 // exAsMap is a proto message as a JSON map.

@@ -6,53 +6,24 @@ import (
 	"testing"
 
 	"github.com/crossplane/function-sdk-go/resource"
-	"github.com/crossplane/function-sdk-go/resource/composed"
-	"github.com/crossplane/function-sdk-go/resource/composite"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
-// object decodes YAML as the SDK decodes a request: integers stay int64.
-func object(t *testing.T, y string) map[string]any {
-	t.Helper()
-	j, err := yaml.YAMLToJSON([]byte(y))
-	if err != nil {
-		t.Fatalf("bad YAML: %v", err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(j); err != nil {
-		t.Fatalf("bad object: %v", err)
-	}
-	return u.Object
-}
-
 func xr(t *testing.T, meta, spec string) *resource.Composite {
 	t.Helper()
-	o := object(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoApplication\nmetadata: "+meta+"\nspec:\n"+spec)
-	return &resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}
+	return composetest.Composite(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoApplication\nmetadata: "+meta+"\nspec:\n"+spec)
 }
 
 const appMeta = "{name: detector, namespace: vision-prod, generation: 2}"
-
-func required(t *testing.T, objs map[string][]string) map[string][]resource.Required {
-	t.Helper()
-	out := map[string][]resource.Required{}
-	for k, ys := range objs {
-		for _, y := range ys {
-			out[k] = append(out[k], resource.Required{Resource: &unstructured.Unstructured{Object: object(t, y)}})
-		}
-	}
-	return out
-}
 
 func platform(t *testing.T, gateway bool) compose.Platform {
 	t.Helper()
@@ -63,11 +34,7 @@ func platform(t *testing.T, gateway bool) compose.Platform {
 			Hostname:   ptr.To("models.example.com"),
 		}
 	}
-	p, err := compose.ResolvePlatform(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return composetest.Platform(t, in)
 }
 
 const (
@@ -229,15 +196,11 @@ func TestCompose(t *testing.T) {
 			if meta == "" {
 				meta = appMeta
 			}
-			obs := map[resource.Name]resource.ObservedComposed{}
-			for n, y := range tc.observed {
-				obs[resource.Name(n)] = resource.ObservedComposed{Resource: &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: object(t, y)}}}
-			}
-			c, err := New(xr(t, meta, tc.spec), obs)
+			c, err := New(xr(t, meta, tc.spec), composetest.Observed(t, tc.observed))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := c.Compose(platform(t, tc.gateway), required(t, tc.required))
+			got := c.Compose(platform(t, tc.gateway), composetest.Required(t, tc.required))
 			if got.Fatal != nil {
 				t.Fatalf("%s\nunexpected Fatal: %v", tc.reason, got.Fatal)
 			}
@@ -274,25 +237,12 @@ func TestCompose(t *testing.T) {
 	}
 }
 
-func decode[T any](t *testing.T, d *resource.DesiredComposed) *T {
-	t.Helper()
-	b, err := json.Marshal(d.Resource.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := new(T)
-	if err := yaml.UnmarshalStrict(b, out); err != nil {
-		t.Fatalf("composed object does not decode strictly into %T: %v", out, err)
-	}
-	return out
-}
-
 func TestRoutes(t *testing.T) {
 	c, err := New(xr(t, appMeta, "  projectRef: vision\n"+s3Storage+"  gateway: {enabled: true, hostname: detector.example.com}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.Compose(platform(t, true), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {pendingServer}, reqRouteCRD: {routeCRD}}))
+	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {pendingServer}, reqRouteCRD: {routeCRD}}))
 	labels := compose.Owner{Project: "vision", Environment: "prod", Application: "detector"}.Labels("route", "detector")
 	parents := []gatewayv1.ParentReference{{Name: "kalypso-gateway", Namespace: ptr.To(gatewayv1.Namespace("gateway-system"))}}
 	backend := func(port int32) gatewayv1.BackendRef {
@@ -313,7 +263,7 @@ func TestRoutes(t *testing.T) {
 			}},
 		},
 	}
-	if diff := cmp.Diff(wantHTTP, decode[gatewayv1.HTTPRoute](t, got.Desired["httproute-ranker"])); diff != "" {
+	if diff := cmp.Diff(wantHTTP, composetest.Decode[gatewayv1.HTTPRoute](t, got.Desired["httproute-ranker"])); diff != "" {
 		t.Errorf("HTTPRoute: -want, +got:\n%s", diff)
 	}
 	wantGRPC := &gatewayv1.GRPCRoute{
@@ -325,17 +275,16 @@ func TestRoutes(t *testing.T) {
 			Rules:           []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{{BackendRef: backend(9001)}}}},
 		},
 	}
-	if diff := cmp.Diff(wantGRPC, decode[gatewayv1.GRPCRoute](t, got.Desired["grpcroute-ranker"])); diff != "" {
+	if diff := cmp.Diff(wantGRPC, composetest.Decode[gatewayv1.GRPCRoute](t, got.Desired["grpcroute-ranker"])); diff != "" {
 		t.Errorf("GRPCRoute: -want, +got:\n%s", diff)
 	}
 }
 
 func TestClaimFlavourLooksUpInClaimNamespace(t *testing.T) {
-	o := object(t, `apiVersion: serving.kalypso.io/v1alpha1
+	c, err := New(composetest.Composite(t, `apiVersion: serving.kalypso.io/v1alpha1
 kind: XKalypsoApplication
 metadata: {name: detector-x7k2p, labels: {crossplane.io/claim-name: detector, crossplane.io/claim-namespace: vision-prod}}
-spec: {projectRef: vision, storage: {secretName: models-s3}}`)
-	c, err := New(&resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}, nil)
+spec: {projectRef: vision, storage: {secretName: models-s3}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +292,7 @@ spec: {projectRef: vision, storage: {secretName: models-s3}}`)
 	if ns := r[reqSecret].GetNamespace(); ns != "vision-prod" {
 		t.Errorf("secret looked up in %q, want the claim namespace vision-prod", ns)
 	}
-	got := c.Compose(platform(t, false), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}}))
+	got := c.Compose(platform(t, false), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}}))
 	if st := got.Status.(*v1alpha1.KalypsoApplicationStatus); st.ActiveModels != 1 || st.Environment != "prod" {
 		t.Errorf("servers referencing the claim name count and the claim namespace's environment is found: got %+v", st)
 	}
@@ -356,7 +305,7 @@ func TestNoSecretValuesInOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.Compose(platform(t, true), required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}}))
+	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}}))
 	b, err := json.Marshal(got)
 	if err != nil {
 		t.Fatal(err)

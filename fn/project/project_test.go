@@ -1,7 +1,6 @@
 package project
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,71 +8,27 @@ import (
 
 	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/crossplane/function-sdk-go/resource"
-	"github.com/crossplane/function-sdk-go/resource/composed"
-	"github.com/crossplane/function-sdk-go/resource/composite"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
-// object decodes YAML as the SDK decodes a request: integers stay int64.
-func object(t *testing.T, y string) map[string]any {
-	t.Helper()
-	j, err := yaml.YAMLToJSON([]byte(y))
-	if err != nil {
-		t.Fatalf("bad YAML: %v", err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(j); err != nil {
-		t.Fatalf("bad object: %v", err)
-	}
-	return u.Object
-}
-
 func xr(t *testing.T, spec string) *resource.Composite {
 	t.Helper()
-	o := object(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoProject\nmetadata: {name: vision, uid: project-uid, generation: 3}\nspec:\n"+spec)
-	return &resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: o}}}
-}
-
-// observed builds observed composed objects from name → YAML.
-func observed(t *testing.T, objs map[string]string) map[resource.Name]resource.ObservedComposed {
-	t.Helper()
-	out := map[resource.Name]resource.ObservedComposed{}
-	for n, y := range objs {
-		out[resource.Name(n)] = resource.ObservedComposed{Resource: &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: object(t, y)}}}
-	}
-	return out
-}
-
-func required(t *testing.T, objs map[string][]string) map[string][]resource.Required {
-	t.Helper()
-	out := map[string][]resource.Required{}
-	for k, ys := range objs {
-		out[k] = []resource.Required{}
-		for _, y := range ys {
-			out[k] = append(out[k], resource.Required{Resource: &unstructured.Unstructured{Object: object(t, y)}})
-		}
-	}
-	return out
+	return composetest.Composite(t, "apiVersion: serving.kalypso.io/v1alpha1\nkind: KalypsoProject\nmetadata: {name: vision, uid: project-uid, generation: 3}\nspec:\n"+spec)
 }
 
 func platform(t *testing.T) compose.Platform {
 	t.Helper()
-	p, err := compose.ResolvePlatform(&v1beta1.Input{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return composetest.Platform(t, &v1beta1.Input{})
 }
 
 const (
@@ -285,11 +240,11 @@ func TestCompose(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			c, err := New(xr(t, tc.spec), observed(t, tc.observed))
+			c, err := New(xr(t, tc.spec), composetest.Observed(t, tc.observed))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			req := required(t, tc.required)
+			req := composetest.Required(t, tc.required)
 			for k := range c.Requirements(platform(t)) {
 				if _, ok := req[k]; !ok {
 					req[k] = nil // resolved, not found
@@ -334,21 +289,6 @@ func TestCompose(t *testing.T) {
 	}
 }
 
-// decode converts a desired object into its typed form, rejecting unknown
-// fields.
-func decode[T any](t *testing.T, d *resource.DesiredComposed) *T {
-	t.Helper()
-	b, err := json.Marshal(d.Resource.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := new(T)
-	if err := yaml.UnmarshalStrict(b, out); err != nil {
-		t.Fatalf("composed object does not decode strictly into %T: %v", out, err)
-	}
-	return out
-}
-
 func TestEnvironmentObjects(t *testing.T) {
 	spec := `  access:
     admins: [{kind: Group, name: vision-leads}]
@@ -363,7 +303,7 @@ func TestEnvironmentObjects(t *testing.T) {
       networkIsolation: {allowFromEnvironments: [stage]}
 `
 	// Both namespaces exist, so their contents are composed.
-	c, err := New(xr(t, spec), observed(t, map[string]string{
+	c, err := New(xr(t, spec), composetest.Observed(t, map[string]string{
 		"namespace-prod":  `{apiVersion: v1, kind: Namespace, metadata: {name: vision-prod}}`,
 		"namespace-stage": `{apiVersion: v1, kind: Namespace, metadata: {name: vision-stage}}`,
 	}))
@@ -391,23 +331,23 @@ func TestEnvironmentObjects(t *testing.T) {
 			"pod-security.kubernetes.io/audit": "baseline", "pod-security.kubernetes.io/warn": "baseline",
 		})},
 	}
-	if diff := cmp.Diff(wantNS, decode[corev1.Namespace](t, got.Desired["namespace-prod"])); diff != "" {
+	if diff := cmp.Diff(wantNS, composetest.Decode[corev1.Namespace](t, got.Desired["namespace-prod"])); diff != "" {
 		t.Errorf("namespace: -want, +got:\n%s", diff)
 	}
 	wantQuota := &corev1.ResourceQuota{TypeMeta: typeMeta("v1", "ResourceQuota"), ObjectMeta: meta("quota", "vision-quota"),
 		Spec: corev1.ResourceQuotaSpec{Hard: list("limits.cpu", "64", "requests.nvidia.com/gpu", "8")}}
-	if diff := cmp.Diff(wantQuota, decode[corev1.ResourceQuota](t, got.Desired["quota-prod"])); diff != "" {
+	if diff := cmp.Diff(wantQuota, composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-prod"])); diff != "" {
 		t.Errorf("quota: -want, +got:\n%s", diff)
 	}
 	wantLimits := &corev1.LimitRange{TypeMeta: typeMeta("v1", "LimitRange"), ObjectMeta: meta("limitrange", "vision-limits"),
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: list("cpu", "2", "memory", "4Gi"), DefaultRequest: list("cpu", "100m", "memory", "256Mi")}}}}
-	if diff := cmp.Diff(wantLimits, decode[corev1.LimitRange](t, got.Desired["limitrange-prod"])); diff != "" {
+	if diff := cmp.Diff(wantLimits, composetest.Decode[corev1.LimitRange](t, got.Desired["limitrange-prod"])); diff != "" {
 		t.Errorf("limit range: -want, +got:\n%s", diff)
 	}
 	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 	wantDeny := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-default-deny-ingress"),
 		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}}
-	if diff := cmp.Diff(wantDeny, decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-deny-prod"])); diff != "" {
+	if diff := cmp.Diff(wantDeny, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-deny-prod"])); diff != "" {
 		t.Errorf("deny policy: -want, +got:\n%s", diff)
 	}
 	wantAllow := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-allow-ingress"),
@@ -416,19 +356,19 @@ func TestEnvironmentObjects(t *testing.T) {
 				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"monitoring", "vision-prod", "vision-stage"},
 			}}},
 		}}}}}}
-	if diff := cmp.Diff(wantAllow, decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-allow-prod"])); diff != "" {
+	if diff := cmp.Diff(wantAllow, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-allow-prod"])); diff != "" {
 		t.Errorf("allow policy: -want, +got:\n%s", diff)
 	}
 	wantAdmins := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-admins"),
 		Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "vision-leads"}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"}}
-	if diff := cmp.Diff(wantAdmins, decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-admin-prod"])); diff != "" {
+	if diff := cmp.Diff(wantAdmins, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-admin-prod"])); diff != "" {
 		t.Errorf("admins: -want, +got:\n%s", diff)
 	}
 	wantEditors := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-editors"),
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ci", Namespace: "vision-prod"}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "edit"}}
-	if diff := cmp.Diff(wantEditors, decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-edit-prod"])); diff != "" {
+	if diff := cmp.Diff(wantEditors, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-edit-prod"])); diff != "" {
 		t.Errorf("editors: -want, +got:\n%s", diff)
 	}
 	// The stage environment: restricted by default, no quota, no bindings for
@@ -438,7 +378,7 @@ func TestEnvironmentObjects(t *testing.T) {
 			t.Errorf("%s should not be composed", n)
 		}
 	}
-	if l := decode[corev1.Namespace](t, got.Desired["namespace-stage"]).Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
+	if l := composetest.Decode[corev1.Namespace](t, got.Desired["namespace-stage"]).Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
 		t.Errorf("stage enforce level: want the platform default restricted, got %q", l)
 	}
 }
@@ -452,8 +392,8 @@ func TestProtectionUsage(t *testing.T) {
 	for i := range 12 {
 		apps = append(apps, fmt.Sprintf(`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: app-%02d, namespace: vision-dev}, spec: {projectRef: vision}}`, i))
 	}
-	got := c.Compose(platform(t), required(t, map[string][]string{"applications-dev": apps}))
-	u := decode[protectionv1beta1.ClusterUsage](t, got.Desired["usage"])
+	got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"applications-dev": apps}))
+	u := composetest.Decode[protectionv1beta1.ClusterUsage](t, got.Desired["usage"])
 	want := &protectionv1beta1.ClusterUsage{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "protection.crossplane.io/v1beta1", Kind: "ClusterUsage"},
 		ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-vision", Labels: compose.Owner{Project: "vision"}.Labels("usage", "vision")},

@@ -12,61 +12,29 @@ import (
 
 	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/crossplane/function-sdk-go/resource"
-	"github.com/crossplane/function-sdk-go/resource/composed"
-	"github.com/crossplane/function-sdk-go/resource/composite"
 	"github.com/google/go-cmp/cmp"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/structpb"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
-// A request's objects reach the function either with int64 numbers
-// (Kubernetes JSON decoding, as render and these helpers' first form do) or
-// with float64 numbers (function-sdk-go decodes a real request through
-// structpb). Scenario tests run in both.
-type encoding string
+// Scenario tests run with both forms of numbers a request's objects come
+// with (composetest.Numbers); the others with int64s, as render sends them.
+const int64s = composetest.Int64s
 
-const (
-	int64s   encoding = "int64"
-	float64s encoding = "float64"
-)
-
-var encodings = []encoding{int64s, float64s}
-
-// decodeAs decodes a YAML object with the numbers of the given encoding.
-func decodeAs(t *testing.T, enc encoding, y string) map[string]any {
-	t.Helper()
-	j, err := yaml.YAMLToJSON([]byte(y))
-	if err != nil {
-		t.Fatalf("bad YAML: %v\n%s", err, y)
-	}
-	if enc == float64s {
-		s := &structpb.Struct{}
-		if err := protojson.Unmarshal(j, s); err != nil {
-			t.Fatalf("bad object: %v", err)
-		}
-		return s.AsMap()
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(j); err != nil {
-		t.Fatalf("bad object: %v\n%s", err, j)
-	}
-	return u.Object
-}
+var encodings = []composetest.Numbers{int64s, composetest.Float64s}
 
 func indent(s, prefix string) string {
 	if s == "" {
@@ -131,11 +99,7 @@ var notReadyApp = appWith(`status: "True", reason: Available`, `status: "False",
 
 func platform(t *testing.T) compose.Platform {
 	t.Helper()
-	p, err := compose.ResolvePlatform(&v1beta1.Input{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return composetest.Platform(t, &v1beta1.Input{})
 }
 
 // apiKeySecret is the platform's API key Secret as the API server returns
@@ -164,49 +128,28 @@ type scene struct {
 	required map[string][]string
 }
 
-func (s scene) composer(t *testing.T, enc encoding) (*Composer, error) {
+func (s scene) composer(t *testing.T, enc composetest.Numbers) (*Composer, error) {
 	t.Helper()
-	xr := &resource.Composite{Resource: &composite.Unstructured{Unstructured: unstructured.Unstructured{Object: decodeAs(t, enc, s.xr)}}}
-	observed := map[resource.Name]resource.ObservedComposed{}
-	for n, y := range s.observed {
-		observed[resource.Name(n)] = resource.ObservedComposed{Resource: &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: decodeAs(t, enc, y)}}}
-	}
-	return New(xr, observed)
+	return New(enc.Composite(t, s.xr), enc.Observed(t, s.observed))
 }
 
 // run composes the scene as RunFunction does: only the requirements the
 // composer asked for are passed, each resolved (found or not).
-func (s scene) run(t *testing.T, enc encoding, p compose.Platform) compose.Result {
+func (s scene) run(t *testing.T, enc composetest.Numbers, p compose.Platform) compose.Result {
 	t.Helper()
 	c, err := s.composer(t, enc)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	req := map[string][]resource.Required{}
+	req := map[string][]string{}
 	for k := range c.Requirements(p) {
-		req[k] = nil
 		found, named := s.required[k]
 		if k == reqAPIKey && !named {
 			found = []string{apiKeySecret(p)}
 		}
-		for _, y := range found {
-			req[k] = append(req[k], resource.Required{Resource: &unstructured.Unstructured{Object: decodeAs(t, enc, y)}})
-		}
+		req[k] = found
 	}
-	return c.Compose(p, req)
-}
-
-// merge merges src into dst: maps recursively, anything else replaced.
-func merge(dst, src map[string]any) {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				merge(dm, sm)
-				continue
-			}
-		}
-		dst[k] = v
-	}
+	return c.Compose(p, enc.Required(t, req))
 }
 
 // observe turns a desired object into what the API server returns for it,
@@ -226,7 +169,7 @@ func observe(t *testing.T, d *resource.DesiredComposed, patch string) string {
 		if err := yaml.Unmarshal([]byte(patch), &p); err != nil {
 			t.Fatalf("bad patch: %v", err)
 		}
-		merge(obj, p)
+		composetest.Merge(obj, p)
 	}
 	out, err := json.Marshal(obj)
 	if err != nil {
@@ -263,7 +206,7 @@ func created(t *testing.T, spec, deployPatch string) map[string]string {
 // generation, managedFields, uid…).
 func carried(t *testing.T, observed string) map[string]any {
 	t.Helper()
-	obj := decodeAs(t, int64s, observed)
+	obj := composetest.Object(t, observed)
 	delete(obj, "status")
 	m := obj["metadata"].(map[string]any)
 	keep := map[string]any{}

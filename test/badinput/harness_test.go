@@ -1,20 +1,18 @@
 package badinput_test
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 	"github.com/kalypsoserving/function-kalypso/test/schemacheck"
 )
 
@@ -40,49 +38,17 @@ const (
 	tXRServer    = "XKalypsoTritonServer"
 )
 
-var xrds = map[string]string{
-	tProject:     "../../apis/kalypsoprojects/definition.yaml",
-	tApplication: "../../apis/kalypsoapplications/definition.yaml",
-	tServer:      "../../apis/kalypsotritonservers/definition.yaml",
-	tXRApp:       "../../apis/claims/xkalypsoapplications/definition.yaml",
-	tXRServer:    "../../apis/claims/xkalypsotritonservers/definition.yaml",
+var xrds = map[string]schemacheck.XRD{
+	tProject:     {Path: "../../apis/kalypsoprojects/definition.yaml"},
+	tApplication: {Path: "../../apis/kalypsoapplications/definition.yaml"},
+	tServer:      {Path: "../../apis/kalypsotritonservers/definition.yaml"},
+	tXRApp:       {Path: "../../apis/claims/xkalypsoapplications/definition.yaml"},
+	tXRServer:    {Path: "../../apis/claims/xkalypsotritonservers/definition.yaml"},
 }
 
-// validators are built once per test binary: the CEL cost estimation of
-// the server's schema is slow.
-var validators = sync.OnceValues(func() (map[string]*schemacheck.Validator, error) {
-	out := map[string]*schemacheck.Validator{}
-	for target, path := range xrds {
-		v, err := schemacheck.Load(path, false)
-		if err != nil {
-			return nil, err
-		}
-		out[target] = v
-	}
-	return out, nil
-})
-
-func validator(t *testing.T, kind string) *schemacheck.Validator {
-	t.Helper()
-	vs, err := validators()
-	if err != nil {
-		t.Fatalf("cannot build the CRDs: %v", err)
-	}
-	v, ok := vs[kind]
-	if !ok {
-		t.Fatalf("no XRD for kind %q", kind)
-	}
-	return v
-}
-
-func parse(t *testing.T, text string) map[string]any {
-	t.Helper()
-	o, err := schemacheck.Parse(text)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, text)
-	}
-	return o
-}
+// validators admit objects as the API server does, built once per test
+// binary.
+var validators = schemacheck.NewSet(xrds)
 
 // ---- objects ---------------------------------------------------------------
 
@@ -186,11 +152,11 @@ func pool(t *testing.T, drop, add []string) []map[string]any {
 	var out []map[string]any
 	for _, k := range slices.Sorted(maps.Keys(cluster)) {
 		if !slices.Contains(drop, k) {
-			out = append(out, parse(t, cluster[k]))
+			out = append(out, schemacheck.MustParse(t, cluster[k]))
 		}
 	}
 	for _, y := range add {
-		out = append(out, parse(t, y))
+		out = append(out, schemacheck.MustParse(t, y))
 	}
 	return out
 }
@@ -199,103 +165,21 @@ func pool(t *testing.T, drop, add []string) []map[string]any {
 
 const inputHead = "apiVersion: kalypso.fn.crossplane.io/v1beta1\nkind: Input\n"
 
-func request(t *testing.T, xr map[string]any, input string, required map[string]*fnv1.Resources) *fnv1.RunFunctionRequest {
-	t.Helper()
-	x, err := structpb.NewStruct(xr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := structpb.NewStruct(parse(t, inputHead+input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fnv1.RunFunctionRequest{
-		Meta:              &fnv1.RequestMeta{Tag: "badinput"},
-		Observed:          &fnv1.State{Composite: &fnv1.Resource{Resource: x}},
-		Desired:           &fnv1.State{},
-		Input:             in,
-		RequiredResources: required,
-	}
-}
-
-// converge calls the function as Crossplane does: first without required
-// resources, then with every requirement answered from the pool, until the
-// requirements stop changing. A Fatal ends it at once.
+// converge calls the function as Crossplane does (composetest.Converge):
+// first without required resources, then with every requirement answered
+// from the pool, until the requirements stop changing. A Fatal ends it at
+// once.
 func converge(t *testing.T, xr map[string]any, input string, objs []map[string]any) *fnv1.RunFunctionResponse {
 	t.Helper()
-	f := fn.New(logging.NewNopLogger())
-	var required map[string]*fnv1.Resources
-	var last *fnv1.Requirements
-	for range 8 {
-		rsp, err := f.RunFunction(context.Background(), request(t, xr, input, required))
-		if err != nil {
-			t.Fatalf("RunFunction returned an error; it must report through the response: %v", err)
-		}
-		if fatalOf(rsp) != nil {
-			return rsp
-		}
-		if required != nil && proto.Equal(rsp.GetRequirements(), last) {
-			return rsp
-		}
-		last = rsp.GetRequirements()
-		required = resolve(t, last.GetResources(), objs)
+	in, err := structpb.NewStruct(schemacheck.MustParse(t, inputHead+input))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the requirements did not settle")
-	return nil
-}
-
-func fatalOf(rsp *fnv1.RunFunctionResponse) *fnv1.Result {
-	for _, r := range rsp.GetResults() {
-		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-			return r
-		}
+	_, rsp, err := composetest.Converge(fn.New(logging.NewNopLogger()), xr, in, nil, objs, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
-}
-
-// resolve answers requirements from the objects that exist, as Crossplane
-// does: by apiVersion, kind, namespace and name or labels.
-func resolve(t *testing.T, sels map[string]*fnv1.ResourceSelector, objs []map[string]any) map[string]*fnv1.Resources {
-	t.Helper()
-	out := make(map[string]*fnv1.Resources, len(sels))
-	for name, sel := range sels {
-		rs := &fnv1.Resources{}
-		for _, o := range objs {
-			if matches(sel, o) {
-				s, err := structpb.NewStruct(o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rs.Items = append(rs.Items, &fnv1.Resource{Resource: s})
-			}
-		}
-		out[name] = rs
-	}
-	return out
-}
-
-func matches(sel *fnv1.ResourceSelector, o map[string]any) bool {
-	if o["apiVersion"] != sel.GetApiVersion() || o["kind"] != sel.GetKind() {
-		return false
-	}
-	md, _ := o["metadata"].(map[string]any)
-	ns, _ := md["namespace"].(string)
-	if sel.Namespace != nil && ns != sel.GetNamespace() {
-		return false
-	}
-	switch m := sel.GetMatch().(type) {
-	case *fnv1.ResourceSelector_MatchName:
-		return md["name"] == m.MatchName
-	case *fnv1.ResourceSelector_MatchLabels:
-		labels, _ := md["labels"].(map[string]any)
-		for k, v := range m.MatchLabels.GetLabels() {
-			if labels[k] != v {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	return rsp
 }
 
 // conditionOf returns the response's condition of a type, or nil.

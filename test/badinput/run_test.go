@@ -21,6 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
+	"github.com/kalypsoserving/function-kalypso/test/schemacheck"
 )
 
 var update = flag.Bool("update", false, "rewrite README.md from the catalogue")
@@ -70,13 +72,13 @@ func kindOf(t *testing.T, obj map[string]any) string {
 
 func (r row) checkAPIServer(t *testing.T) {
 	t.Helper()
-	obj := parse(t, r.obj)
+	obj := schemacheck.MustParse(t, r.obj)
 	var old map[string]any
 	if r.old != "" {
-		old = parse(t, r.old)
+		old = schemacheck.MustParse(t, r.old)
 	}
 	kind := kindOf(t, obj)
-	_, err := validator(t, kind).Admit(t.Context(), obj, old)
+	_, err := validators.For(t, kind).Admit(t.Context(), obj, old)
 	if err == nil {
 		t.Fatalf("the API server accepts it; want it refused with %q", r.want)
 	}
@@ -98,10 +100,10 @@ func (r row) checkAPIServer(t *testing.T) {
 
 func (r row) checkFunction(t *testing.T) {
 	t.Helper()
-	obj := parse(t, r.obj)
+	obj := schemacheck.MustParse(t, r.obj)
 	kind := kindOf(t, obj)
 	xr := obj
-	stored, err := validator(t, kind).Admit(t.Context(), obj, nil)
+	stored, err := validators.For(t, kind).Admit(t.Context(), obj, nil)
 	switch {
 	case r.schemaToo == "" && err != nil:
 		t.Fatalf("the API server refuses the object, so the function never sees it: %v", err)
@@ -114,7 +116,7 @@ func (r row) checkFunction(t *testing.T) {
 	md["generation"] = int64(1)
 
 	rsp := converge(t, xr, r.input, pool(t, r.drop, r.add))
-	f := fatalOf(rsp)
+	f := composetest.Fatal(rsp)
 	switch r.by {
 	case byFatal:
 		if f == nil {
@@ -149,7 +151,7 @@ func (r row) checkFunction(t *testing.T) {
 // ruleMessages are the messages of every CEL rule of a kind's XRD.
 func ruleMessages(t *testing.T, kind string) []string {
 	t.Helper()
-	b, err := os.ReadFile(xrds[kind])
+	b, err := os.ReadFile(xrds[kind].Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,7 @@ func oversizedRequest(t *testing.T) error {
 	client := fnv1.NewFunctionRunnerServiceClient(conn)
 
 	call := func(size int) (*fnv1.RunFunctionRequest, error) {
-		xr := parse(t, projectXR(envs("dev: {namespace: vision-dev}")))
+		xr := schemacheck.MustParse(t, projectXR(envs("dev: {namespace: vision-dev}")))
 		md, _ := xr["metadata"].(map[string]any)
 		md["annotations"] = map[string]any{"padding": strings.Repeat("x", size)}
 		s, err := structpb.NewStruct(xr)

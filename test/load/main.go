@@ -1,6 +1,6 @@
 // Command load measures the function over gRPC on loopback with the
 // full-observability KalypsoTritonServer request (examples/tritonservers/
-// add-sub-server.yaml, running stage; built by test/load/requests as
+// add-sub-server.yaml, running stage; built by test/requests as
 // Crossplane sends it). It starts the function binary itself on 127.0.0.1
 // (or is pointed at one with -addr), and for each mode sends a bounded
 // number of calls at a fixed concurrency:
@@ -36,7 +36,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kalypsoserving/function-kalypso/test/load/requests"
+	"github.com/kalypsoserving/function-kalypso/test/requests"
 )
 
 type config struct {

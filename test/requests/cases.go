@@ -2,7 +2,9 @@ package requests
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -38,7 +40,7 @@ func ProjectEnvs(root string, n int) (Case, error) {
 	if err != nil {
 		return Case{}, err
 	}
-	spec := ensureMap(xr, "spec")
+	spec := EnsureMap(xr, "spec")
 	envs, _ := spec["environments"].(map[string]any)
 	templates := []string{"dev", "stage", "prod"}
 	for _, t := range templates {
@@ -49,7 +51,7 @@ func ProjectEnvs(root string, n int) (Case, error) {
 	scaled := map[string]any{}
 	for i := range n {
 		name := fmt.Sprintf("env-%02d", i)
-		e := deepCopy(envs[templates[i%len(templates)]].(map[string]any))
+		e := DeepCopy(envs[templates[i%len(templates)]].(map[string]any))
 		e["namespace"] = "vision-" + name
 		if ni, ok := e["networkIsolation"].(map[string]any); ok {
 			if _, ok := ni["allowFromEnvironments"]; ok {
@@ -88,10 +90,10 @@ func ApplicationServers(root string, n int) (Case, error) {
 		return Case{}, fmt.Errorf("the detector ready stage requires no KalypsoTritonServer to copy")
 	}
 	for i := range n {
-		s := deepCopy(servers[i%len(servers)])
+		s := DeepCopy(servers[i%len(servers)])
 		name := fmt.Sprintf("server-%02d", i)
-		ensureMap(s, "metadata")["name"] = name
-		ensureMap(s, "spec")["storageUri"] = "s3://vision-models/" + name
+		EnsureMap(s, "metadata")["name"] = name
+		EnsureMap(s, "spec")["storageUri"] = "s3://vision-models/" + name
 		pool = append(pool, s)
 	}
 	return Case{XR: c.XR, Composition: c.Composition, GenerateObserved: true, Pool: pool}, nil
@@ -107,8 +109,8 @@ func TritonServerScaled(root string, n int) (Case, error) {
 	if err != nil {
 		return Case{}, err
 	}
-	spec := ensureMap(c.XR, "spec")
-	tc := ensureMap(spec, "tritonConfig")
+	spec := EnsureMap(c.XR, "spec")
+	tc := EnsureMap(spec, "tritonConfig")
 	params := []any{map[string]any{"name": "log-verbose", "value": "1"}}
 	for i := 1; i < n; i++ {
 		params = append(params, map[string]any{"name": "backend-config", "value": fmt.Sprintf("python,setting-%02d=%d", i, i)})
@@ -118,7 +120,7 @@ func TritonServerScaled(root string, n int) (Case, error) {
 	for i := range n {
 		tols = append(tols, map[string]any{"key": fmt.Sprintf("pool.example.com/tier-%02d", i), "operator": "Exists", "effect": "NoSchedule"})
 	}
-	ensureMap(spec, "scheduling")["tolerations"] = tols
+	EnsureMap(spec, "scheduling")["tolerations"] = tols
 	return Case{XR: c.XR, Composition: c.Composition, GenerateObserved: true, Pool: c.Pool}, nil
 }
 
@@ -133,8 +135,85 @@ func readXR(root, file string) (Object, error) {
 	return objs[0], nil
 }
 
-// compositionOf is the Composition of a v2 XR: apis/<kind plural>/.
+// compositionOf is the Composition of an XR: apis/<kind plural>/, or
+// apis/claims/<kind plural>/ for the claim flavour's XKalypso… kinds.
 func compositionOf(root string, xr Object) string {
 	kind, _ := xr["kind"].(string)
-	return filepath.Join(root, "apis", strings.ToLower(kind)+"s", "composition.yaml")
+	dir := filepath.Join(root, "apis")
+	if strings.HasPrefix(kind, "X") {
+		dir = filepath.Join(dir, "claims")
+	}
+	return filepath.Join(dir, strings.ToLower(kind)+"s", "composition.yaml")
+}
+
+// Example is an example XR file at one of its stages.
+type Example struct {
+	// Name is <dir>/<xr>/<stage>, below examples/.
+	Name string
+	Case
+}
+
+// Examples are what `make render` renders: every example XR of a
+// serving.kalypso.io kind (examples/<dir>/<xr>.yaml) at its stage
+// "initial" and at every stage folder examples/<dir>/stages/<xr>/<stage>/,
+// but those expecting an error; a stage holds what its folder holds, if
+// anything.
+func Examples(root string) ([]Example, error) {
+	examples := filepath.Join(root, "examples")
+	var xrFiles []string
+	err := filepath.WalkDir(examples, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "stages" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".yaml") {
+			xrFiles = append(xrFiles, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(xrFiles)
+	var out []Example
+	for _, path := range xrFiles {
+		objs, err := ReadObjects(path)
+		if err != nil {
+			return nil, err
+		}
+		if len(objs) == 0 || !strings.HasPrefix(fmt.Sprint(objs[0]["apiVersion"]), "serving.kalypso.io/") {
+			continue
+		}
+		rel, err := filepath.Rel(examples, strings.TrimSuffix(path, ".yaml"))
+		if err != nil {
+			return nil, err
+		}
+		stagesDir := filepath.Join(filepath.Dir(path), "stages", filepath.Base(rel))
+		stages := []string{"initial"}
+		if entries, err := os.ReadDir(stagesDir); err == nil {
+			for _, e := range entries {
+				if e.IsDir() && e.Name() != "initial" {
+					stages = append(stages, e.Name())
+				}
+			}
+		}
+		slices.Sort(stages)
+		for _, st := range stages {
+			dir := filepath.Join(stagesDir, st)
+			if _, err := os.Stat(filepath.Join(dir, "expect-error")); err == nil {
+				continue
+			}
+			observed, pool, err := readStage(dir)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Example{
+				Name: filepath.ToSlash(filepath.Join(rel, st)),
+				Case: Case{XR: DeepCopy(objs[0]), Composition: compositionOf(root, objs[0]), Observed: observed, Pool: pool},
+			})
+		}
+	}
+	return out, nil
 }

@@ -3,19 +3,18 @@
 // bookkeeping Crossplane keeps on it, the stage's observed composed objects
 // keyed by their composition-resource-name annotation, and the required
 // resources the function asks for, resolved from the stage's required files
-// by apiVersion, kind, namespace and name or labels (a requirement nothing
-// matches resolves to an empty list, as Crossplane's fetcher does).
+// (composetest.Converge: by apiVersion, kind, namespace and name or labels;
+// a requirement nothing matches resolves to an empty list, as Crossplane's
+// fetcher does).
 //
 // The benchmarks in fn/bench_test.go and the load client in test/load use
-// it, so both measure the same requests.
+// it, so both measure the same requests; fn's determinism and audit tests
+// read every example stage with Examples.
 package requests
 
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,18 +27,20 @@ import (
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 )
 
 // Object is one decoded YAML document.
 type Object = map[string]any
 
-const resourceNameAnnotation = "crossplane.io/composition-resource-name"
+// ResourceNameAnnotation names a composed object in its composite's
+// pipeline.
+const ResourceNameAnnotation = "crossplane.io/composition-resource-name"
 
 // Root returns the repository root: the first directory at or above the
 // working directory holding this module's go.mod.
@@ -121,6 +122,18 @@ func ReadObjects(path string) ([]Object, error) {
 // ReadStage reads a stage's observed and required objects
 // (observed.yaml or observed/, required.yaml or required/).
 func ReadStage(dir string) (observed, required []Object, err error) {
+	observed, required, err = readStage(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(observed) == 0 && len(required) == 0 {
+		return nil, nil, fmt.Errorf("stage %s holds no observed or required objects", dir)
+	}
+	return observed, required, nil
+}
+
+// readStage is ReadStage that admits an empty or missing stage.
+func readStage(dir string) (observed, required []Object, err error) {
 	for _, n := range []string{"observed.yaml", "observed"} {
 		o, err := ReadObjects(filepath.Join(dir, n))
 		if err != nil {
@@ -134,9 +147,6 @@ func ReadStage(dir string) (observed, required []Object, err error) {
 			return nil, nil, err
 		}
 		required = append(required, o...)
-	}
-	if len(observed) == 0 && len(required) == 0 {
-		return nil, nil, fmt.Errorf("stage %s holds no observed or required objects", dir)
 	}
 	return observed, required, nil
 }
@@ -171,11 +181,11 @@ type Built struct {
 // status the function wrote fed back onto the observed XR, then the
 // requirements resolved until they are stable, as Crossplane iterates them.
 func Build(c Case) (*Built, error) {
-	in, err := compositionInput(c.Composition)
+	in, err := CompositionInput(c.Composition)
 	if err != nil {
 		return nil, err
 	}
-	xr := deepCopy(c.XR)
+	xr := DeepCopy(c.XR)
 	f := fn.New(logging.NewNopLogger())
 	observed := c.Observed
 	if c.GenerateObserved {
@@ -195,12 +205,14 @@ func Build(c Case) (*Built, error) {
 			if len(observed) == len(prev) {
 				break
 			}
-			prev = byName(observed)
+			if prev, err = ByName(observed); err != nil {
+				return nil, err
+			}
 		}
 	}
-	obs := byName(observed)
-	if len(obs) != len(observed) {
-		return nil, fmt.Errorf("observed objects without a distinct %s annotation", resourceNameAnnotation)
+	obs, err := ByName(observed)
+	if err != nil {
+		return nil, err
 	}
 	decorate(xr, c.Composition, obs)
 	// Two rounds: the first writes the status, the second sees it.
@@ -220,126 +232,23 @@ func Build(c Case) (*Built, error) {
 	if len(rsp.GetDesired().GetResources()) == 0 {
 		return nil, errors.New("the steady-state response composes nothing")
 	}
-	first, err := NewRequest(xr, in, obs, nil)
+	first, err := composetest.NewRequest(xr, in, obs, nil)
 	if err != nil {
 		return nil, err
 	}
 	return &Built{Request: req, Response: rsp, First: first}, nil
 }
 
-// NewRequest builds a request as Crossplane does: empty desired state and
-// context, no credentials, required resources as given, a tag hashing the
-// request and the capabilities of Crossplane v2.2.
-func NewRequest(xr Object, in *structpb.Struct, observed map[string]Object, required map[string]*fnv1.Resources) (*fnv1.RunFunctionRequest, error) {
-	x, err := structpb.NewStruct(xr)
-	if err != nil {
-		return nil, fmt.Errorf("XR: %w", err)
-	}
-	res := make(map[string]*fnv1.Resource, len(observed))
-	for name, o := range observed {
-		s, err := structpb.NewStruct(o)
-		if err != nil {
-			return nil, fmt.Errorf("observed %s: %w", name, err)
-		}
-		res[name] = &fnv1.Resource{Resource: s}
-	}
-	req := &fnv1.RunFunctionRequest{
-		Observed:          &fnv1.State{Composite: &fnv1.Resource{Resource: x}, Resources: res},
-		Desired:           &fnv1.State{},
-		Input:             proto.Clone(in).(*structpb.Struct),
-		Context:           &structpb.Struct{Fields: map[string]*structpb.Value{}},
-		Credentials:       map[string]*fnv1.Credentials{},
-		RequiredResources: required,
-	}
-	if required != nil {
-		req.ExtraResources = map[string]*fnv1.Resources{} //nolint:staticcheck // Crossplane sets the deprecated field too.
-		req.RequiredSchemas = map[string]*fnv1.Schema{}
-	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.Sum256(b)
-	req.Meta = &fnv1.RequestMeta{Tag: hex.EncodeToString(h[:]), Capabilities: []fnv1.Capability{
-		fnv1.Capability_CAPABILITY_CAPABILITIES, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES,
-		fnv1.Capability_CAPABILITY_CREDENTIALS, fnv1.Capability_CAPABILITY_CONDITIONS,
-		fnv1.Capability_CAPABILITY_REQUIRED_SCHEMAS,
-	}}
-	return req, nil
-}
-
-// converge calls the function as Crossplane's FetchingFunctionRunner does:
-// until the requirements it returns stop changing, resolving them from the
-// pool each time. It fails on a Fatal result.
+// converge is composetest.Converge refusing a Fatal result.
 func converge(f *fn.Function, xr Object, in *structpb.Struct, obs map[string]Object, pool []Object) (*fnv1.RunFunctionRequest, *fnv1.RunFunctionResponse, error) {
-	var last *fnv1.Requirements
-	var required map[string]*fnv1.Resources
-	for range 6 {
-		req, err := NewRequest(xr, in, obs, required)
-		if err != nil {
-			return nil, nil, err
-		}
-		rsp, err := f.RunFunction(context.Background(), req)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range rsp.GetResults() {
-			if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-				return nil, nil, fmt.Errorf("the function refused the request: %s", r.GetMessage())
-			}
-		}
-		if required != nil && proto.Equal(rsp.GetRequirements(), last) {
-			return req, rsp, nil
-		}
-		last = rsp.GetRequirements()
-		required = Resolve(last.GetResources(), pool)
+	req, rsp, err := composetest.Converge(f, xr, in, obs, pool, nil)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, errors.New("the requirements did not stabilize")
-}
-
-// Resolve answers requirements from the objects that exist.
-func Resolve(sels map[string]*fnv1.ResourceSelector, pool []Object) map[string]*fnv1.Resources {
-	out := make(map[string]*fnv1.Resources, len(sels))
-	for name, sel := range sels {
-		rs := &fnv1.Resources{}
-		for _, o := range pool {
-			if Matches(sel, o) {
-				s, err := structpb.NewStruct(o)
-				if err != nil {
-					panic(err) // decoded from JSON: always representable.
-				}
-				rs.Items = append(rs.Items, &fnv1.Resource{Resource: s})
-			}
-		}
-		out[name] = rs
+	if r := composetest.Fatal(rsp); r != nil {
+		return nil, nil, fmt.Errorf("the function refused the request: %s", r.GetMessage())
 	}
-	return out
-}
-
-// Matches reports whether an object answers a selector.
-func Matches(sel *fnv1.ResourceSelector, o Object) bool {
-	if o["apiVersion"] != sel.GetApiVersion() || o["kind"] != sel.GetKind() {
-		return false
-	}
-	md, _ := o["metadata"].(map[string]any)
-	ns, _ := md["namespace"].(string)
-	if sel.Namespace != nil && ns != sel.GetNamespace() {
-		return false
-	}
-	switch m := sel.GetMatch().(type) {
-	case *fnv1.ResourceSelector_MatchName:
-		name, _ := md["name"].(string)
-		return name == m.MatchName
-	case *fnv1.ResourceSelector_MatchLabels:
-		labels, _ := md["labels"].(map[string]any)
-		for k, v := range m.MatchLabels.GetLabels() {
-			if labels[k] != v {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	return req, rsp, nil
 }
 
 // observe turns desired composed objects into what the API server reports
@@ -356,9 +265,9 @@ func observe(xr Object, desired map[string]*fnv1.Resource) []Object {
 	out := make([]Object, 0, len(names))
 	for _, n := range names {
 		o := desired[n].GetResource().AsMap()
-		m := ensureMap(o, "metadata")
-		ensureMap(m, "annotations")[resourceNameAnnotation] = n
-		ensureMap(m, "labels")["crossplane.io/composite"] = xrName
+		m := EnsureMap(o, "metadata")
+		EnsureMap(m, "annotations")[ResourceNameAnnotation] = n
+		EnsureMap(m, "labels")["crossplane.io/composite"] = xrName
 		m["ownerReferences"] = []any{map[string]any{
 			"apiVersion": xr["apiVersion"], "kind": xr["kind"], "name": xrName, "uid": "",
 			"controller": true, "blockOwnerDeletion": true,
@@ -382,7 +291,7 @@ func observe(xr Object, desired map[string]*fnv1.Resource) []Object {
 				},
 			}
 		case "Service":
-			ensureMap(o, "spec")["clusterIP"] = "10.96.0.10"
+			EnsureMap(o, "spec")["clusterIP"] = "10.96.0.10"
 		case "HTTPRoute", "GRPCRoute":
 			spec, _ := o["spec"].(map[string]any)
 			parents, _ := spec["parentRefs"].([]any)
@@ -403,14 +312,14 @@ func observe(xr Object, desired map[string]*fnv1.Resource) []Object {
 // bookkeeping metadata and spec.crossplane with the composition references
 // and a reference to every composed object.
 func decorate(xr Object, composition string, obs map[string]Object) {
-	md := ensureMap(xr, "metadata")
+	md := EnsureMap(xr, "metadata")
 	name, _ := md["name"].(string)
 	md["uid"] = "5f0c8a8e-3c1d-4d7e-9b8a-2f6e1d0c9b7a"
 	md["generation"] = float64(1)
 	md["resourceVersion"] = "184467"
 	md["creationTimestamp"] = "2026-01-01T00:00:00Z"
 	md["finalizers"] = []any{"composite.apiextensions.crossplane.io"}
-	ensureMap(md, "labels")["crossplane.io/composite"] = name
+	EnsureMap(md, "labels")["crossplane.io/composite"] = name
 	compName := filepath.Base(filepath.Dir(composition))
 	if objs, err := ReadObjects(composition); err == nil && len(objs) > 0 {
 		if m, ok := objs[0]["metadata"].(map[string]any); ok {
@@ -432,7 +341,7 @@ func decorate(xr Object, composition string, obs map[string]Object) {
 		}
 		refs = append(refs, ref)
 	}
-	ensureMap(xr, "spec")["crossplane"] = map[string]any{
+	EnsureMap(xr, "spec")["crossplane"] = map[string]any{
 		"compositionRef":          map[string]any{"name": compName},
 		"compositionRevisionRef":  map[string]any{"name": compName + "-3f8a1c2"},
 		"compositionUpdatePolicy": "Automatic",
@@ -476,8 +385,8 @@ func feedBack(xr Object, rsp *fnv1.RunFunctionResponse) {
 	xr["status"] = status
 }
 
-// compositionInput reads the pipeline input of a Composition's first step.
-func compositionInput(path string) (*structpb.Struct, error) {
+// CompositionInput reads the pipeline input of a Composition's first step.
+func CompositionInput(path string) (*structpb.Struct, error) {
 	objs, err := ReadObjects(path)
 	if err != nil {
 		return nil, err
@@ -498,14 +407,8 @@ func compositionInput(path string) (*structpb.Struct, error) {
 	return structpb.NewStruct(in)
 }
 
-func annotation(o Object, key string) string {
-	md, _ := o["metadata"].(map[string]any)
-	a, _ := md["annotations"].(map[string]any)
-	s, _ := a[key].(string)
-	return s
-}
-
-func ensureMap(o map[string]any, key string) map[string]any {
+// EnsureMap returns o[key] as a map, setting an empty one if there is none.
+func EnsureMap(o map[string]any, key string) map[string]any {
 	m, ok := o[key].(map[string]any)
 	if !ok {
 		m = map[string]any{}
@@ -514,8 +417,8 @@ func ensureMap(o map[string]any, key string) map[string]any {
 	return m
 }
 
-// deepCopy copies a JSON-shaped object.
-func deepCopy(o Object) Object {
+// DeepCopy copies a JSON-shaped object.
+func DeepCopy(o Object) Object {
 	b, err := json.Marshal(o)
 	if err != nil {
 		panic(err) // decoded from JSON: always encodable.
@@ -527,13 +430,21 @@ func deepCopy(o Object) Object {
 	return out
 }
 
-// byName keys observed objects by their composition-resource-name.
-func byName(objs []Object) map[string]Object {
+// ByName keys observed objects by their composition-resource-name
+// annotation, which each must have, once.
+func ByName(objs []Object) (map[string]Object, error) {
 	out := make(map[string]Object, len(objs))
 	for _, o := range objs {
-		if name := annotation(o, resourceNameAnnotation); name != "" {
-			out[name] = o
+		md, _ := o["metadata"].(map[string]any)
+		a, _ := md["annotations"].(map[string]any)
+		name, _ := a[ResourceNameAnnotation].(string)
+		if name == "" {
+			return nil, fmt.Errorf("an observed %v %v has no %s annotation", o["kind"], md["name"], ResourceNameAnnotation)
 		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("two observed objects have the %s annotation %s", ResourceNameAnnotation, name)
+		}
+		out[name] = o
 	}
-	return out
+	return out, nil
 }
