@@ -222,13 +222,11 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	conds = append(conds, removalCondition(inUse))
 
-	r := compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds}
-	if len(notOwned) > 0 || len(inUse) > 0 {
-		// Namespaces and applications are required resources: no watch
-		// tells the project when they change.
-		r.TTL = compose.WaitTTL
-	}
-	return r
+	// Namespaces and applications are required resources: no watch tells
+	// the project when they change, so it looks again every 15 s. That also
+	// bounds how long a new application waits for the project's ClusterUsage
+	// (and a deleted one keeps the project undeletable).
+	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: compose.WaitTTL}
 }
 
 func reasonFor(problems []string) string {

@@ -347,7 +347,7 @@ func httpBaseURL(s string) (*url.URL, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case u.Scheme != "http" && u.Scheme != "https", u.User != nil, u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+	case u.Scheme != "http" && u.Scheme != "https", u.User != nil, u.RawQuery != "", u.ForceQuery, u.Fragment != "", u.Opaque != "":
 		return nil, fmt.Errorf("not an http(s) base URL")
 	case net.ParseIP(u.Hostname()) == nil && len(validation.IsDNS1123Subdomain(u.Hostname())) > 0:
 		return nil, fmt.Errorf("bad host %q", u.Hostname())

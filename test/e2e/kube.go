@@ -329,3 +329,14 @@ func toYAML(o any) string {
 	}
 	return string(b)
 }
+
+// served reports whether the API server serves a kind now (one discovery
+// refresh, no waiting).
+func (k *kube) served(gvk schema.GroupVersionKind) bool {
+	if _, err := k.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+		return true
+	}
+	k.mapper.Reset()
+	_, err := k.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil
+}

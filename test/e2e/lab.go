@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -51,6 +52,29 @@ const (
 
 // fakeNodes are the kwok nodes of the lab's GPU pool.
 var fakeNodes = []string{"kwok-gpu-0", "kwok-gpu-1"}
+
+// cpuNode is an untainted kwok node without GPUs, where servers that ask for
+// no GPU run (a cluster's general-purpose pool).
+const cpuNode = "kwok-cpu-0"
+
+// Lab flavours: which XRDs are installed. The two define the same kind
+// names (KalypsoApplication, KalypsoTritonServer), so one lab runs one.
+const (
+	flavourV2     = "v2"     // apis/*/: namespaced v2 composites
+	flavourClaims = "claims" // apis/kalypsoprojects + apis/claims/*: legacy claims
+)
+
+// labFlavour reads E2E_FLAVOUR (v2 when unset).
+func labFlavour() (string, error) {
+	switch f := os.Getenv("E2E_FLAVOUR"); f {
+	case "", flavourV2:
+		return flavourV2, nil
+	case flavourClaims:
+		return flavourClaims, nil
+	default:
+		return "", fmt.Errorf("E2E_FLAVOUR=%q: want %s or %s", f, flavourV2, flavourClaims)
+	}
+}
 
 // binaries are the lab's executables, from the environment (make e2e sets them).
 type binaries struct {
@@ -98,9 +122,17 @@ type Lab struct {
 
 	xpModuleDir string
 	apiServer   string
+	// Flavour is flavourV2 or flavourClaims.
+	Flavour string
+	// FunctionMetrics and CoreMetrics are the host:port of the function's
+	// and Crossplane core's Prometheus endpoints.
+	FunctionMetrics, CoreMetrics string
+	coreHealth                   string
 
 	mu    sync.Mutex
 	procs []*proc
+	// retired are processes that were restarted, for the RSS report.
+	retired []*proc
 
 	// Timings of the start-up, for the report.
 	Timings []timing
@@ -148,9 +180,22 @@ func (l *Lab) Stop() string {
 		p.stop(5 * time.Second)
 	}
 	slices.Reverse(procs)
+	l.mu.Lock()
+	retired := slices.Clone(l.retired)
+	l.mu.Unlock()
 	for _, p := range procs {
-		fmt.Fprintf(&b, "  %-24s %5d MB\n", p.name, p.PeakRSSMB())
-		total += p.PeakRSSMB()
+		peak, runs := p.PeakRSSMB(), 1
+		for _, r := range retired {
+			if r.name == p.name {
+				peak, runs = max(peak, r.PeakRSSMB()), runs+1
+			}
+		}
+		note := ""
+		if runs > 1 {
+			note = fmt.Sprintf(" (highest of %d runs: restarted by a scenario)", runs)
+		}
+		fmt.Fprintf(&b, "  %-24s %5d MB%s\n", p.name, peak, note)
+		total += peak
 	}
 	if len(procs) > 0 {
 		fmt.Fprintf(&b, "  %-24s %5d MB (sum of per-process peaks)\n", "total", total)
@@ -166,6 +211,54 @@ func (l *Lab) checkAlive() error {
 		if done, err := p.exited(); done {
 			return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.name, err, p.tail(40))
 		}
+	}
+	return nil
+}
+
+// proc returns the running process of a component.
+func (l *Lab) proc(name string) *proc {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// stopComponent ends a component with sig (SIGKILL after grace) and keeps
+// it out of checkAlive until startComponent runs it again.
+func (l *Lab) stopComponent(name string, sig syscall.Signal, grace time.Duration) (*proc, error) {
+	p := l.proc(name)
+	if p == nil {
+		return nil, fmt.Errorf("no running component %s", name)
+	}
+	p.kill(sig, grace)
+	l.mu.Lock()
+	l.procs = slices.DeleteFunc(l.procs, func(q *proc) bool { return q == p })
+	l.retired = append(l.retired, p)
+	l.mu.Unlock()
+	return p, nil
+}
+
+// startComponent runs a stopped component again with the same binary,
+// arguments and environment (so the same ports), and waits until it serves.
+func (l *Lab) startComponent(ctx context.Context, old *proc) error {
+	p, err := l.start(old.name, old.bin, old.args, old.env...)
+	if err != nil {
+		return err
+	}
+	switch old.name {
+	case "function":
+		return waitTCP(p, functionAddr, 30*time.Second)
+	case "crossplane-core":
+		if err := waitTCP(p, fmt.Sprintf("127.0.0.1:%d", webhookPort), 60*time.Second); err != nil {
+			return err
+		}
+		return waitTCP(p, l.coreHealth, 60*time.Second)
+	case "kube-apiserver":
+		return l.waitAPIServer(ctx, p)
 	}
 	return nil
 }
@@ -186,7 +279,11 @@ func newLab(root, logDir string, bins binaries) (*Lab, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Lab{Root: root, LogDir: logDir, workDir: work, bins: bins}, nil
+	flavour, err := labFlavour()
+	if err != nil {
+		return nil, err
+	}
+	return &Lab{Root: root, LogDir: logDir, workDir: work, bins: bins, Flavour: flavour}, nil
 }
 
 // removeStaleWorkDirs removes the work directories of lab runs whose test
@@ -221,8 +318,9 @@ func (l *Lab) Up(ctx context.Context) error {
 		{"crossplane CRDs and RBAC", l.installCrossplane},
 		{"function", l.startFunction},
 		{"crossplane core and rbac manager", l.startCrossplane},
-		{"kalypso XRDs and Compositions", l.installKalypso},
-		{"fake GPU nodes ready", l.waitNodes},
+		{"kalypso XRDs and Compositions (" + l.Flavour + ")", l.installKalypso},
+		{"platform defaults (EnvironmentConfig)", l.installPlatformDefaults},
+		{"fake nodes ready", l.waitNodes},
 	}
 	for _, s := range steps {
 		t := time.Now()
@@ -369,7 +467,12 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 	if l.Kube, err = newKube(cfg); err != nil {
 		return err
 	}
-	// Ready once every post-start hook (bootstrap RBAC roles included) ran.
+	return l.waitAPIServer(ctx, apiserver)
+}
+
+// waitAPIServer waits until the API server is ready: every post-start hook
+// (bootstrap RBAC roles included) ran.
+func (l *Lab) waitAPIServer(ctx context.Context, apiserver *proc) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if done, err := apiserver.exited(); done {
@@ -418,6 +521,12 @@ func (l *Lab) startControllers(ctx context.Context) error {
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--cidr=10.0.0.1/24", "--node-ip=10.0.0.1",
+		// Heartbeats through node Leases, renewed every 10 s. Without this
+		// kwok (run as a bare binary, whose lease duration then defaults
+		// to 0) patches a node's status once and again only after the
+		// node lifecycle controller marked it NotReady (50 s later), which
+		// marks every pod on it NotReady: Deployments flap unavailable.
+		"--node-lease-duration-seconds=40",
 		"--server-address=127.0.0.1:" + strconv.Itoa(ports[2]),
 	}); err != nil {
 		return err
@@ -457,6 +566,30 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
+	// The general-purpose pool: no GPU, no taint.
+	res := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("64"),
+		corev1.ResourceMemory: resource.MustParse("512Gi"),
+		corev1.ResourcePods:   resource.MustParse("250"),
+	}
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        cpuNode,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{
+				"kubernetes.io/hostname": cpuNode, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"type": "kwok", "node.kubernetes.io/instance-type": "m6i.16xlarge",
+			},
+		},
+		Status: corev1.NodeStatus{
+			Capacity: res, Allocatable: res,
+			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "fake", OperatingSystem: "linux", Architecture: "amd64"},
+			Phase:    corev1.NodeRunning,
+		},
+	}
+	if _, err := l.Kube.Typed.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create node %s: %w", cpuNode, err)
+	}
 	return nil
 }
 
@@ -465,13 +598,14 @@ func (l *Lab) waitNodes(ctx context.Context) error {
 	for {
 		ready := 0
 		var status []string
-		for _, name := range fakeNodes {
+		nodes := append(slices.Clone(fakeNodes), cpuNode)
+		for _, name := range nodes {
 			n, err := l.Kube.Typed.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			gpus := n.Status.Allocatable[gpuResource]
-			ok := gpus.Value() == gpusPerNode
+			ok := gpus.Value() == gpusPerNode || name == cpuNode
 			for _, c := range n.Status.Conditions {
 				if c.Type == corev1.NodeReady {
 					ok = ok && c.Status == corev1.ConditionTrue
@@ -482,7 +616,7 @@ func (l *Lab) waitNodes(ctx context.Context) error {
 				ready++
 			}
 		}
-		if ready == len(fakeNodes) {
+		if ready == len(nodes) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -656,11 +790,12 @@ func (l *Lab) startFunction(context.Context) error {
 		return err
 	}
 	functionAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	l.FunctionMetrics = "127.0.0.1:" + strconv.Itoa(ports[1])
 	p, err := l.start("function", l.bins.Function, []string{
 		"--debug",
 		"--address=" + functionAddr,
 		"--tls-server-certs-dir=" + certs.fnServerDir,
-		"--metrics-address=127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--metrics-address=" + l.FunctionMetrics,
 	})
 	if err != nil {
 		return err
@@ -688,6 +823,8 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 		return err
 	}
 	webhookPort = ports[0]
+	l.CoreMetrics = "127.0.0.1:" + strconv.Itoa(ports[1])
+	l.coreHealth = "127.0.0.1:" + strconv.Itoa(ports[2])
 	if err := l.installUsageWebhook(ctx); err != nil {
 		return err
 	}
@@ -796,12 +933,20 @@ func (l *Lab) registerFunction(ctx context.Context) error {
 	return err
 }
 
-// installKalypso installs the generated XRDs and Compositions and waits
-// until core serves each XRD's composites.
+// installKalypso installs the generated XRDs and Compositions of the lab's
+// flavour and waits until core serves each XRD's composites: apis/*/ (v2),
+// or apis/kalypsoprojects plus apis/claims/*/ (claims).
 func (l *Lab) installKalypso(ctx context.Context) error {
-	defs, err := filepath.Glob(l.repoPath("apis/*/definition.yaml"))
+	pattern := "apis/*/definition.yaml"
+	if l.Flavour == flavourClaims {
+		pattern = "apis/claims/*/definition.yaml"
+	}
+	defs, err := filepath.Glob(l.repoPath(pattern))
 	if err != nil || len(defs) == 0 {
-		return fmt.Errorf("no XRDs under apis/: %v", err)
+		return fmt.Errorf("no XRDs match %s: %v", pattern, err)
+	}
+	if l.Flavour == flavourClaims {
+		defs = append([]string{l.repoPath("apis/kalypsoprojects/definition.yaml")}, defs...)
 	}
 	var comps []string
 	for _, d := range defs {
@@ -886,4 +1031,72 @@ func webhookReachable(caPEM []byte) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// platformDefaults is the platform's EnvironmentConfig: GPU pods select the
+// GPU pool by its label and tolerate its taint, as the fake GPU nodes carry
+// them (createNodes). No runtime class: the lab has no RuntimeClass objects,
+// and the RuntimeClass admission plugin refuses pods naming a missing one.
+const platformDefaults = `
+apiVersion: apiextensions.crossplane.io/v1beta1
+kind: EnvironmentConfig
+metadata:
+  name: kalypso-defaults
+data:
+  gpu:
+    resourceName: nvidia.com/gpu
+    nodeSelector:
+      nvidia.com/gpu.present: "true"
+    tolerations:
+    - key: nvidia.com/gpu
+      operator: Exists
+      effect: NoSchedule
+`
+
+func (l *Lab) installPlatformDefaults(ctx context.Context) error {
+	objs, err := decodeYAML([]byte(platformDefaults))
+	if err != nil {
+		return err
+	}
+	_, err = l.Kube.apply(ctx, objs...)
+	return err
+}
+
+// moduleDir returns the directory of a module version in the module cache,
+// downloading it through the module proxy when it is missing.
+func (l *Lab) moduleDir(ctx context.Context, module, version string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMODCACHE: %w", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), module+"@"+version)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", module+"@"+version)
+	cmd.Dir = l.repoPath("test/tools/crossplane-core")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go mod download %s@%s: %v: %s", module, version, err, b)
+	}
+	return dir, nil
+}
+
+// ServiceMonitor CRD of the Prometheus Operator, from its module.
+const (
+	promOperatorModule  = "github.com/prometheus-operator/prometheus-operator"
+	promOperatorVersion = "v0.85.0"
+	serviceMonitorCRD   = "servicemonitors.monitoring.coreos.com"
+)
+
+// installServiceMonitorCRD installs the Prometheus Operator's ServiceMonitor
+// CRD and waits until it is established.
+func (l *Lab) installServiceMonitorCRD(ctx context.Context) error {
+	dir, err := l.moduleDir(ctx, promOperatorModule, promOperatorVersion)
+	if err != nil {
+		return err
+	}
+	if _, err := l.applyFiles(ctx, filepath.Join(dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml")); err != nil {
+		return err
+	}
+	return l.waitEstablished(ctx, []string{serviceMonitorCRD})
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // lab is the running lab every test uses.
@@ -50,7 +52,16 @@ func run(m *testing.M) (code int) {
 	if logRoot == "" {
 		logRoot = filepath.Join(root, ".bin", "e2e-logs")
 	}
-	logDir := filepath.Join(logRoot, time.Now().Format("20060102-150405"))
+	flavour, err := labFlavour()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if !flavourSelected(flavour) {
+		fmt.Printf("e2e: no test of the %s flavour matches -run %q; the %s lab is not started\n", flavour, runFlag(), flavour)
+		return 0
+	}
+	logDir := filepath.Join(logRoot, time.Now().Format("20060102-150405")+"-"+flavour)
 	lab, err = newLab(root, logDir, bins)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -89,6 +100,9 @@ func run(m *testing.M) (code int) {
 			stop("")
 			panic(r)
 		}
+		if code == 0 && !waitBackground(3*time.Minute) {
+			code = 1
+		}
 		failed = code != 0
 		stop("")
 	}()
@@ -107,7 +121,7 @@ func run(m *testing.M) (code int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	fmt.Printf("e2e: starting the lab (logs in %s)\n", logDir)
+	fmt.Printf("e2e: starting the %s lab (logs in %s)\n", flavour, logDir)
 	if err := lab.Up(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: lab did not start:", err)
 		return 1
@@ -131,6 +145,30 @@ func (l *Lab) report(rss string) string {
 		}
 	}
 	scenarioMu.Unlock()
+	measureMu.Lock()
+	if len(measures) > 0 {
+		b.WriteString("e2e: measurements\n")
+		for _, m := range measures {
+			fmt.Fprintf(&b, "  - %s\n", m)
+		}
+	}
+	measureMu.Unlock()
+	bgMu.Lock()
+	if len(bgReports) > 0 {
+		b.WriteString("e2e: background clean-up\n")
+		for _, r := range bgReports {
+			fmt.Fprintf(&b, "  - %s\n", r)
+		}
+	}
+	bgMu.Unlock()
+	fnFindingsMu.Lock()
+	if len(fnFindings) > 0 {
+		b.WriteString("e2e: function findings (the function's doing; see test/e2e/README.md)\n")
+		for _, f := range fnFindings {
+			fmt.Fprintf(&b, "  - %s\n", f)
+		}
+	}
+	fnFindingsMu.Unlock()
 	findingsMu.Lock()
 	if len(findings) > 0 {
 		b.WriteString("e2e: findings (see test/e2e/README.md)\n")
@@ -211,6 +249,27 @@ func finding(t *testing.T, format string, args ...any) {
 }
 
 var (
+	fnFindingsMu sync.Mutex
+	fnFindings   []string
+)
+
+// functionFinding records something the function does that works against
+// what a scenario expects without blocking it (a gap rather than a bug the
+// scenario trips on): printed in the report, a failure with E2E_STRICT=1.
+func functionFinding(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	fnFindingsMu.Lock()
+	fnFindings = append(fnFindings, t.Name()+": "+msg)
+	fnFindingsMu.Unlock()
+	if os.Getenv("E2E_STRICT") != "" {
+		softErrorf(t, "%s", msg)
+		return
+	}
+	t.Log("FUNCTION FINDING (not a failure; E2E_STRICT=1 makes it one): " + msg)
+}
+
+var (
 	unresponsiveMu   sync.Mutex
 	unresponsiveSeen = map[string]bool{}
 )
@@ -223,7 +282,11 @@ var (
 // the next poll (--poll-interval, 1 minute by default).
 func checkResponsive(t *testing.T) {
 	t.Helper()
-	for _, kind := range []string{"KalypsoProject", "KalypsoApplication", "KalypsoTritonServer"} {
+	kinds := []string{"KalypsoProject", "KalypsoApplication", "KalypsoTritonServer"}
+	if lab.Flavour == flavourClaims {
+		kinds = []string{"KalypsoProject", "XKalypsoApplication", "XKalypsoTritonServer"}
+	}
+	for _, kind := range kinds {
 		items, err := lab.Kube.list(t.Context(), apiVersionKalypso, kind, "")
 		if err != nil {
 			t.Errorf("list %s: %v", kind, err)
@@ -263,6 +326,16 @@ func (l *Lab) dumpState() {
 		{apiVersionKalypso, "KalypsoProject"},
 		{apiVersionKalypso, "KalypsoApplication"},
 		{apiVersionKalypso, "KalypsoTritonServer"},
+		{apiVersionKalypso, "XKalypsoApplication"},
+		{apiVersionKalypso, "XKalypsoTritonServer"},
+		{"protection.crossplane.io/v1beta1", "Usage"},
+		{"protection.crossplane.io/v1beta1", "ClusterUsage"},
+		{"apps/v1", "Deployment"},
+		{"v1", "Service"},
+		{"policy/v1", "PodDisruptionBudget"},
+		{"autoscaling/v2", "HorizontalPodAutoscaler"},
+		{"monitoring.coreos.com/v1", "ServiceMonitor"},
+		{"apiextensions.crossplane.io/v1beta1", "EnvironmentConfig"},
 		{"v1", "Namespace"},
 		{"v1", "ResourceQuota"},
 		{"v1", "LimitRange"},
@@ -273,6 +346,9 @@ func (l *Lab) dumpState() {
 		{"pkg.crossplane.io/v1", "FunctionRevision"},
 	}
 	for _, k := range kinds {
+		if !l.Kube.served(schema.FromAPIVersionAndKind(k.apiVersion, k.kind)) {
+			continue
+		}
 		items, err := l.Kube.list(ctx, k.apiVersion, k.kind, "")
 		if err != nil {
 			fmt.Fprintf(f, "# %s: %v\n", k.kind, err)
@@ -294,4 +370,117 @@ func (l *Lab) dumpState() {
 				e.InvolvedObject.Kind, nsName(e.InvolvedObject.Namespace, e.InvolvedObject.Name), e.Reason, e.Message)
 		}
 	}
+}
+
+// testFlavours names the flavour of every test: a lab runs one flavour, and
+// TestMain does not start one when -run selects no test of its flavour.
+// A test missing here always gets a lab.
+var testFlavours = map[string]string{
+	"TestKalypsoProject":     flavourV2,
+	"TestApplicationServer":  flavourV2,
+	"TestDeletionProtection": flavourV2,
+	"TestFaults":             flavourV2,
+	"TestScale":              flavourV2,
+	"TestClaims":             flavourClaims,
+}
+
+func runFlag() string {
+	if f := flag.Lookup("test.run"); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+// flavourSelected reports whether -run may select a test of the flavour:
+// false only when every known test it matches belongs to another flavour.
+func flavourSelected(flavour string) bool {
+	run := runFlag()
+	if run == "" {
+		return true
+	}
+	re, err := regexp.Compile(strings.Split(run, "/")[0])
+	if err != nil {
+		return true
+	}
+	other := false
+	for name, f := range testFlavours {
+		if re.MatchString(name) {
+			if f == flavour {
+				return true
+			}
+			other = true
+		}
+	}
+	return !other
+}
+
+// requireFlavour skips a test written for the other flavour's lab.
+func requireFlavour(t *testing.T, flavour string) {
+	t.Helper()
+	if lab.Flavour != flavour {
+		t.Skipf("needs the %s lab (E2E_FLAVOUR=%s); this is the %s lab", flavour, flavour, lab.Flavour)
+	}
+}
+
+var (
+	measureMu sync.Mutex
+	measures  []string
+)
+
+// measure records a measurement for the report at the end (and the log).
+func measure(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	t.Log("MEASURED: " + msg)
+	measureMu.Lock()
+	measures = append(measures, t.Name()+": "+msg)
+	measureMu.Unlock()
+}
+
+var (
+	bgWG      sync.WaitGroup
+	bgMu      sync.Mutex
+	bgReports []string
+	bgFailed  bool
+)
+
+// background runs a clean-up that need not hold up the next scenario (a
+// project whose deletion waits for its next poll to drop its ClusterUsage).
+// TestMain waits for it before stopping the lab and fails the run if it
+// failed.
+func background(what string, fn func(ctx context.Context) error) {
+	bgWG.Add(1)
+	go func() {
+		defer bgWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := fn(ctx)
+		bgMu.Lock()
+		defer bgMu.Unlock()
+		if err != nil {
+			bgFailed = true
+			bgReports = append(bgReports, fmt.Sprintf("%s: FAILED after %s: %v", what, time.Since(start).Round(100*time.Millisecond), err))
+			return
+		}
+		bgReports = append(bgReports, fmt.Sprintf("%s: done in %s", what, time.Since(start).Round(100*time.Millisecond)))
+	}()
+}
+
+// waitBackground waits for the background clean-ups; false when one failed
+// or they did not end in time.
+func waitBackground(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { bgWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		bgMu.Lock()
+		bgReports = append(bgReports, "background clean-ups still running after "+timeout.String())
+		bgFailed = true
+		bgMu.Unlock()
+	}
+	bgMu.Lock()
+	defer bgMu.Unlock()
+	return !bgFailed
 }

@@ -21,6 +21,9 @@ import (
 // output in <logDir>/<name>.log.
 type proc struct {
 	name    string
+	bin     string
+	args    []string
+	env     []string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
@@ -33,13 +36,14 @@ type proc struct {
 // startProc starts bin with args. The process gets its own process group
 // (so stopping it stops anything it spawned) and is killed if the test
 // binary dies (Pdeathsig), so a panic or a test timeout leaves no orphan.
+// A restarted component appends to the log of its previous run.
 func startProc(logDir, name, bin string, args []string, env []string) (*proc, error) {
 	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.Create(logPath)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(f, "# %s %s\n", bin, strings.Join(args, " "))
+	fmt.Fprintf(f, "# %s %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
@@ -48,7 +52,7 @@ func startProc(logDir, name, bin string, args []string, env []string) (*proc, er
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &proc{name: name, bin: bin, args: args, env: env, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
@@ -127,6 +131,21 @@ func (p *proc) stop(grace time.Duration) {
 	}
 	// Anything left in the group (a child that ignored SIGTERM).
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// kill sends sig to the process group and waits until the process ended.
+func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
+	if done, _ := p.exited(); done {
+		return
+	}
+	p.readRSS()
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
 }
 
 // tail returns the last n lines of the process's log.

@@ -25,6 +25,7 @@ const kindProject = "KalypsoProject"
 // enforcement, foreign and adopted namespaces, removal of an environment
 // that still holds an application, and deletion.
 func TestKalypsoProject(t *testing.T) {
+	requireFlavour(t, flavourV2)
 	visionNS := map[string]string{"dev": "vision-dev", "stage": "vision-stage", "prod": "vision-prod"}
 	psLevel := map[string]string{"dev": "restricted", "stage": "baseline", "prod": "restricted"}
 	uids := map[string]types.UID{}

@@ -4,6 +4,7 @@ package main
 import (
 	"github.com/alecthomas/kong"
 	"github.com/crossplane/function-sdk-go"
+	grpcprometheus "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
 )
@@ -36,6 +37,8 @@ func (c *CLI) Run() error {
 		function.Insecure(c.Insecure),
 		function.MaxRecvMessageSize(c.MaxRecvMessageSize*1024*1024),
 		function.WithMetricsServer(c.MetricsAddress),
+		// Time per call, beside the counters: what a platform sizes replicas by.
+		function.WithMetricsServerOpts(grpcprometheus.WithServerHandlingTimeHistogram()),
 	)
 }
 
