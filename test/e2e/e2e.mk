@@ -9,6 +9,8 @@
 #   E2E_RUN=Project make e2e    run only the tests matching a regexp
 #   E2E_KEEP_LOGS=1 make e2e    keep the component logs even on success
 #   E2E_FLAVOURS=claims make e2e  only the claim flavour's lab
+#   make e2e-packages   the packages flavour: the Configuration installed by
+#                       Crossplane's package manager from a loopback registry
 
 KUBE_VERSION           := v1.35.4
 KWOK_VERSION           := v0.7.0
@@ -17,11 +19,15 @@ KUBE_APISERVER         := $(BIN)/kube-apiserver-$(KUBE_VERSION)
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager-$(KUBE_VERSION)
 KUBE_SCHEDULER         := $(BIN)/kube-scheduler-$(KUBE_VERSION)
 KWOK                   := $(BIN)/kwok-$(KWOK_VERSION)
+# The packages flavour's OCI registry (go-containerregistry, its own module).
+E2E_REGISTRY           := $(BIN)/e2e-registry
 # Debian's etcd-server is used when no etcd is on PATH (see e2e-etcd).
 ETCD                   ?= $(shell command -v etcd 2>/dev/null || echo /usr/bin/etcd)
 E2E_TIMEOUT            ?= 30m
 E2E_RUN                ?= .
 # v2: apis/*/ (namespaced composites); claims: apis/kalypsoprojects + apis/claims/*.
+# packages (make e2e-packages, not in the default list): the Configuration
+# package installed by Crossplane's package manager from a loopback registry.
 E2E_FLAVOURS           ?= v2 claims
 
 KUBE_LDFLAGS := -s -w \
@@ -56,6 +62,10 @@ $(CROSSPLANE_CORE):
 		-ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$(CROSSPLANE_VERSION)" \
 		-o $@.tmp github.com/crossplane/crossplane/v2/cmd/crossplane && mv $@.tmp $@
 
+$(E2E_REGISTRY): $(wildcard test/e2e/registry/*.go) test/e2e/registry/go.mod test/e2e/registry/go.sum
+	@mkdir -p $(BIN)
+	cd test/e2e/registry && GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o $@.tmp . && mv $@.tmp $@
+
 # etcd from Debian (3.4.x). The lab turns the WatchList feature gate off on
 # kube-apiserver because this etcd lacks RequestWatchProgress.
 .PHONY: e2e-etcd
@@ -82,6 +92,17 @@ e2e: e2e-tools function
 		E2E_KWOK=$(KWOK) \
 		E2E_CROSSPLANE=$(CROSSPLANE_CORE) \
 		E2E_FUNCTION=$(FUNCTION) \
+		E2E_REGISTRY=$(E2E_REGISTRY) \
+		E2E_CROSSPLANE_CLI=$(CROSSPLANE) \
+		E2E_PACKAGE_ORG=$(PACKAGE_ORG) \
+		E2E_PACKAGE_VERSION=$(VERSION) \
+		E2E_XPKG_DIR=$(OUTPUT) \
 		E2E_LOG_ROOT=$(BIN)/e2e-logs \
 		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' -v ./test/e2e/... || rc=1; \
 	done; exit $$rc
+
+# The packages flavour: builds the packages (make xpkg) and the loopback
+# registry, then runs only that flavour's lab (see test/e2e/README.md).
+.PHONY: e2e-packages
+e2e-packages: xpkg $(E2E_REGISTRY)
+	@$(MAKE) --no-print-directory e2e E2E_FLAVOURS=packages

@@ -62,6 +62,9 @@ const cpuNode = "kwok-cpu-0"
 const (
 	flavourV2     = "v2"     // apis/*/: namespaced v2 composites
 	flavourClaims = "claims" // apis/kalypsoprojects + apis/claims/*: legacy claims
+	// The Configuration package installed by Crossplane's package manager
+	// from a loopback registry (packages.go); not in the default run.
+	flavourPackages = "packages"
 )
 
 // labFlavour reads E2E_FLAVOUR (v2 when unset).
@@ -69,10 +72,10 @@ func labFlavour() (string, error) {
 	switch f := os.Getenv("E2E_FLAVOUR"); f {
 	case "", flavourV2:
 		return flavourV2, nil
-	case flavourClaims:
-		return flavourClaims, nil
+	case flavourClaims, flavourPackages:
+		return f, nil
 	default:
-		return "", fmt.Errorf("E2E_FLAVOUR=%q: want %s or %s", f, flavourV2, flavourClaims)
+		return "", fmt.Errorf("E2E_FLAVOUR=%q: want %s, %s or %s", f, flavourV2, flavourClaims, flavourPackages)
 	}
 }
 
@@ -307,21 +310,35 @@ func (l *Lab) Cleanup() { os.RemoveAll(l.workDir) }
 // Up starts the whole lab.
 func (l *Lab) Up(ctx context.Context) error {
 	start := time.Now()
-	steps := []struct {
+	type upStep = struct {
 		name string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []upStep{
 		{"crossplane module", l.findCrossplaneModule},
 		{"pki", l.makePKI},
 		{"etcd + kube-apiserver", l.startAPIServer},
 		{"controller-manager, scheduler, kwok", l.startControllers},
 		{"crossplane CRDs and RBAC", l.installCrossplane},
 		{"function", l.startFunction},
-		{"crossplane core and rbac manager", l.startCrossplane},
-		{"kalypso XRDs and Compositions (" + l.Flavour + ")", l.installKalypso},
-		{"platform defaults (EnvironmentConfig)", l.installPlatformDefaults},
-		{"fake nodes ready", l.waitNodes},
 	}
+	if l.Flavour == flavourPackages {
+		steps = append(steps,
+			upStep{"package registry (TLS, loopback)", l.startRegistry},
+			upStep{"push packages (crossplane xpkg push)", l.pushPackages},
+			upStep{"crossplane core and rbac manager", l.startCrossplane},
+			upStep{"ImageConfig + Configuration (package manager)", l.installConfiguration},
+		)
+	} else {
+		steps = append(steps,
+			upStep{"crossplane core and rbac manager", l.startCrossplane},
+			upStep{"kalypso XRDs and Compositions (" + l.Flavour + ")", l.installKalypso},
+		)
+	}
+	steps = append(steps,
+		upStep{"platform defaults (EnvironmentConfig)", l.installPlatformDefaults},
+		upStep{"fake nodes ready", l.waitNodes},
+	)
 	for _, s := range steps {
 		t := time.Now()
 		if err := s.fn(ctx); err != nil {
@@ -364,6 +381,7 @@ func (l *Lab) findCrossplaneModule(ctx context.Context) error {
 type labCerts struct {
 	apiServer, admin, core, rbacManager, sa certPair
 	fnServerDir, fnClientDir, webhookDir    string
+	registryDir                             string // packages flavour's registry
 }
 
 var certs labCerts
@@ -403,6 +421,9 @@ func (l *Lab) makePKI(context.Context) error {
 		return err
 	}
 	if certs.fnClientDir, err = p.tlsDir("function-client", certSpec{CommonName: "crossplane", Client: true}); err != nil {
+		return err
+	}
+	if certs.registryDir, err = p.tlsDir("registry", certSpec{CommonName: "kalypso-e2e-registry", IPs: loop, DNSNames: []string{"localhost"}, Server: true}); err != nil {
 		return err
 	}
 	certs.webhookDir, err = p.tlsDir("webhook", certSpec{CommonName: "crossplane-webhook", IPs: loop, DNSNames: []string{"localhost"}, Server: true})
@@ -840,6 +861,16 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 		"--metrics-port=" + strconv.Itoa(ports[1]),
 		"--health-probe-port=" + strconv.Itoa(ports[2]),
 	}
+	if l.Flavour == flavourPackages {
+		// Trust the lab CA for the loopback registry's serving certificate.
+		coreArgs = append(coreArgs, "--ca-bundle-path="+filepath.Join(certs.registryDir, "ca.crt"))
+		// Core caches pulled packages there and does not create the
+		// directory (the chart mounts an emptyDir): without it every pull
+		// fails with "cannot parse package …: io: read/write on closed pipe".
+		if err := os.MkdirAll(filepath.Join(l.workDir, "xpkg"), 0o755); err != nil {
+			return err
+		}
+	}
 	// Extra flags for experiments, e.g. E2E_CORE_ARGS=--circuit-breaker-burst=1000.
 	coreArgs = append(coreArgs, strings.Fields(os.Getenv("E2E_CORE_ARGS"))...)
 	core, err := l.start("crossplane-core", l.bins.Crossplane, coreArgs, "KUBECONFIG="+coreKC)
@@ -865,6 +896,11 @@ func (l *Lab) startCrossplane(ctx context.Context) error {
 	}
 	if err := webhookReachable(l.pki.CAPEM); err != nil {
 		return fmt.Errorf("core's webhook server does not answer as the API server will call it: %w", err)
+	}
+	if l.Flavour == flavourPackages {
+		// The package manager creates the FunctionRevision; the lab only
+		// gives it an endpoint (servePackageFunction).
+		return nil
 	}
 	return l.registerFunction(ctx)
 }

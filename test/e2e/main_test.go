@@ -382,6 +382,7 @@ var testFlavours = map[string]string{
 	"TestFaults":             flavourV2,
 	"TestScale":              flavourV2,
 	"TestClaims":             flavourClaims,
+	"TestPackages":           flavourPackages,
 }
 
 func runFlag() string {
