@@ -317,7 +317,7 @@ func replicasCoOwned(deploy *composed.Unstructured) bool {
 }
 
 func isCrossplaneManager(mf metav1.ManagedFieldsEntry) bool {
-	return len(mf.Manager) >= len("apiextensions.crossplane.io") && mf.Manager[:len("apiextensions.crossplane.io")] == "apiextensions.crossplane.io"
+	return strings.HasPrefix(mf.Manager, "apiextensions.crossplane.io")
 }
 
 // spreadsReplicas: a PodDisruptionBudget only when more than one replica
