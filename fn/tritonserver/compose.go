@@ -88,6 +88,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := checkImage(c.spec.TritonConfig); err != nil {
 		return fatal(err)
 	}
+	if err := checkVersion(c.spec.TritonConfig, p.TritonTag); err != nil {
+		return fatal(err)
+	}
 	if err := checkInterval(c.metricsInterval()); err != nil {
 		return fatal(err)
 	}
@@ -96,6 +99,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	snap := as.snapshot
 	// blocker is why the Deployment cannot be (re)built from the spec now.
 	var blocker *compose.Condition
+	var wiring storageAccess
 	uri := c.spec.StorageURI
 	switch {
 	case snap == nil:
@@ -112,6 +116,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 				c.spec.StorageURI, provider, c.spec.ApplicationRef, appProvider)}
 		} else if uri, err = modelURI(c.spec.StorageURI, storage.Endpoint); err != nil {
 			blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageEndpointInvalid", Message: err.Error()}
+		} else {
+			wiring, blocker = c.storageWiring(p, provider, snap)
 		}
 	}
 
@@ -165,15 +171,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	var deployReady bool
 	if blocker == nil {
 		replicas := c.replicas()
-		sa := c.spec.ServiceAccountName
-		storage := &v1alpha1.StorageSpec{}
-		if snap.Storage != nil {
-			storage = snap.Storage
-		}
-		if sa == "" {
-			sa = storage.ServiceAccountName
-		}
-		wiring := access(provider, storage)
+		sa := c.serviceAccount(snap)
 		if apiKeyHeader != "" {
 			wiring.env = append(wiring.env, secretEnv(apiKeyEnv, p.RestrictedAPISecret, p.RestrictedAPISecretKey))
 		}
@@ -367,10 +365,10 @@ func orZero(s string) string {
 }
 
 func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, labels map[string]string) error {
-	self := metav1.TypeMeta{APIVersion: c.xr.Resource.GetAPIVersion(), Kind: c.xr.Resource.GetKind()}
+	reason := fmt.Sprintf("KalypsoTritonServer %s/%s serves this application: delete the server first, then delete the application again", c.id.Namespace, c.id.Name)
 	if !c.id.Claim {
 		appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication}
-		_, err := d.Add(resUsage, applicationUsage(c.name("uses-application"), c.id.Namespace, labels, appType, self, c.spec.ApplicationRef, c.xr.Resource.GetName()), compose.Exists)
+		_, err := d.Add(resUsage, applicationUsage(c.name("uses-application"), c.id.Namespace, labels, appType, c.spec.ApplicationRef, reason), compose.Exists)
 		return err
 	}
 	// Claim flavour: both composites are cluster scoped, so the Usage is a
@@ -388,6 +386,6 @@ func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, 
 		return nil
 	}
 	appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindXApplication}
-	_, err := d.Add(resUsage, applicationClusterUsage(c.name("uses-application")+"-"+c.id.Namespace, labels, appType, self, appXR, c.xr.Resource.GetName()), compose.Exists)
+	_, err := d.Add(resUsage, applicationClusterUsage(c.name("uses-application")+"-"+c.id.Namespace, labels, appType, appXR, reason), compose.Exists)
 	return err
 }

@@ -1183,6 +1183,9 @@ func TestComposeRestrictedAPI(t *testing.T) {
 		{Name: "TRITON_AWS_MOUNT_DIRECTORY", Value: "/var/lib/triton/model-cache"},
 		secretEnv("AWS_ACCESS_KEY_ID", "models-creds", "AWS_ACCESS_KEY_ID"),
 		secretEnv("AWS_SECRET_ACCESS_KEY", "models-creds", "AWS_SECRET_ACCESS_KEY"),
+		{Name: "AWS_SESSION_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "models-creds"}, Key: "AWS_SESSION_TOKEN", Optional: ptr.To(true),
+		}}},
 		{Name: "AWS_DEFAULT_REGION", Value: "eu-west-1"},
 	}
 	apiKeyEnv := corev1.EnvVar{Name: "TRITON_API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
@@ -1783,8 +1786,8 @@ func TestComposeClaim(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: "resnet-uses-application-vision-dev", Labels: serverLabels},
 			Spec: protectionv1beta1.ClusterUsageSpec{
 				Of:             protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "XKalypsoApplication", ResourceRef: &protectionv1beta1.ResourceRef{Name: "classifier-abc12"}},
-				By:             &protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "XKalypsoTritonServer", ResourceRef: &protectionv1beta1.ResourceRef{Name: "resnet-x7k2p"}},
-				ReplayDeletion: ptr.To(true),
+				Reason:         ptr.To("KalypsoTritonServer vision-dev/resnet serves this application: delete the server first, then delete the application again"),
+				ReplayDeletion: ptr.To(false),
 			},
 		}
 		if diff := cmp.Diff(want, u); diff != "" {
@@ -1977,8 +1980,8 @@ func TestComposedObjectsDecodeStrictly(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "resnet-uses-application", Namespace: "vision-dev", Labels: serverLabels},
 		Spec: protectionv1beta1.UsageSpec{
 			Of:             protectionv1beta1.NamespacedResource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoApplication", ResourceRef: &protectionv1beta1.NamespacedResourceRef{Name: "classifier"}},
-			By:             &protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoTritonServer", ResourceRef: &protectionv1beta1.ResourceRef{Name: "resnet"}},
-			ReplayDeletion: ptr.To(true),
+			Reason:         ptr.To("KalypsoTritonServer vision-dev/resnet serves this application: delete the server first, then delete the application again"),
+			ReplayDeletion: ptr.To(false),
 		},
 	}
 	if diff := cmp.Diff(wantUsage, u); diff != "" {

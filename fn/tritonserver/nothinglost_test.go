@@ -174,3 +174,40 @@ func TestInvalidSpecIsFatalAndKeepsEverything(t *testing.T) {
 
 	composetest.AssertFatalKeepsEverything(t, c.RunFunction(t, fn.New(logging.NewNopLogger()), composetest.Struct(t, `{apiVersion: kalypso.fn.crossplane.io/v1beta1, kind: Input}`)), "spec.tritonConfig.parameters[0]", want)
 }
+
+// TestWaitingWithoutDeploymentKeepsTheRest: when the Deployment is gone
+// (deleted by hand, or its apply failed) while the server waits for
+// something, the server holds back only the Deployment it cannot build:
+// the Service, ServiceMonitor, PDB, HPA and Usage that exist stay desired,
+// or Crossplane would delete them.
+func TestWaitingWithoutDeploymentKeepsTheRest(t *testing.T) {
+	const spec = monitored + "  replicas: 2\n  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}\n"
+	for name, change := range map[string]func(c *composetest.Cluster){
+		"APIKeySecretMissing": func(c *composetest.Cluster) { delete(c.Others, "api-key") },
+		"ApplicationMissing":  func(c *composetest.Cluster) { delete(c.Others, "application") },
+		"ApplicationNotReady": func(c *composetest.Cluster) { c.Others["application"] = notReadyApplication },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, spec)
+			before := c.Settle(t)
+			if diff := cmp.Diff([]resource.Name{"deployment", "horizontalpodautoscaler", "poddisruptionbudget", "service", "servicemonitor", "usage"}, names(before)); diff != "" {
+				t.Fatalf("composed: -want, +got:\n%s", diff)
+			}
+			change(c)
+			delete(c.Observed, "deployment")
+			after := c.Reconcile(t)
+			if after.Ready {
+				t.Error("a server without its Deployment reads Ready")
+			}
+			want := slices.DeleteFunc(names(before), func(n resource.Name) bool { return n == "deployment" })
+			if diff := cmp.Diff(want, names(after)); diff != "" {
+				t.Fatalf("desired while waiting without a Deployment: -want, +got:\n%s", diff)
+			}
+			for _, n := range want {
+				if diff := cmp.Diff(c.Observed[string(n)]["spec"], after.Desired[n].Resource.Object["spec"]); diff != "" {
+					t.Errorf("%s is not kept as it is: -observed, +desired:\n%s", n, diff)
+				}
+			}
+		})
+	}
+}

@@ -6,7 +6,9 @@ package tritonserver
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -272,10 +274,23 @@ func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
 	return &v1alpha1.KalypsoTritonServerStatus{ObservedGeneration: c.gen}
 }
 
-// pending reports a server that cannot be created yet: nothing is composed.
-// appCond is the ApplicationReady condition; the problem replaces the
-// condition of its own type.
+// pending reports a server whose Deployment cannot be created yet. Objects
+// that exist (a Deployment deleted by hand or never applied leaves its
+// Service, Usage, HPA… behind) are kept as observed: an object missing from
+// the desired state is deleted by Crossplane. Only what would be created is
+// held back. appCond is the ApplicationReady condition; the problem
+// replaces the condition of its own type.
 func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus) compose.Result {
+	d := compose.NewDesired(c.observed)
+	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
+		ready := compose.Exists
+		if name == resService {
+			ready = compose.ServiceHasClusterIP
+		}
+		if _, err := d.Keep(name, c.observed[name].Resource, ready); err != nil {
+			return compose.Result{Fatal: err}
+		}
+	}
 	st := c.status()
 	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
 	conds := []compose.Condition{
@@ -288,7 +303,7 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 			conds[i] = problem
 		}
 	}
-	return compose.Result{Desired: map[resource.Name]*resource.DesiredComposed{}, Status: st, Conditions: conds, TTL: compose.WaitTTL}
+	return compose.Result{Desired: d.Objects, Status: st, Conditions: conds, TTL: compose.WaitTTL}
 }
 
 // offConditions fill the feature conditions when nothing is composed.
