@@ -140,10 +140,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 
 	requirements := c.Requirements(platform)
-	requirements[environmentConfigRequirement] = &fnv1.ResourceSelector{
-		ApiVersion: "apiextensions.crossplane.io/v1beta1", Kind: "EnvironmentConfig",
-		Match: &fnv1.ResourceSelector_MatchName{MatchName: ecName},
-	}
+	requirements[environmentConfigRequirement] = compose.KindEnvironmentCfg.Named("", ecName)
 	rsp.Requirements = &fnv1.Requirements{Resources: requirements}
 
 	required := map[string][]resource.Required{}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 )
 
 // fuzzKinds are the composite kinds the fuzzer picks from.
@@ -123,10 +124,14 @@ func FuzzRunFunction(f *testing.F) {
 	})
 }
 
-// checkResponse: a Fatal names what is wrong; otherwise every composed
+// checkResponse: every kind is in the kind table; a Fatal names what is
+// wrong; otherwise every composed
 // object decodes strictly into its registered type.
 func checkResponse(t *testing.T, rsp *fnv1.RunFunctionResponse) {
 	t.Helper()
+	if err := composetest.KindsOutsideTable(rsp); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range rsp.GetResults() {
 		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
 			if r.GetMessage() == "" {

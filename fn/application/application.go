@@ -76,26 +76,21 @@ func (c *Composer) gatewayEnabled() bool { return c.spec.Gateway != nil && c.spe
 // Requirements: the project, the storage secret or service account, the
 // servers of the namespace, and the HTTPRoute CRD when exposing.
 func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
-	ns := ptr.To(c.id.Namespace)
+	ns := c.id.Namespace
 	r := map[string]*fnv1.ResourceSelector{
-		reqProject: {ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindProject,
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: c.spec.ProjectRef}},
-		reqServers: {ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindTritonServer, Namespace: ns,
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}}},
+		reqProject: compose.KindProject.Named("", c.spec.ProjectRef),
+		reqServers: compose.KindTritonServer.Labelled(ns, nil),
 	}
 	if s := c.spec.Storage; s != nil {
 		if s.SecretName != "" {
-			r[reqSecret] = &fnv1.ResourceSelector{ApiVersion: "v1", Kind: "Secret", Namespace: ns,
-				Match: &fnv1.ResourceSelector_MatchName{MatchName: s.SecretName}}
+			r[reqSecret] = compose.KindSecret.Named(ns, s.SecretName)
 		}
 		if s.ServiceAccountName != "" {
-			r[reqServiceAccount] = &fnv1.ResourceSelector{ApiVersion: "v1", Kind: "ServiceAccount", Namespace: ns,
-				Match: &fnv1.ResourceSelector_MatchName{MatchName: s.ServiceAccountName}}
+			r[reqServiceAccount] = compose.KindServiceAccount.Named(ns, s.ServiceAccountName)
 		}
 	}
 	if c.gatewayEnabled() {
-		r[reqRouteCRD] = &fnv1.ResourceSelector{ApiVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition",
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: "httproutes.gateway.networking.k8s.io"}}
+		r[reqRouteCRD] = compose.KindCRD.Named("", "httproutes.gateway.networking.k8s.io")
 	}
 	return r
 }
@@ -154,7 +149,14 @@ func storageKeys(s *v1alpha1.StorageSpec) []string {
 	case v1alpha1.StorageAzure:
 		return []string{or(k.AzureStorageAccount, "AZURE_STORAGE_ACCOUNT"), or(k.AzureStorageKey, "AZURE_STORAGE_KEY")}
 	default:
-		return []string{or(k.AccessKeyID, "AWS_ACCESS_KEY_ID"), or(k.SecretAccessKey, "AWS_SECRET_ACCESS_KEY")}
+		keys := []string{or(k.AccessKeyID, "AWS_ACCESS_KEY_ID"), or(k.SecretAccessKey, "AWS_SECRET_ACCESS_KEY")}
+		// A session token is optional under its default name (servers
+		// reference it with optional: true); one named in storage.keys is
+		// required, and servers reference it without optional.
+		if k.SessionToken != "" {
+			keys = append(keys, k.SessionToken)
+		}
+		return keys
 	}
 }
 
@@ -176,7 +178,7 @@ func (c *Composer) storage(required map[string][]resource.Required) compose.Cond
 	reason := ""
 	if s.ServiceAccountName != "" && len(required[reqServiceAccount]) == 0 {
 		reason = "StorageServiceAccountMissing"
-		problems = append(problems, fmt.Sprintf("ServiceAccount %s (spec.storage.serviceAccountName) does not exist in namespace %s: create it with the cloud identity annotation your platform uses (IRSA, Pod Identity, Workload Identity)", s.ServiceAccountName, c.id.Namespace))
+		problems = append(problems, fmt.Sprintf("ServiceAccount %s (spec.storage.serviceAccountName) does not exist in namespace %s: create it with the cloud identity annotation your platform uses (EKS IRSA, GKE or AKS Workload Identity)", s.ServiceAccountName, c.id.Namespace))
 	}
 	if s.SecretName != "" {
 		items := required[reqSecret]

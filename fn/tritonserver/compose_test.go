@@ -79,7 +79,11 @@ status:
 	snapshot = `application: {name: classifier, project: vision, environment: dev, storage: {provider: s3, secretName: models-creds, region: eu-west-1}}`
 
 	smCRD         = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}}`
-	metricsAPISvc = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io}}`
+	metricsAPISvc = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io},
+  status: {conditions: [{type: Available, status: "True", reason: Passed}]}}`
+	// An adapter that is registered but does not answer.
+	metricsAPIDown = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io},
+  status: {conditions: [{type: Available, status: "False", reason: ServiceNotFound, message: service monitoring/prometheus-adapter is not present}]}}`
 
 	deployAvailable   = `{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`
 	deployProgressing = `{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, unavailableReplicas: 1, conditions: [{type: Available, status: "False", reason: MinimumReplicasUnavailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}}`
@@ -891,9 +895,11 @@ func TestComposeAutoscaling(t *testing.T) {
 		spec     string
 		observed map[string]string
 		metrics  bool
-		replicas *int32 // the Deployment's; nil: field omitted
-		hpa      bool
-		cond     cond
+		// metricsAPI, when set, is the APIService found instead.
+		metricsAPI string
+		replicas   *int32 // the Deployment's; nil: field omitted
+		hpa        bool
+		cond       cond
 	}{
 		"Off": {
 			reason: "Without autoscaling the Deployment runs spec.replicas.", spec: "replicas: 3\n",
@@ -927,6 +933,11 @@ func TestComposeAutoscaling(t *testing.T) {
 			spec:     "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
 			replicas: ptr.To[int32](1), hpa: true, cond: cond{false, "CustomMetricsAPIUnavailable"},
 		},
+		"QueueTimeAdapterDown": {
+			reason: "The custom metrics API is registered but not Available: composed, and the condition quotes the APIService.",
+			spec:   "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n", metricsAPI: metricsAPIDown,
+			replicas: ptr.To[int32](1), hpa: true, cond: cond{false, "CustomMetricsAPIUnavailable"},
+		},
 		"QueueTime": {
 			reason: "With the custom metrics API served the queue-time autoscaler works.",
 			spec:   "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n", metrics: true,
@@ -939,6 +950,9 @@ func TestComposeAutoscaling(t *testing.T) {
 				req := map[string][]string{reqApplication: {readyApp}}
 				if tc.metrics {
 					req[reqMetricsAPI] = []string{metricsAPISvc}
+				}
+				if tc.metricsAPI != "" {
+					req[reqMetricsAPI] = []string{tc.metricsAPI}
 				}
 				r := scene{xr: serverXR(tc.spec, snapshot), observed: tc.observed, required: req}.run(t, enc, platform(t))
 				if r.Fatal != nil {

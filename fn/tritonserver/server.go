@@ -14,7 +14,6 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -38,10 +37,11 @@ const (
 	ConditionProfiling        = "Profiling"
 	ConditionAutoscaling      = "Autoscaling"
 	ConditionAPIRestricted    = "APIRestricted"
+	ConditionShutdown         = "Shutdown"
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted}
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown}
 
 // Pipeline names of the composed objects.
 const (
@@ -112,59 +112,33 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 
 // Requirements: the application, the ServiceMonitor CRD, the pods while the
 // Deployment is not available (for the reason), the namespace's quotas
-// before the first create of a GPU server, and the custom metrics API for
-// queue-time autoscaling.
+// before the first create (every server requests ephemeral storage, GPU
+// servers GPUs), and the custom metrics API for queue-time autoscaling.
 func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
-	ns := ptr.To(c.id.Namespace)
+	ns := c.id.Namespace
 	r := map[string]*fnv1.ResourceSelector{
-		reqApplication: {
-			ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication, Namespace: ns,
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: c.spec.ApplicationRef},
-		},
+		reqApplication: compose.KindApplication.Named(ns, c.spec.ApplicationRef),
 	}
 	if c.wantsServiceMonitor() {
-		r[reqServiceMonitor] = &fnv1.ResourceSelector{
-			ApiVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition",
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: serviceMonitorCRD},
-		}
+		r[reqServiceMonitor] = compose.KindCRD.Named("", serviceMonitorCRD)
 	}
 	if c.deploy != nil && !compose.DeploymentAvailable(c.deploy) {
-		r[reqPods] = &fnv1.ResourceSelector{
-			ApiVersion: "v1", Kind: "Pod", Namespace: ns,
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: c.selector()}},
-		}
+		r[reqPods] = compose.KindPod.Labelled(ns, c.selector())
 	}
 	if !c.unrestricted() {
-		r[reqAPIKey] = &fnv1.ResourceSelector{
-			ApiVersion: "v1", Kind: "Secret", Namespace: ns,
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: p.RestrictedAPISecret},
-		}
+		r[reqAPIKey] = compose.KindSecret.Named(ns, p.RestrictedAPISecret)
 	}
-	if c.deploy == nil && c.requestsGPU(p.GPUResourceName) {
-		r[reqQuotas] = &fnv1.ResourceSelector{
-			ApiVersion: "v1", Kind: "ResourceQuota", Namespace: ns,
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
-		}
+	if c.deploy == nil {
+		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
 	if a := c.spec.Autoscaling; a != nil && a.Enabled && a.Metric == "queueTime" {
-		r[reqMetricsAPI] = &fnv1.ResourceSelector{
-			ApiVersion: "apiregistration.k8s.io/v1", Kind: "APIService",
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: customMetricsAPI},
-		}
+		r[reqMetricsAPI] = compose.KindAPIService.Named("", customMetricsAPI)
 	}
 	return r
 }
 
 func (c *Composer) selector() map[string]string {
 	return map[string]string{compose.LabelTritonServer: c.id.Name}
-}
-
-// requestsGPU: through the gpus shortcut or the resources.
-func (c *Composer) requestsGPU(gpu corev1.ResourceName) bool {
-	if c.spec.GPUs != nil && *c.spec.GPUs > 0 {
-		return true
-	}
-	return c.spec.Resources != nil && usesGPU(*c.spec.Resources, gpu)
 }
 
 func (c *Composer) unrestricted() bool {
@@ -314,6 +288,7 @@ func (c *Composer) offConditions(why string) []compose.Condition {
 		{Type: ConditionProfiling, Reason: "NotCreated", Message: why},
 		{Type: ConditionAutoscaling, Reason: "NotCreated", Message: why},
 		{Type: ConditionAPIRestricted, Reason: "NotCreated", Message: why},
+		{Type: ConditionShutdown, Reason: "NotCreated", Message: why},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
+	corev1 "k8s.io/api/core/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -154,12 +155,14 @@ func podDiagnosis(pod *unstructured.Unstructured) (podProblem, bool) {
 	return podProblem{}, false
 }
 
-func parseCount(s string) int64 {
+// parseQuantity reads a quota's hard or used value; one that does not
+// parse counts as zero.
+func parseQuantity(s string) kresource.Quantity {
 	q, err := kresource.ParseQuantity(s)
 	if err != nil {
-		return 0
+		return kresource.Quantity{}
 	}
-	return q.Value()
+	return q
 }
 
 func (c *Composer) metricsCondition(required map[string][]resource.Required) compose.Condition {
@@ -212,17 +215,94 @@ func (c *Composer) profilingCondition() compose.Condition {
 	return cond
 }
 
-func (c *Composer) autoscalingCondition(required map[string][]resource.Required) compose.Condition {
+// cpuRequestMissing: CPU autoscaling on a container without a CPU
+// request. The autoscaler measures utilisation as a share of the request
+// (pkg/controller/podautoscaler/replica_calculator.go,
+// GetResourceReplicas); without one the namespace's LimitRange default
+// (100m) becomes the request, Triton's use is many times it, and the
+// autoscaler scales straight to maxReplicas. Kubernetes takes a missing
+// request from the limit (pkg/apis/core/v1/defaults.go), so a limit will do.
+func (c *Composer) cpuRequestMissing(res corev1.ResourceRequirements) bool {
+	a := c.spec.Autoscaling
+	if a == nil || !a.Enabled || a.Metric == "queueTime" {
+		return false
+	}
+	for _, l := range []corev1.ResourceList{res.Requests, res.Limits} {
+		if q, ok := l[corev1.ResourceCPU]; ok && !q.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// composesHPA: autoscaling is on and it can work. A server without a CPU
+// request gets no HorizontalPodAutoscaler, but one that runs keeps the
+// one it has: dropping it would leave the Deployment at whatever replicas
+// the autoscaler last chose.
+func (c *Composer) composesHPA(res corev1.ResourceRequirements) bool {
+	a := c.spec.Autoscaling
+	if a == nil || !a.Enabled {
+		return false
+	}
+	if !c.cpuRequestMissing(res) {
+		return true
+	}
+	_, observed := c.observed[resHPA]
+	return c.deploy != nil && observed
+}
+
+func (c *Composer) autoscalingCondition(required map[string][]resource.Required, res corev1.ResourceRequirements) compose.Condition {
 	cond := compose.Condition{Type: ConditionAutoscaling}
 	a := c.spec.Autoscaling
 	switch {
 	case a == nil || !a.Enabled:
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
+	case c.cpuRequestMissing(res):
+		cond.Reason = "CPURequestMissing"
+		cond.Message = "autoscaling on cpu needs a CPU request: the autoscaler measures utilisation as a share of it, and without one it scales straight to maxReplicas; set spec.resources.requests.cpu"
+		if c.composesHPA(res) {
+			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
+		} else {
+			cond.Message += "; no HorizontalPodAutoscaler is composed until then"
+		}
 	case a.Metric == "queueTime" && len(required[reqMetricsAPI]) == 0:
 		cond.Reason, cond.Message = "CustomMetricsAPIUnavailable", "the custom metrics API ("+customMetricsAPI+") is not served, so the autoscaler cannot read "+QueueTimeMetric+": install a metrics adapter such as prometheus-adapter with the rule in the README"
+	case a.Metric == "queueTime" && !apiServiceAvailable(required[reqMetricsAPI][0].Resource):
+		cond.Reason = "CustomMetricsAPIUnavailable"
+		cond.Message = "APIService " + customMetricsAPI + " is not Available (" + apiServiceProblem(required[reqMetricsAPI][0].Resource) + "), so the autoscaler cannot read " + QueueTimeMetric + ": fix the metrics adapter behind it"
 	default:
 		cond.Status, cond.Reason = true, "HorizontalPodAutoscalerComposed"
 		cond.Message = fmt.Sprintf("HorizontalPodAutoscaler %s scales between %d and %d replicas", c.name("hpa"), ptr.Deref(a.MinReplicas, 1), ptr.Deref(a.MaxReplicas, ptr.Deref(a.MinReplicas, 1)))
 	}
 	return cond
+}
+
+func (c *Composer) shutdownCondition(s shutdown, problem *compose.Condition) compose.Condition {
+	if problem != nil {
+		cond := *problem
+		if c.deploy != nil {
+			cond.Message += "; the Deployment is kept as it is until this is fixed"
+		}
+		return cond
+	}
+	return compose.Condition{Type: ConditionShutdown, Status: true, Reason: "DrainConfigured", Message: fmt.Sprintf(
+		"a stopping pod keeps serving for %d s while its endpoints go, then Triton drains in-flight requests for up to %d s; the grace period is %d s, and a GPU pod keeps its GPUs for all of it",
+		s.preStop, s.drain, s.gracePeriod())}
+}
+
+// apiServiceAvailable: the aggregator marks an APIService Available once
+// its backend answers discovery (kube-aggregator's
+// apiservice_availability_controller.go).
+func apiServiceAvailable(u *unstructured.Unstructured) bool {
+	return compose.ConditionStatus(u.Object, "Available") == "True"
+}
+
+func apiServiceProblem(u *unstructured.Unstructured) string {
+	c := compose.FindCondition(u.Object, "Available")
+	if c == nil {
+		return "no Available condition yet"
+	}
+	reason, _ := c["reason"].(string)
+	msg, _ := c["message"].(string)
+	return joinNonEmpty(reason, msg)
 }

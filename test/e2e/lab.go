@@ -777,7 +777,9 @@ func (l *Lab) installCrossplane(ctx context.Context) error {
 	if err := l.applyTyped(ctx, objs...); err != nil {
 		return err
 	}
-	_, err = l.applyFiles(ctx, "examples/platform/crossplane-rbac.yaml")
+	// Our RBAC for core, and for the people projects name (aggregated into
+	// Kubernetes' admin, edit and view roles), as a platform team applies them.
+	_, err = l.applyFiles(ctx, "examples/platform/crossplane-rbac.yaml", "examples/platform/tenant-rbac.yaml")
 	return err
 }
 

@@ -61,7 +61,8 @@ func NewRequest(xr map[string]any, in *structpb.Struct, observed map[string]map[
 // Converge calls the function as Crossplane's FetchingFunctionRunner does:
 // first without required resources, then with the requirements answered
 // from the pool, until they stop changing. A Fatal result ends it at once,
-// as it ends Crossplane's pipeline. It returns the last request, as sent,
+// as it ends Crossplane's pipeline. A requirement or desired object of a
+// kind outside compose.KindTable is an error. It returns the last request, as sent,
 // and its response; seen, if not nil, gets every response.
 func Converge(f Runner, xr map[string]any, in *structpb.Struct, observed map[string]map[string]any, pool []map[string]any, seen func(*fnv1.RunFunctionResponse)) (*fnv1.RunFunctionRequest, *fnv1.RunFunctionResponse, error) {
 	var last *fnv1.Requirements
@@ -79,6 +80,11 @@ func Converge(f Runner, xr map[string]any, in *structpb.Struct, observed map[str
 		}
 		if seen != nil {
 			seen(rsp)
+		}
+		// Every call Crossplane would make is checked: a kind outside the
+		// table is a permission the shipped RBAC may lack.
+		if err := KindsOutsideTable(rsp); err != nil {
+			return nil, nil, err
 		}
 		if Fatal(rsp) != nil || (required != nil && proto.Equal(rsp.GetRequirements(), last)) {
 			return req, rsp, nil
