@@ -21,6 +21,12 @@ KUBE_SCHEDULER         := $(BIN)/kube-scheduler-$(KUBE_VERSION)
 KWOK                   := $(BIN)/kwok-$(KWOK_VERSION)
 # The packages flavour's OCI registry (go-containerregistry, its own module).
 E2E_REGISTRY           := $(BIN)/e2e-registry
+# The function as the last release built it, for the upgrade scenarios
+# (TestUsageUpgrade): built from that commit's tree (git archive), so the
+# lab runs exactly what users have installed.
+PREVIOUS_RELEASE        := v0.1.0
+PREVIOUS_RELEASE_COMMIT := ad7d7a3cf305182375192921b2a52f12f1f98f36
+FUNCTION_PREVIOUS       := $(BIN)/function-$(PREVIOUS_RELEASE)
 # Debian's etcd-server is used when no etcd is on PATH (see e2e-etcd).
 ETCD                   ?= $(shell command -v etcd 2>/dev/null || echo /usr/bin/etcd)
 E2E_TIMEOUT            ?= 30m
@@ -62,6 +68,12 @@ $(CROSSPLANE_CORE):
 		-ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$(CROSSPLANE_VERSION)" \
 		-o $@.tmp github.com/crossplane/crossplane/v2/cmd/crossplane && mv $@.tmp $@
 
+$(FUNCTION_PREVIOUS):
+	@mkdir -p $(BIN)
+	@tmp=$$(mktemp -d $(BIN)/.previous.XXXXXX) && trap 'rm -rf $$tmp' EXIT && \
+	git archive $(PREVIOUS_RELEASE_COMMIT) | tar -x -C $$tmp && \
+	cd $$tmp && go build -trimpath -ldflags "-X main.version=$(PREVIOUS_RELEASE)" -o $@.tmp ./fn/cmd/function && mv $@.tmp $@
+
 $(E2E_REGISTRY): $(wildcard test/e2e/registry/*.go) test/e2e/registry/go.mod test/e2e/registry/go.sum
 	@mkdir -p $(BIN)
 	cd test/e2e/registry && GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o $@.tmp . && mv $@.tmp $@
@@ -75,7 +87,7 @@ e2e-etcd:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
 .PHONY: e2e-tools
-e2e-tools: e2e-etcd $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(CROSSPLANE_CORE)
+e2e-tools: e2e-etcd $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(CROSSPLANE_CORE) $(FUNCTION_PREVIOUS)
 
 # The v2 and the claim flavour define the same kind names, so each runs in a
 # lab of its own, one after the other; a flavour none of whose tests match
@@ -92,6 +104,7 @@ e2e: e2e-tools function
 		E2E_KWOK=$(KWOK) \
 		E2E_CROSSPLANE=$(CROSSPLANE_CORE) \
 		E2E_FUNCTION=$(FUNCTION) \
+		E2E_FUNCTION_PREVIOUS=$(FUNCTION_PREVIOUS) \
 		E2E_REGISTRY=$(E2E_REGISTRY) \
 		E2E_CROSSPLANE_CLI=$(CROSSPLANE) \
 		E2E_PACKAGE_ORG=$(PACKAGE_ORG) \

@@ -64,17 +64,7 @@ func projectYAML(name string, envs ...env) string {
 // (models-s3) and the platform's Triton API key Secret.
 func environmentSecrets(t testing.TB, ns string) {
 	t.Helper()
-	applyYAML(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Secret
-metadata: {name: models-s3, namespace: %[1]s}
-stringData: {AWS_ACCESS_KEY_ID: e2e-marker-id, AWS_SECRET_ACCESS_KEY: e2e-marker-secret}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: kalypso-triton-api-key, namespace: %[1]s}
-stringData: {api-key: e2e-marker-api-key}
-`, ns))
+	applyYAML(t, storageSecretYAML(ns)+"---\n"+apiKeySecretYAML(ns))
 }
 
 // applicationYAML is an application on S3 with the models-s3 Secret.
@@ -411,6 +401,9 @@ func teardown(t *testing.T, project string, namespaces ...string) {
 			}
 		}
 		background("delete project "+project, func(ctx context.Context) error {
+			if err := releaseProject(ctx, project); err != nil {
+				return err
+			}
 			if _, _, err := deleteEventually(ctx, apiVersionKalypso, kindProject, "", project, 150*time.Second); err != nil {
 				return err
 			}
@@ -422,6 +415,21 @@ func teardown(t *testing.T, project string, namespaces ...string) {
 			return nil
 		})
 	})
+}
+
+// releaseProject sets spec.release: true, the step that lets a project be
+// deleted once no application lives in its environments (a missing project
+// is not an error).
+func releaseProject(ctx context.Context, project string) error {
+	c, err := lab.Kube.client(ctx, schema.FromAPIVersionAndKind(apiVersionKalypso, kindProject), "")
+	if err != nil {
+		return err
+	}
+	_, err = c.Patch(ctx, project, types.MergePatchType, []byte(`{"spec":{"release":true}}`), metav1.PatchOptions{FieldManager: fieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // sample is one Prometheus sample.

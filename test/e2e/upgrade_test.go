@@ -1,0 +1,101 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestUsageUpgrade: a server created by the last release (whose Usage names
+// the server in spec.by, which kept a foreground delete waiting forever) is
+// converted in place when the current function takes over: the same Usage
+// object loses spec.by (server-side apply drops a field its manager no
+// longer sends) and gains a reason; a foreground delete of the server then
+// completes.
+func TestUsageUpgrade(t *testing.T) {
+	const (
+		project, ns = "upgrade", "upgrade-dev"
+		app, srv    = "legacy", "legacy-srv"
+	)
+	previous, err := previousFunction()
+	if err != nil {
+		t.Fatal(err)
+	}
+	teardown(t, project, ns)
+	erin, err := lab.Kube.as("erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	usageKind, usageNS, usageName := "Usage", ns, srv+"-uses-application"
+	if lab.Flavour == flavourClaims {
+		usageKind, usageNS, usageName = "ClusterUsage", "", srv+"-uses-application-"+ns
+	}
+	// Whatever happens, the lab goes on with the current function.
+	t.Cleanup(func() {
+		if err := lab.useFunction(t.Context(), lab.bins.Function); err != nil {
+			t.Errorf("restoring the current function: %v", err)
+		}
+	})
+	var uid string
+
+	step(t, "CreatedByPreviousRelease", func(t *testing.T) {
+		applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{"erin"}, nil))
+		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
+		applyYAML(t, apiKeySecretYAML(ns))
+		if err := lab.useFunction(t.Context(), previous); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "erin may create Secrets in "+ns, 30*time.Second, func() (bool, string, error) {
+			err := erin.create(t.Context(), storageSecretYAML(ns))
+			return err == nil || strings.Contains(errString(err), "already exists"), errString(err), nil
+		})
+		if err := erin.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, kindApplication, ns, app, 60*time.Second)
+		if _, err := erin.apply(t.Context(), newServer(srv, ns, app).object()); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, kindServer, ns, srv, 90*time.Second)
+		u := waitExists(t, apiVersionProtection, usageKind, usageNS, usageName, 30*time.Second)
+		if by := str(u, "spec", "by", "resourceRef", "name"); by == "" {
+			t.Fatalf("%s %s made by release %s has no spec.by: this is not the old behaviour the upgrade must convert", usageKind, usageName, "v0.1.0")
+		}
+		uid = string(u.GetUID())
+	})
+
+	step(t, "ConvertedInPlace", func(t *testing.T) {
+		start := time.Now()
+		if err := lab.useFunction(t.Context(), lab.bins.Function); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, usageKind+" "+usageName+" converted to reason-only", 90*time.Second, func() (bool, string, error) {
+			u, err := lab.Kube.get(t.Context(), apiVersionProtection, usageKind, usageNS, usageName)
+			if err != nil || u == nil {
+				return false, "absent", err
+			}
+			if string(u.GetUID()) != uid {
+				t.Fatalf("%s %s was replaced (uid %s, was %s): it must be converted in place", usageKind, usageName, u.GetUID(), uid)
+			}
+			by, reason := str(u, "spec", "by", "resourceRef", "name"), str(u, "spec", "reason")
+			return by == "" && reason != "", "by " + by + ", reason " + reason, nil
+		})
+		measure(t, "%s of a v0.1.0 server converted in place %s after the upgrade", usageKind, time.Since(start).Round(100*time.Millisecond))
+		if c := getXRCondition(t, kindServer, ns, srv, "Ready"); c.Status != "True" {
+			t.Errorf("server %s not Ready after the upgrade: %+v", srv, c)
+		}
+	})
+
+	step(t, "ForegroundDelete", func(t *testing.T) {
+		start := time.Now()
+		if err := erin.delWith(t.Context(), apiVersionKalypso, kindServer, ns, srv, metav1.DeletePropagationForeground); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, apiVersionKalypso, kindServer, ns, srv, 60*time.Second)
+		measure(t, "foreground delete of an upgraded server done in %s", time.Since(start).Round(10*time.Millisecond))
+	})
+}
