@@ -1,0 +1,82 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"testing"
+	"time"
+)
+
+// TestWaitingServerKeepsItsObjects: a Ready server whose API key Secret and
+// then Deployment are deleted waits for the Secret before it builds a
+// Deployment again, and meanwhile keeps its Service and Usage (same UIDs):
+// dropping them from the desired state would have Crossplane delete them.
+// Once the Secret is back the Deployment returns.
+func TestWaitingServerKeepsItsObjects(t *testing.T) {
+	requireFlavour(t, flavourV2)
+	const (
+		project, ns = "keeper", "keeper-dev"
+		app, srv    = "vault", "vault-srv"
+	)
+	teardown(t, project, ns)
+	gus, err := lab.Kube.as("gus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := []struct{ apiVersion, kind, name string }{
+		{"v1", "Service", srv + "-svc"},
+		{apiVersionProtection, "Usage", srv + "-uses-application"},
+	}
+	uids := map[string]string{}
+
+	step(t, "Ready", func(t *testing.T) {
+		applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{"gus"}, nil))
+		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
+		applyYAML(t, apiKeySecretYAML(ns)+"---\n"+storageSecretYAML(ns))
+		waitFor(t, "gus may create applications in "+ns, 30*time.Second, func() (bool, string, error) {
+			err := gus.create(t.Context(), applicationYAML(app, ns, project))
+			return err == nil, errString(err), nil
+		})
+		waitReady(t, kindApplication, ns, app, 60*time.Second)
+		if _, err := gus.apply(t.Context(), newServer(srv, ns, app).object()); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, kindServer, ns, srv, 90*time.Second)
+		for _, o := range kept {
+			uids[o.kind] = string(mustGet(t, o.apiVersion, o.kind, ns, o.name).GetUID())
+		}
+	})
+
+	step(t, "SecretThenDeploymentDeleted", func(t *testing.T) {
+		mustDelete(t, "v1", "Secret", ns, "kalypso-triton-api-key")
+		waitXRCondition(t, kindServer, ns, srv, "APIRestricted", "False", "APIKeySecretMissing", 45*time.Second)
+		mustDelete(t, "apps/v1", "Deployment", ns, srv+"-deploy")
+		waitGone(t, "apps/v1", "Deployment", ns, srv+"-deploy", 30*time.Second)
+		// The Deployment's delete wakes the server at once (realtime
+		// compositions); give it several reconciles, as long as the lab
+		// saw the objects go before the fix.
+		waitXRCondition(t, kindServer, ns, srv, "ServerAvailable", "False", "", 30*time.Second)
+		time.Sleep(45 * time.Second)
+		for _, o := range kept {
+			u, err := lab.Kube.get(t.Context(), o.apiVersion, o.kind, ns, o.name)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case u == nil:
+				t.Errorf("%s %s was deleted while the server waited for its API key", o.kind, o.name)
+			case string(u.GetUID()) != uids[o.kind] || u.GetDeletionTimestamp() != nil:
+				t.Errorf("%s %s was replaced or is being deleted", o.kind, o.name)
+			}
+		}
+		if d, _ := lab.Kube.get(t.Context(), "apps/v1", "Deployment", ns, srv+"-deploy"); d != nil {
+			t.Errorf("Deployment %s was rebuilt without the API key Secret", srv+"-deploy")
+		}
+	})
+
+	step(t, "SecretBack", func(t *testing.T) {
+		start := time.Now()
+		applyYAML(t, apiKeySecretYAML(ns))
+		waitReady(t, kindServer, ns, srv, 90*time.Second)
+		measure(t, "server %s Ready again %s after its API key Secret came back", srv, time.Since(start).Round(100*time.Millisecond))
+	})
+}
