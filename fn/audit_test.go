@@ -76,7 +76,7 @@ var restricted = api.LevelVersion{Level: api.LevelRestricted, Version: api.Lates
 
 // credentialEnv are the environment variables that carry credentials: they
 // must come from a Secret reference, never a value.
-var credentialEnv = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "TRITON_API_KEY"}
+var credentialEnv = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "TRITON_API_KEY"}
 
 // TestPodSecurity checks every composed pod template against the Pod
 // Security restricted profile with the Pod Security Admission library

@@ -69,6 +69,7 @@ const (
 
 // StorageSpec says where models are and how servers authenticate.
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) || has(self.serviceAccountName)",message="set storage.secretName (credentials Secret) or storage.serviceAccountName (keyless workload identity)"
+// +kubebuilder:validation:XValidation:rule="!has(self.caBundle) || !has(self.provider) || self.provider == 's3'",message="storage.caBundle applies to S3-compatible endpoints (provider s3) only: remove it"
 type StorageSpec struct {
 	// Provider of the object storage.
 	// +kubebuilder:default=s3
@@ -80,8 +81,10 @@ type StorageSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SecretName string `json:"secretName,omitempty"`
 	// ServiceAccountName runs servers with this service account for keyless
-	// access (IRSA, EKS Pod Identity, GKE Workload Identity); the secret is
-	// then optional.
+	// access (EKS IRSA, GKE Workload Identity, AKS Workload Identity); the
+	// secret is then optional. EKS Pod Identity does not work: Triton's AWS
+	// SDK (aws-sdk-cpp 1.11.60) predates it; use IRSA. Azure keyless access
+	// needs Triton 26.05 or later.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
@@ -94,6 +97,30 @@ type StorageSpec struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// Keys names the keys of the secret; defaults fit each provider.
 	Keys *StorageKeys `json:"keys,omitempty"`
+	// CABundle adds the CA that signs a private S3 endpoint's certificate to
+	// the servers' trust store (Triton's S3 client reads no CA setting of
+	// its own). Servers restart to pick up a changed CA.
+	CABundle *StorageCABundle `json:"caBundle,omitempty"`
+}
+
+// StorageCABundle names a PEM file of CA certificates in a Secret or a
+// ConfigMap of the application's namespace.
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) != has(self.configMapName)",message="set exactly one of storage.caBundle.secretName or storage.caBundle.configMapName"
+type StorageCABundle struct {
+	// SecretName is a Secret holding the CA certificates.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+	// ConfigMapName is a ConfigMap holding the CA certificates.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ConfigMapName string `json:"configMapName,omitempty"`
+	// Key of the PEM file in the Secret or ConfigMap.
+	// +kubebuilder:default=ca.crt
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
 }
 
 // StorageKeys names the keys of the storage secret.
@@ -113,6 +140,11 @@ type StorageKeys struct {
 	// +kubebuilder:default=AZURE_STORAGE_KEY
 	// +kubebuilder:validation:MaxLength=253
 	AzureStorageKey string `json:"azureStorageKey,omitempty"`
+	// SessionToken is the key of a temporary credential's session token
+	// (S3). Unset, servers read AWS_SESSION_TOKEN when the Secret has it;
+	// set, the Secret must have it.
+	// +kubebuilder:validation:MaxLength=253
+	SessionToken string `json:"sessionToken,omitempty"`
 }
 
 // ApplicationGatewaySpec turns on exposure through the platform gateway.

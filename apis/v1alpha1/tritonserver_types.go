@@ -111,6 +111,12 @@ type TritonConfig struct {
 	// Tag of the image; the platform default is 24.12-py3.
 	// +kubebuilder:validation:MaxLength=128
 	Tag string `json:"tag,omitempty"`
+	// Version is the Triton release (YY.MM, e.g. 26.05) the image is built
+	// from. It is read from tags that start with it (26.05-py3), so set it
+	// only for a custom image whose tag does not; some storage settings
+	// depend on it (Azure keyless access needs 26.05 or later).
+	// +kubebuilder:validation:Pattern=`^[0-9]{2}\.(0[1-9]|1[0-2])$`
+	Version string `json:"version,omitempty"`
 	// Parameters are extra tritonserver flags (--<name>=<value>), after the
 	// managed ones. A parameter that duplicates a managed flag is refused.
 	// +kubebuilder:validation:MaxItems=64

@@ -129,6 +129,18 @@ func TestCompose(t *testing.T) {
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {`{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, stringData: {id: abc, key: def}}`}},
 			want:     want{phase: PhaseReady, env: "prod", valid: true, conditions: good("GatewayDisabled")},
 		},
+		"SessionTokenKeyMissing": {
+			reason:   "A session token key named in spec.storage.keys is required: a Secret without it fails the application.",
+			spec:     "  projectRef: vision\n  storage: {secretName: models-s3, keys: {sessionToken: token}}\n",
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}},
+			want:     want{phase: PhaseFailed, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageSecretIncomplete", ConditionExposed: "GatewayDisabled"}, ttl: true},
+		},
+		"SessionTokenKeyPresent": {
+			reason:   "A Secret with the named session token key is complete.",
+			spec:     "  projectRef: vision\n  storage: {secretName: models-s3, keys: {sessionToken: token}}\n",
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {`{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, data: {AWS_ACCESS_KEY_ID: eA==, AWS_SECRET_ACCESS_KEY: eA==, token: eA==}}`}},
+			want:     want{phase: PhaseReady, env: "prod", valid: true, conditions: good("GatewayDisabled")},
+		},
 		"KeylessServiceAccountMissing": {
 			reason:   "Keyless storage needs its service account.",
 			spec:     "  projectRef: vision\n  storage: {serviceAccountName: model-reader}\n",
@@ -314,5 +326,26 @@ func TestNoSecretValuesInOutput(t *testing.T) {
 		if strings.Contains(string(b), leak) {
 			t.Errorf("the result contains the secret value %q", leak)
 		}
+	}
+}
+
+func TestStorageKeys(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		storage *v1alpha1.StorageSpec
+		want    []string
+	}{
+		"S3":                 {reason: "The key pair; the session token is optional under its default name.", storage: &v1alpha1.StorageSpec{}, want: []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}},
+		"S3SessionToken":     {reason: "A session token key named in storage.keys is required.", storage: &v1alpha1.StorageSpec{Keys: &v1alpha1.StorageKeys{SessionToken: "token"}}, want: []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "token"}},
+		"S3SessionTokenName": {reason: "Naming the default explicitly makes it required too.", storage: &v1alpha1.StorageSpec{Provider: "s3", Keys: &v1alpha1.StorageKeys{SessionToken: "AWS_SESSION_TOKEN"}}, want: []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}},
+		"GCSIgnoresToken":    {reason: "A session token means nothing to GCS.", storage: &v1alpha1.StorageSpec{Provider: "gcs", Keys: &v1alpha1.StorageKeys{SessionToken: "token"}}, want: []string{"gcs-credentials.json"}},
+		"Azure":              {reason: "Account and key.", storage: &v1alpha1.StorageSpec{Provider: "azure"}, want: []string{"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, storageKeys(tc.storage)); diff != "" {
+				t.Errorf("%s\nstorageKeys: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -214,6 +214,7 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 	}
 
 	pod := corev1.PodSpec{
+		InitContainers:               in.storage.initContainers,
 		Containers:                   []corev1.Container{container},
 		Volumes:                      volumes,
 		ServiceAccountName:           in.serviceAccount,

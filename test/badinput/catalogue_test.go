@@ -274,6 +274,19 @@ var catalogue = []row{
 		want:  "set storage.secretName (credentials Secret) or storage.serviceAccountName (keyless workload identity)",
 	},
 
+	{
+		name: "ApplicationCABundleTwoSources", kind: tApplication, by: byCEL,
+		wrote: "`storage.caBundle: {secretName: minio-ca, configMapName: corp-ca}`",
+		obj:   applicationXR("detector", "vision-prod", "projectRef: vision, storage: {secretName: models-s3, endpoint: 'https://minio.internal:9443', caBundle: {secretName: minio-ca, configMapName: corp-ca}}"),
+		want:  "set exactly one of storage.caBundle.secretName or storage.caBundle.configMapName",
+	},
+	{
+		name: "ApplicationCABundleNotS3", kind: tApplication, by: byCEL,
+		wrote: "`storage: {provider: gcs, caBundle: {configMapName: corp-ca}}`",
+		obj:   applicationXR("detector", "vision-prod", "projectRef: vision, storage: {provider: gcs, secretName: gcs-sa, caBundle: {configMapName: corp-ca}}"),
+		want:  "storage.caBundle applies to S3-compatible endpoints (provider s3) only: remove it",
+		note:  "The bundle replaces the trust store Triton's S3 client (libcurl) reads; the GCS and Azure clients were not checked.",
+	},
 	// ---- KalypsoApplication: function ----------------------------------------
 	{
 		name: "ApplicationProjectMissing", kind: tApplication, by: byCondition,
@@ -332,6 +345,14 @@ var catalogue = []row{
 		obj:   applicationXR("detector", "vision-prod", "projectRef: vision, storage: {provider: gcs, serviceAccountName: models-reader}"),
 		cond:  "StorageReady=StorageServiceAccountMissing",
 		want:  "ServiceAccount models-reader (spec.storage.serviceAccountName) does not exist in namespace vision-prod",
+	},
+	{
+		name: "ApplicationSessionTokenKeyMissing", kind: tApplication, by: byCondition,
+		wrote: "`storage.keys.sessionToken: AWS_SESSION_TOKEN` whose Secret holds only the key pair",
+		obj:   applicationXR("detector", "vision-prod", "projectRef: vision, storage: {secretName: models-s3, keys: {sessionToken: AWS_SESSION_TOKEN}}"),
+		cond:  "StorageReady=StorageSecretIncomplete",
+		want:  "Secret models-s3 lacks the key(s) AWS_SESSION_TOKEN that s3 storage needs",
+		note:  "Unnamed, the session token is optional: servers read AWS_SESSION_TOKEN when the Secret has it.",
 	},
 	{
 		name: "ApplicationGatewayNotConfigured", kind: tApplication, by: byCondition,
@@ -500,6 +521,12 @@ var catalogue = []row{
 		obj:   serverXR("yolo", "tritonConfig: {pythonBackend: {}, python_backend: {}}"),
 		want:  "set tritonConfig.pythonBackend only; python_backend is its deprecated alias",
 	},
+	{
+		name: "ServerVersionNotARelease", kind: tServer, by: bySchema,
+		wrote: "`tritonConfig: {version: \"26.5\"}`",
+		obj:   serverXR("yolo", `tritonConfig: {image: registry.example.com/ml/triton, tag: v3, version: "26.5"}`),
+		want:  `spec.tritonConfig.version in body should match '^[0-9]{2}\.(0[1-9]|1[0-2])$'`,
+	},
 
 	// ---- KalypsoTritonServer: function ---------------------------------------
 	{
@@ -514,6 +541,13 @@ var catalogue = []row{
 		wrote: "`tritonConfig.image: nvcr.io/nvidia/tritonserver:24.12-py3`",
 		obj:   serverXR("yolo", "tritonConfig: {image: 'nvcr.io/nvidia/tritonserver:24.12-py3'}"),
 		want:  `spec.tritonConfig.image "nvcr.io/nvidia/tritonserver:24.12-py3" holds a tag or digest: put the repository in image and the tag in spec.tritonConfig.tag`,
+	},
+	{
+		name: "ServerVersionDisagreesWithTag", kind: tServer, by: byFatal,
+		wrote: "`tritonConfig: {tag: 24.12-py3, version: \"26.05\"}`",
+		obj:   serverXR("yolo", `tritonConfig: {tag: 24.12-py3, version: "26.05"}`),
+		want:  `spec.tritonConfig.version "26.05" disagrees with the image tag "24.12-py3" (Triton 24.12): remove spec.tritonConfig.version, or fix it`,
+		note:  "The version is for custom images whose tag does not start with the release; one that contradicts the tag means one of them is wrong.",
 	},
 	{
 		name: "ServerRequestsAboveLimits", kind: tServer, by: byFatal,
@@ -670,6 +704,29 @@ var catalogue = []row{
 		  status: {environment: prod, conditions: [{type: Ready, status: "True", reason: Available}]}}`},
 		cond: "ApplicationReady=StorageEndpointInvalid",
 		want: `the application's spec.storage.endpoint "minio:9000" must be http(s)://host[:port] of an S3-compatible store`,
+	},
+	{
+		name: "ServerAzureKeylessBefore2605", kind: tServer, by: byCondition,
+		wrote: "`storageUri: as://visionmodels/models/yolo` with the platform's 24.12 image, for an application with `storage: {provider: azure, serviceAccountName: models-reader}`",
+		obj:   serverIn("yolo", "vision-prod", "applicationRef: detector, storageUri: as://visionmodels/models/yolo"),
+		drop:  []string{"application-detector"},
+		add: []string{`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-prod},
+		  spec: {projectRef: vision, storage: {provider: azure, serviceAccountName: models-reader}},
+		  status: {environment: prod, conditions: [{type: Ready, status: "True", reason: Available}]}}`},
+		cond: "ApplicationReady=StorageIdentityUnsupported",
+		want: "Azure storage through ServiceAccount models-reader (keyless) needs Triton 26.05 or later, and image nvcr.io/nvidia/tritonserver:24.12-py3 is Triton 24.12, which connects to Azure anonymously: use spec.tritonConfig.tag 26.05-py3 or later",
+		note: "Before 26.05 Triton's Azure client builds an anonymous client whenever AZURE_STORAGE_KEY is empty (core src/filesystem/implementations/as.h); 26.05 and later get AZURE_STORAGE_AUTH_TYPE=default. Nothing is created; a running server keeps its Deployment.",
+	},
+	{
+		name: "ServerAzureKeylessCustomImage", kind: tServer, by: byCondition,
+		wrote: "`tritonConfig: {image: registry.example.com/ml/triton, tag: v3}` for Azure keyless storage",
+		obj:   serverIn("yolo", "vision-prod", "applicationRef: detector, storageUri: as://visionmodels/models/yolo, tritonConfig: {image: registry.example.com/ml/triton, tag: v3}"),
+		drop:  []string{"application-detector"},
+		add: []string{`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-prod},
+		  spec: {projectRef: vision, storage: {provider: azure, serviceAccountName: models-reader}},
+		  status: {environment: prod, conditions: [{type: Ready, status: "True", reason: Available}]}}`},
+		cond: "ApplicationReady=TritonVersionUnknown",
+		want: "the tag of image registry.example.com/ml/triton:v3 does not say which Triton release it is: set spec.tritonConfig.version (YY.MM, e.g. 26.05)",
 	},
 	{
 		name: "ServerAPIKeySecretMissing", kind: tServer, by: byCondition,
