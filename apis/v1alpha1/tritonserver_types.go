@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -92,6 +93,13 @@ type KalypsoTritonServerSpec struct {
 
 	// Security tunes the server's API restrictions.
 	Security *ServerSecuritySpec `json:"security,omitempty"`
+
+	// Shutdown bounds how long a stopping pod drains its requests.
+	Shutdown *ShutdownSpec `json:"shutdown,omitempty"`
+
+	// ModelCache sizes the folder Triton downloads the model repository
+	// into, an emptyDir on the node's disk.
+	ModelCache *ModelCacheSpec `json:"modelCache,omitempty"`
 }
 
 // Backend types Triton ships.
@@ -332,6 +340,42 @@ type ServerSecuritySpec struct {
 	// UnrestrictedAPIs opts out of restricting Triton's model-repository and
 	// shared-memory APIs to holders of the platform's API key.
 	UnrestrictedAPIs bool `json:"unrestrictedAPIs,omitempty"`
+}
+
+// ShutdownSpec bounds a pod's shutdown. The pod's grace period is
+// preStopSleepSeconds + drainSeconds + 10 s; a GPU pod keeps its GPUs for
+// all of it.
+type ShutdownSpec struct {
+	// DrainSeconds is how long Triton, once it stops accepting requests,
+	// waits for in-flight ones (--exit-timeout-secs). The platform default
+	// applies when unset (built-in: 30, Triton's own default).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	DrainSeconds *int32 `json:"drainSeconds,omitempty"`
+	// PreStopSleepSeconds keeps Triton serving after the pod is marked
+	// terminating, until load balancers and Services stopped sending it
+	// requests. The platform default applies when unset (built-in: 5); 0
+	// sends SIGTERM at once.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	PreStopSleepSeconds *int32 `json:"preStopSleepSeconds,omitempty"`
+}
+
+// ModelCacheSpec sizes the model download folder. The container's
+// ephemeral-storage request is request plus 1Gi for /tmp, the home folder
+// and the container's logs; it counts against requests.ephemeral-storage
+// in the project's quota.
+// +kubebuilder:validation:XValidation:rule="!has(self.sizeLimit) || !has(self.request) || quantity(self.sizeLimit).compareTo(quantity(self.request)) >= 0",message="modelCache.sizeLimit must not be below modelCache.request"
+type ModelCacheSpec struct {
+	// SizeLimit of the folder: a pod that writes more is evicted (and its
+	// folder emptied), so a crash-looping server cannot fill the node's
+	// disk with repeated downloads. The platform default applies when unset
+	// (built-in: 20Gi).
+	SizeLimit *resource.Quantity `json:"sizeLimit,omitempty"`
+	// Request is the disk the scheduler reserves for the models: the size
+	// of the model repository. The platform default applies when unset
+	// (built-in: 10Gi).
+	Request *resource.Quantity `json:"request,omitempty"`
 }
 
 // KalypsoTritonServerStatus is written by the function.

@@ -22,6 +22,10 @@ type Platform struct {
 	TritonTag             string
 	ImagePullSecrets      []string
 	StartupTimeoutSeconds int32
+	DrainSeconds          int32
+	PreStopSleepSeconds   int32
+	ModelCacheSizeLimit   resource.Quantity
+	ModelCacheRequest     resource.Quantity
 
 	GPUResourceName      corev1.ResourceName
 	GPUNodeSelector      map[string]string
@@ -59,6 +63,13 @@ func builtinDefaults() v1beta1.Defaults {
 			Image:                 ptr.To("nvcr.io/nvidia/tritonserver"),
 			Tag:                   ptr.To("24.12-py3"),
 			StartupTimeoutSeconds: ptr.To[int32](600),
+			// Triton's own --exit-timeout-secs default (src/command_line_parser.h).
+			DrainSeconds: ptr.To[int32](30),
+			// Long enough for kube-proxy and ingress controllers to see the
+			// endpoint go (they watch EndpointSlices) in a busy cluster.
+			PreStopSleepSeconds: ptr.To[int32](5),
+			ModelCacheSizeLimit: ptr.To(resource.MustParse("20Gi")),
+			ModelCacheRequest:   ptr.To(resource.MustParse("10Gi")),
 		},
 		GPU: &v1beta1.GPUDefaults{
 			ResourceName: ptr.To("nvidia.com/gpu"),
@@ -90,6 +101,10 @@ func builtinDefaults() v1beta1.Defaults {
 			DefaultRequests: corev1.ResourceList{
 				corev1.ResourceCPU:    resource.MustParse("100m"),
 				corev1.ResourceMemory: resource.MustParse("256Mi"),
+				// Servers request ephemeral storage for their models; a quota
+				// on requests.ephemeral-storage then refuses every pod
+				// without a request, unless the LimitRange gives one.
+				corev1.ResourceEphemeralStorage: resource.MustParse("1Gi"),
 			},
 		},
 		Gateway: &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
@@ -137,6 +152,10 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		TritonTag:             *d.Triton.Tag,
 		ImagePullSecrets:      d.Triton.ImagePullSecrets,
 		StartupTimeoutSeconds: *d.Triton.StartupTimeoutSeconds,
+		DrainSeconds:          *d.Triton.DrainSeconds,
+		PreStopSleepSeconds:   *d.Triton.PreStopSleepSeconds,
+		ModelCacheSizeLimit:   *d.Triton.ModelCacheSizeLimit,
+		ModelCacheRequest:     *d.Triton.ModelCacheRequest,
 
 		GPUResourceName:      corev1.ResourceName(*d.GPU.ResourceName),
 		GPUNodeSelector:      d.GPU.NodeSelector,
@@ -181,6 +200,12 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: gpu.resourceName must not be empty")
 	case p.GatewayScheme != "http" && p.GatewayScheme != "https":
 		return fmt.Errorf("defaults: gateway.scheme %q is not http or https", p.GatewayScheme)
+	case p.DrainSeconds < 0 || p.PreStopSleepSeconds < 0:
+		return fmt.Errorf("defaults: triton.drainSeconds (%d) and triton.preStopSleepSeconds (%d) must not be negative", p.DrainSeconds, p.PreStopSleepSeconds)
+	case p.ModelCacheRequest.Sign() <= 0:
+		return fmt.Errorf("defaults: triton.modelCacheRequest %s must be above zero", p.ModelCacheRequest.String())
+	case p.ModelCacheSizeLimit.Cmp(p.ModelCacheRequest) < 0:
+		return fmt.Errorf("defaults: triton.modelCacheSizeLimit %s is below triton.modelCacheRequest %s: a server would be evicted before its models fit", p.ModelCacheSizeLimit.String(), p.ModelCacheRequest.String())
 	case p.RunAsUser <= 0:
 		return fmt.Errorf("defaults: security.runAsUser must be a non-root uid (> 0), got %d", p.RunAsUser)
 	case p.FSGroup <= 0:

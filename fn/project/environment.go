@@ -119,13 +119,17 @@ func (c *Composer) namespace(p compose.Platform, owner compose.Owner, e v1alpha1
 }
 
 // limitRangeItems returns the environment's own limits, or, when the quota
-// bounds cpu or memory and it sets none, a default container LimitRange so
-// pods without explicit resources are not all refused.
+// bounds cpu, memory or ephemeral storage and it sets none, a default
+// container LimitRange so pods without explicit resources are not all
+// refused (the quota admission plugin refuses a pod that does not request
+// what a quota bounds, plugin/pkg/admission/resourcequota). Triton servers
+// request ephemeral storage for their model cache, so projects quota it.
 func limitRangeItems(p compose.Platform, e v1alpha1.EnvironmentSpec, hard corev1.ResourceList) []corev1.LimitRangeItem {
 	if e.LimitRange != nil && len(e.LimitRange.Limits) > 0 {
 		return e.LimitRange.Limits
 	}
-	if !constrainsCompute(hard) || (len(p.DefaultLimits) == 0 && len(p.DefaultRequests) == 0) {
+	_, ephemeral := hard[corev1.ResourceRequestsEphemeralStorage]
+	if !(constrainsCompute(hard) || ephemeral) || (len(p.DefaultLimits) == 0 && len(p.DefaultRequests) == 0) {
 		return nil
 	}
 	return []corev1.LimitRangeItem{{

@@ -336,7 +336,7 @@ func TestEnvironmentObjects(t *testing.T) {
 		t.Errorf("quota: -want, +got:\n%s", diff)
 	}
 	wantLimits := &corev1.LimitRange{TypeMeta: typeMeta("v1", "LimitRange"), ObjectMeta: meta("limitrange", "vision-limits"),
-		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: list("cpu", "2", "memory", "4Gi"), DefaultRequest: list("cpu", "100m", "memory", "256Mi")}}}}
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: list("cpu", "2", "memory", "4Gi"), DefaultRequest: list("cpu", "100m", "memory", "256Mi", "ephemeral-storage", "1Gi")}}}}
 	if diff := cmp.Diff(wantLimits, composetest.Decode[corev1.LimitRange](t, got.Desired["limitrange-prod"])); diff != "" {
 		t.Errorf("limit range: -want, +got:\n%s", diff)
 	}

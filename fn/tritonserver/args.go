@@ -122,12 +122,14 @@ type argsInput struct {
 	serviceName    string // <application>.<server>
 	environment    string
 	apiKeyHeader   string // restricts the APIs when set
+	exitTimeout    int32  // drain seconds on shutdown (shutdownOf)
 }
 
 // tritonArgs returns the container args in their documented order:
 // tritonserver, model repository, model control, strict readiness, ports,
-// backend config, logging, tracing, then the user's parameters. A user
-// parameter that sets what a managed flag sets is refused. Tracing problems
+// exit timeout, backend config, logging, tracing, then the user's
+// parameters. A user parameter that sets what a managed flag sets is
+// refused, but exit-timeout-secs: shutdownOf maps it onto the drain time. Tracing problems
 // do not stop serving: tracing is left off and tracingProblem says why.
 func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) {
 	var flags []flag
@@ -155,6 +157,7 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 	} else {
 		add("allow-metrics", "false")
 	}
+	add(exitTimeoutFlag, strconv.Itoa(int(in.exitTimeout)))
 
 	if in.apiKeyHeader != "" {
 		// <groups>:<header>=<value> (the --help text's "," before the key is
@@ -208,6 +211,9 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 			if p.Name == "" || strings.HasPrefix(p.Name, "-") || strings.ContainsAny(p.Name, "= \t") {
 				return nil, "", fmt.Errorf("%s.name: %q must be a tritonserver option name without leading dashes, e.g. exit-timeout-secs", field, p.Name)
 			}
+			if p.Name == exitTimeoutFlag {
+				continue // composed from the drain time, see shutdownOf
+			}
 			f := flag{p.Name, p.Value}
 			if slices.Contains(alwaysManaged, p.Name) {
 				return nil, "", fmt.Errorf("%s: --%s is managed: the Service and ServiceMonitor expect Triton's HTTP, gRPC and metrics endpoints; turn metrics off with spec.observability.metrics.enabled", field, p.Name)
@@ -247,7 +253,10 @@ func pythonBackend(spec *v1alpha1.KalypsoTritonServerSpec) *v1alpha1.PythonBacke
 
 // loggingFlags map a level onto Triton's independent switches, so that
 // WARNING and ERROR really lower the verbosity (the original operator's
-// --log-error=true alone did not).
+// --log-error=true alone did not). Logging disabled sets no flag at all:
+// Triton's defaults then apply (info, warning and error logs on,
+// src/command_line_parser.h), so a model that fails to load always leaves
+// its error; nothing silences errors.
 func loggingFlags(l *v1alpha1.LoggingSpec) ([]flag, error) {
 	enabled, level, format := true, defaultLoggingLevel, ""
 	if l != nil {
@@ -260,8 +269,10 @@ func loggingFlags(l *v1alpha1.LoggingSpec) ([]flag, error) {
 	on := func(b bool) string { return strconv.FormatBool(b) }
 	var info, warning, errs bool
 	var verbose string
+	if !enabled {
+		return nil, nil
+	}
 	switch {
-	case !enabled:
 	case level == "VERBOSE":
 		info, warning, errs, verbose = true, true, true, "1"
 	case level == "INFO":

@@ -36,17 +36,21 @@ func argsOf(t *testing.T, spec v1alpha1.KalypsoTritonServerSpec, endpoint, envir
 		t.Fatalf("ports: %v", err)
 	}
 	c := &Composer{spec: spec}
+	stop, problem := shutdownOf(&c.spec, platform(t))
+	if problem != nil {
+		t.Fatalf("shutdown: %s", problem.Message)
+	}
 	return tritonArgs(argsInput{
 		spec: &c.spec, modelURI: spec.StorageURI, ports: p, metrics: c.metricsEnabled(),
 		tracesEndpoint: endpoint, serviceName: "classifier.resnet", environment: environment,
-		apiKeyHeader: header,
+		apiKeyHeader: header, exitTimeout: stop.drain,
 	})
 }
 
 // The flags every server gets, in their documented order.
 var (
 	argsHead     = []string{"tritonserver", "--model-repository=s3://models/resnet"}
-	argsPorts    = []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"}
+	argsPorts    = []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--exit-timeout-secs=30"}
 	argsMinimal  = concat(argsHead, argsPorts)
 	argsTraceDev = []string{
 		"--trace-config=mode=opentelemetry",
@@ -63,7 +67,6 @@ var (
 		"--http-restricted-api=model-repository,shared-memory,logging,trace:triton-api-key=$(TRITON_API_KEY)",
 		"--grpc-restricted-protocol=model-repository,shared-memory,logging,trace:triton-api-key=$(TRITON_API_KEY)",
 	}
-	logOff = []string{"--log-info=false", "--log-warning=false", "--log-error=false"}
 )
 
 func concat(parts ...[]string) []string {
@@ -122,12 +125,12 @@ func TestTritonArgs(t *testing.T) {
 		"Ports": {
 			reason: "Custom ports replace the defaults.",
 			spec:   "networking: {httpPort: 9000, grpcPort: 9001, metricsPort: 9002}\n",
-			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=9000", "--grpc-port=9001", "--metrics-port=9002"}),
+			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=9000", "--grpc-port=9001", "--metrics-port=9002", "--exit-timeout-secs=30"}),
 		},
 		"MetricsDisabled": {
 			reason: "Without metrics there is no metrics port: Triton is told not to serve them.",
 			spec:   "observability: {metrics: {enabled: false}}\n",
-			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false"}),
+			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"}),
 		},
 		"PythonDefaulted": {
 			reason: "The python backend gets its default shared memory even when nothing else is said.",
@@ -185,9 +188,9 @@ func TestTritonArgs(t *testing.T) {
 			want:   concat(argsMinimal, logInfo, []string{"--log-verbose=1"}),
 		},
 		"LoggingDisabled": {
-			reason: "Logging disabled turns every switch off.",
-			spec:   "observability: {enabled: true, logging: {enabled: false, level: VERBOSE}}\n",
-			want:   concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}),
+			reason: "Logging disabled sets no log flag: Triton's defaults apply, so errors are never silenced (v0.1.0 sent --log-error=false).",
+			spec:   "observability: {enabled: true, logging: {enabled: false, level: VERBOSE, format: ISO8601}}\n",
+			want:   argsMinimal,
 		},
 		"LoggingFormat": {
 			reason: "The format is passed after the switches.",
@@ -207,56 +210,71 @@ func TestTritonArgs(t *testing.T) {
 		"Tracing": {
 			reason: "One --trace-config per setting: mode, OTLP/HTTP url, 1-in-N rate, level, and the resource attributes.",
 			spec:   "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
-			want:   concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}, argsTraceDev),
+			want:   concat(argsMinimal, argsTraceDev),
 		},
 		"TracingRate": {
 			reason: "samplingRate 0.25 traces one request in four.",
 			spec:   "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true, samplingRate: '0.25'}}\n",
-			want: concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"},
+			want: concat(argsMinimal,
 				argsTraceDev[:2], []string{"--trace-config=rate=4"}, argsTraceDev[3:]),
 		},
 		"TracingURLKept": {
 			reason:   "An endpoint that already ends in /v1/traces is used as given.",
 			spec:     "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
 			endpoint: "https://otel.example.com/v1/traces",
-			want: concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"},
+			want: concat(argsMinimal,
 				argsTraceDev[:1], []string{"--trace-config=opentelemetry,url=https://otel.example.com/v1/traces"}, argsTraceDev[2:]),
 		},
 		"TracingWithoutEnvironment": {
 			reason:      "No environment known: no deployment.environment attribute.",
 			spec:        "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
 			environment: new(string),
-			want:        concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}, argsTraceDev[:5]),
+			want:        concat(argsMinimal, argsTraceDev[:5]),
 		},
 		"TracingGRPCPort": {
 			reason:      "Port 4317 is OTLP over gRPC, which Triton cannot speak: tracing stays off and the problem is reported, serving goes on.",
 			spec:        "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
 			endpoint:    "http://otel.monitoring.svc:4317",
-			want:        concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}),
+			want:        argsMinimal,
 			wantProblem: `spec.observability.collectorEndpoint: "http://otel.monitoring.svc:4317" points at port 4317, OTLP over gRPC`,
 		},
 		"TracingBadURL": {
 			reason:      "An endpoint that is not an http(s) URL leaves tracing off with the problem reported.",
 			spec:        "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
 			endpoint:    "otel.monitoring.svc:4318",
-			want:        concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}),
+			want:        argsMinimal,
 			wantProblem: `spec.observability.collectorEndpoint: "otel.monitoring.svc:4318" must be an http(s) URL`,
 		},
 		"TracingBadRate": {
 			reason:      "A sampling rate that is not a fraction leaves tracing off with the problem reported.",
 			spec:        "observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true, samplingRate: '10%'}}\n",
-			want:        concat(argsMinimal, []string{"--log-info=false", "--log-warning=false", "--log-error=false"}),
+			want:        argsMinimal,
 			wantProblem: `spec.observability.tracing.samplingRate: "10%"`,
 		},
 		"ParametersLast": {
 			reason: "User parameters come after every managed flag, in the order given.",
 			spec: `tritonConfig:
   backendType: python
-  parameters: [{name: exit-timeout-secs, value: '60'}, {name: model-load-thread-count, value: '2'}]
+  parameters: [{name: model-load-thread-count, value: '2'}, {name: model-namespacing, value: 'true'}]
 observability: {enabled: true, tracing: {enabled: true}}
 `,
 			want: concat(argsMinimal, []string{"--backend-config=python,shm-default-byte-size=1048576"}, logInfo, argsTraceDev,
-				[]string{"--exit-timeout-secs=60", "--model-load-thread-count=2"}),
+				[]string{"--model-load-thread-count=2", "--model-namespacing=true"}),
+		},
+		"ExitTimeout": {
+			reason: "spec.shutdown.drainSeconds composes --exit-timeout-secs, after the port flags.",
+			spec:   "shutdown: {drainSeconds: 120}\n",
+			want:   concat(argsHead, argsPorts[:4], []string{"--exit-timeout-secs=120"}),
+		},
+		"ExitTimeoutParameterMapped": {
+			reason: "A parameter exit-timeout-secs (as v0.1.0 passed it through) is the drain time: composed once, in the managed flag's place.",
+			spec:   "tritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}, {name: model-load-thread-count, value: '2'}]}\n",
+			want:   concat(argsHead, argsPorts[:4], []string{"--exit-timeout-secs=60", "--model-load-thread-count=2"}),
+		},
+		"ExitTimeoutParameterAgrees": {
+			reason: "A parameter that agrees with drainSeconds is the same setting, composed once.",
+			spec:   "shutdown: {drainSeconds: 60}\ntritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}]}\n",
+			want:   concat(argsHead, argsPorts[:4], []string{"--exit-timeout-secs=60"}),
 		},
 		"ParameterRepeatableOtherSetting": {
 			reason: "A repeatable flag that sets something the spec does not is allowed next to the managed ones.",
@@ -271,7 +289,7 @@ modelControl: {mode: explicit, loadModels: [resnet50]}
 observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}
 `,
 			want: concat(argsHead, []string{"--model-control-mode=explicit", "--load-model=resnet50"}, argsPorts,
-				[]string{"--backend-config=python,shm-default-byte-size=1048576", "--log-info=false", "--log-warning=false", "--log-error=false"}, argsTraceDev,
+				[]string{"--backend-config=python,shm-default-byte-size=1048576"}, argsTraceDev,
 				[]string{"--backend-config=python,stub-timeout-seconds=60", "--backend-config=onnxruntime,default-max-batch-size=4",
 					"--trace-config=opentelemetry,resource=team=vision", "--load-model=bert"}),
 		},
@@ -337,19 +355,19 @@ observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: tru
 			reason: "Without metrics they follow --allow-metrics=false, the last of the port flags.",
 			spec:   "observability: {metrics: {enabled: false}}\n",
 			header: "triton-api-key",
-			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false"}, argsRestricted),
+			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"}, argsRestricted),
 		},
 		"RestrictedWithEverything": {
 			reason: "…and before the backend, logging, tracing and user flags.",
 			spec: `tritonConfig:
   backendType: python
-  parameters: [{name: exit-timeout-secs, value: '60'}]
+  parameters: [{name: model-load-thread-count, value: '2'}]
 modelControl: {mode: explicit, loadModels: [resnet50]}
 observability: {enabled: true, tracing: {enabled: true}}
 `,
 			header: "triton-api-key",
 			want: concat(argsHead, []string{"--model-control-mode=explicit", "--load-model=resnet50"}, argsPorts, argsRestricted,
-				[]string{"--backend-config=python,shm-default-byte-size=1048576"}, logInfo, argsTraceDev, []string{"--exit-timeout-secs=60"}),
+				[]string{"--backend-config=python,shm-default-byte-size=1048576"}, logInfo, argsTraceDev, []string{"--model-load-thread-count=2"}),
 		},
 		"ParameterCollidesWithRestrictedHTTP": {
 			reason:  "With the APIs restricted, a parameter cannot restrict them otherwise.",
@@ -403,7 +421,7 @@ observability: {enabled: true, tracing: {enabled: true}}
 			spec: `tritonConfig: {parameters: [{name: trace-count, value: '100'}, {name: trace-file, value: /tmp/trace.json}, {name: trace-log-frequency, value: '50'}]}
 observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}
 `,
-			want: concat(argsMinimal, logOff, argsTraceDev, []string{"--trace-count=100", "--trace-file=/tmp/trace.json", "--trace-log-frequency=50"}),
+			want: concat(argsMinimal, argsTraceDev, []string{"--trace-count=100", "--trace-file=/tmp/trace.json", "--trace-log-frequency=50"}),
 		},
 		"ParameterURLWithQuery": {
 			reason:  "The setting is the text before the first '=': a collector URL with '=' in its query still sets the managed url.",
@@ -424,7 +442,7 @@ observability: {enabled: true, logging: {enabled: false}, tracing: {enabled: tru
 			reason:      "…and the user's when it is not: each resource attribute is its own setting.",
 			spec:        "tritonConfig: {parameters: [{name: trace-config, value: 'opentelemetry,resource=deployment.environment=prod'}]}\nobservability: {enabled: true, logging: {enabled: false}, tracing: {enabled: true}}\n",
 			environment: new(string),
-			want:        concat(argsMinimal, logOff, argsTraceDev[:5], []string{"--trace-config=opentelemetry,resource=deployment.environment=prod"}),
+			want:        concat(argsMinimal, argsTraceDev[:5], []string{"--trace-config=opentelemetry,resource=deployment.environment=prod"}),
 		},
 		"ParameterEmptyName": {
 			reason:  "A parameter needs a name.",

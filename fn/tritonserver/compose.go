@@ -85,6 +85,11 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return fatal(err)
 	}
+	cache, err := modelCacheOf(&c.spec, p)
+	if err != nil {
+		return fatal(err)
+	}
+	res = withEphemeralStorage(res, cache)
 	if err := checkImage(c.spec.TritonConfig); err != nil {
 		return fatal(err)
 	}
@@ -125,6 +130,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if blocker == nil {
 		blocker = apiProblem
 	}
+	stop, stopProblem := shutdownOf(&c.spec, p)
+	if blocker == nil {
+		blocker = stopProblem
+	}
 
 	tracesEndpoint := p.TracesEndpoint
 	if o := c.spec.Observability; o != nil && o.CollectorEndpoint != "" {
@@ -138,7 +147,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	args, tracingProblem, err := tritonArgs(argsInput{
 		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
 		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
-		apiKeyHeader: apiKeyHeader,
+		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain,
 	})
 	if err != nil {
 		return fatal(err)
@@ -153,8 +162,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		if blocker != nil {
 			return c.pending(*blocker, appCond, snap)
 		}
-		if msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
-			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: "InsufficientGPUQuota", Message: msg}, appCond, snap)
+		if reason, msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
+			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap)
 		}
 	}
 
@@ -179,7 +188,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			name: c.name("deploy"), namespace: ns, labels: labels, selector: c.selector(),
 			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
 			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
-			replicas: replicas, resources: res,
+			replicas: replicas, resources: res, shutdown: stop, modelCache: cache,
 		})
 		ok, err := d.Add(resDeployment, deploy, compose.DeploymentAvailable)
 		if err != nil {
@@ -206,8 +215,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			return fatal(err)
 		}
 	}
-	if a := c.spec.Autoscaling; a != nil && a.Enabled {
-		if err := add(resHPA, horizontalPodAutoscaler(c.name("hpa"), ns, c.name("deploy"), labels, a), compose.Exists); err != nil {
+	if c.composesHPA(res) {
+		if err := add(resHPA, horizontalPodAutoscaler(c.name("hpa"), ns, c.name("deploy"), labels, c.spec.Autoscaling), compose.Exists); err != nil {
 			return fatal(err)
 		}
 	}
@@ -251,8 +260,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		metricsCond,
 		c.tracingCondition(tracesEndpoint, tracingProblem),
 		c.profilingCondition(),
-		c.autoscalingCondition(required),
+		c.autoscalingCondition(required, res),
 		apiCond,
+		c.shutdownCondition(stop, stopProblem),
 	}
 	r := compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds}
 	if !deployReady || as.problem != nil || blocker != nil {
@@ -327,34 +337,49 @@ func (c *Composer) spreadsReplicas() bool {
 	return ptr.Deref(c.spec.Replicas, 1) > 1
 }
 
-// quotaShortfall reports when the namespace's quotas leave too few GPUs for
-// the Deployment, instead of creating pods that can never be admitted.
-func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements, gpu corev1.ResourceName) string {
-	need, ok := res.Requests[gpu]
-	if !ok {
-		need, ok = res.Limits[gpu]
-	}
-	if !ok || need.IsZero() {
-		return ""
-	}
-	total := need.Value() * int64(ptr.Deref(c.replicas(), 1))
-	key := "requests." + string(gpu)
+// quotaShortfall reports when the namespace's quotas leave too little for
+// the Deployment's requests, instead of creating pods that can never be
+// admitted: GPUs, and the ephemeral storage every server requests for its
+// model cache. It returns the condition's reason and message, or "".
+func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements, gpu corev1.ResourceName) (string, string) {
 	// By name: the answer must not depend on the order of the list.
 	quotas = slices.Clone(quotas)
 	slices.SortFunc(quotas, func(a, b resource.Required) int { return strings.Compare(a.Resource.GetName(), b.Resource.GetName()) })
-	for _, q := range quotas {
-		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
-		if !found {
+	replicas := int64(ptr.Deref(c.replicas(), 1))
+	checks := []struct {
+		name         corev1.ResourceName
+		reason, per  string
+		lowerOrRaise string
+	}{
+		{gpu, "InsufficientGPUQuota", "GPUs per pod × replicas", "lower them"},
+		{corev1.ResourceEphemeralStorage, "InsufficientEphemeralStorageQuota", "ephemeral storage per pod × replicas", "lower spec.modelCache.request or the replicas"},
+	}
+	for _, chk := range checks {
+		need, ok := res.Requests[chk.name]
+		if !ok {
+			need, ok = res.Limits[chk.name]
+		}
+		if !ok || need.IsZero() {
 			continue
 		}
-		used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", key)
-		free := parseCount(hard) - parseCount(used)
-		if total > free {
-			return fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %d more are needed (GPUs per pod × replicas); lower them or raise the project's quota",
-				q.Resource.GetName(), hard, key, orZero(used), total)
+		total := need.DeepCopy()
+		total.Mul(replicas)
+		key := "requests." + string(chk.name)
+		for _, q := range quotas {
+			hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
+			if !found {
+				continue
+			}
+			used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", key)
+			free := parseQuantity(hard)
+			free.Sub(parseQuantity(used))
+			if total.Cmp(free) > 0 {
+				return chk.reason, fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %s more are needed (%s); %s or raise the project's quota",
+					q.Resource.GetName(), hard, key, orZero(used), total.String(), chk.per, chk.lowerOrRaise)
+			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func orZero(s string) string {

@@ -258,6 +258,7 @@ func pendingConds(overrides map[string]cond) map[string]cond {
 		ConditionProfiling:        {false, "NotCreated"},
 		ConditionAutoscaling:      {false, "NotCreated"},
 		ConditionAPIRestricted:    {false, "NotCreated"},
+		ConditionShutdown:         {false, "NotCreated"},
 	}
 	maps.Copy(out, overrides)
 	return out
@@ -279,6 +280,7 @@ func composedConds(overrides map[string]cond) map[string]cond {
 		ConditionProfiling:        {false, "ProfilingDisabled"},
 		ConditionAutoscaling:      {false, "AutoscalingDisabled"},
 		ConditionAPIRestricted:    {true, "APIKeyRequired"},
+		ConditionShutdown:         {true, "DrainConfigured"},
 	}
 	maps.Copy(out, overrides)
 	return out
@@ -568,7 +570,7 @@ func TestComposeApplication(t *testing.T) {
 					if !hasArg(c.Args, "--model-repository=gs://models/resnet") {
 						t.Errorf("args: %v", c.Args)
 					}
-					if c.Env[1].Name != "GOOGLE_APPLICATION_CREDENTIALS" || len(c.VolumeMounts) != 4 || c.VolumeMounts[3].Name != "gcs-credentials" {
+					if c.Env[2].Name != "GOOGLE_APPLICATION_CREDENTIALS" || len(c.VolumeMounts) != 5 || c.VolumeMounts[4].Name != "gcs-credentials" {
 						t.Errorf("gcs credentials are not mounted: env %v, mounts %v", c.Env, c.VolumeMounts)
 					}
 				},
@@ -880,7 +882,7 @@ func TestComposeDisruptionBudget(t *testing.T) {
 }
 
 func TestComposeAutoscaling(t *testing.T) {
-	hpaSpec := "replicas: 1\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n"
+	hpaSpec := "replicas: 1\nresources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n"
 	// The autoscaler owns spec.replicas through the scale subresource;
 	// Crossplane's own entry does not count.
 	coOwned := `{metadata: {managedFields: [
@@ -910,7 +912,7 @@ func TestComposeAutoscaling(t *testing.T) {
 			replicas: ptr.To[int32](2), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"BeforeCreateReplicasWin": {
-			reason: "…and at replicas when that is higher.", spec: "replicas: 5\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n",
+			reason: "…and at replicas when that is higher.", spec: "replicas: 5\nresources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n",
 			replicas: ptr.To[int32](5), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"AfterCreateNotCoOwned": {
@@ -927,6 +929,26 @@ func TestComposeAutoscaling(t *testing.T) {
 			reason: "Autoscaling off again: spec.replicas is taken back.",
 			spec:   "replicas: 3\n", observed: created(t, hpaSpec, coOwned),
 			replicas: ptr.To[int32](3), cond: cond{false, "AutoscalingDisabled"},
+		},
+		"NewWithoutCPURequest": {
+			reason:   "CPU autoscaling without a CPU request (the ranker example of v0.1.0) would scale straight to maxReplicas: a new server gets no HPA, only its Deployment at max(replicas, minReplicas).",
+			spec:     "replicas: 1\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n",
+			replicas: ptr.To[int32](2), cond: cond{false, "CPURequestMissing"},
+		},
+		"RunningWithoutCPURequestKeepsHPA": {
+			reason: "A running server whose HPA exists keeps its Deployment and HPA (the autoscaler's replicas stay), and is told what is missing.",
+			spec:   "replicas: 1\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n", observed: created(t, hpaSpec, coOwned),
+			hpa: true, cond: cond{false, "CPURequestMissing"},
+		},
+		"RunningWithoutCPURequestNoHPA": {
+			reason: "A running server that switches CPU autoscaling on without a CPU request is not given an HPA; its observed replicas stay.",
+			spec:   "replicas: 1\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n", observed: created(t, "replicas: 1\n", crossplaneOnly),
+			replicas: ptr.To[int32](4), cond: cond{false, "CPURequestMissing"},
+		},
+		"CPULimitOnly": {
+			reason:   "A CPU limit alone is a request too (Kubernetes defaults the request to the limit).",
+			spec:     "replicas: 1\nresources: {limits: {cpu: '2'}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n",
+			replicas: ptr.To[int32](2), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"QueueTimeWithoutAdapter": {
 			reason:   "Queue-time scaling needs the custom metrics API: composed, but the condition says the autoscaler cannot read the metric.",
@@ -971,6 +993,15 @@ func TestComposeAutoscaling(t *testing.T) {
 				if got := condsOf(r)[ConditionAutoscaling]; got != tc.cond {
 					t.Errorf("%s\nAutoscaling: want %+v, got %+v (%s)", tc.reason, tc.cond, got, message(r, ConditionAutoscaling))
 				}
+				if tc.cond.Reason == "CPURequestMissing" {
+					what := "no HorizontalPodAutoscaler is composed until then"
+					if tc.hpa {
+						what = "HorizontalPodAutoscaler resnet-hpa is kept as it is until then"
+					}
+					if m := message(r, ConditionAutoscaling); !strings.Contains(m, "set spec.resources.requests.cpu") || !strings.Contains(m, what) {
+						t.Errorf("%s\nAutoscaling message: want the field to set and %q, got %q", tc.reason, what, m)
+					}
+				}
 			})
 		}
 	}
@@ -987,7 +1018,7 @@ func TestHorizontalPodAutoscaler(t *testing.T) {
 	}{
 		"CPUDefaults": {
 			reason: "CPU at 80%, minReplicas 1, a 10-minute scale-down window (GPU servers come back slowly).",
-			spec:   "autoscaling: {enabled: true, maxReplicas: 4}\n",
+			spec:   "resources: {limits: {cpu: '2'}}\nautoscaling: {enabled: true, maxReplicas: 4}\n",
 			want: autoscalingv2.HorizontalPodAutoscalerSpec{
 				ScaleTargetRef: target, MinReplicas: ptr.To[int32](1), MaxReplicas: 4,
 				Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
@@ -1010,7 +1041,7 @@ func TestHorizontalPodAutoscaler(t *testing.T) {
 		},
 		"CPUTarget": {
 			reason: "A CPU target in percent.",
-			spec:   "autoscaling: {enabled: true, maxReplicas: 2, target: 60}\n",
+			spec:   "resources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, maxReplicas: 2, target: 60}\n",
 			want: autoscalingv2.HorizontalPodAutoscalerSpec{
 				ScaleTargetRef: target, MinReplicas: ptr.To[int32](1), MaxReplicas: 2,
 				Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
@@ -1041,6 +1072,7 @@ func TestComposeQuota(t *testing.T) {
 			"'}}, status: {hard: {requests.nvidia.com/gpu: '" + hard + "'}, used: {requests.nvidia.com/gpu: '" + used + "'}}}"
 	}
 	cpuQuota := "{apiVersion: v1, kind: ResourceQuota, metadata: {name: compute, namespace: vision-dev}, status: {hard: {limits.cpu: '4'}, used: {limits.cpu: '4'}}}"
+	storageQuota := "{apiVersion: v1, kind: ResourceQuota, metadata: {name: storage, namespace: vision-dev}, status: {hard: {requests.ephemeral-storage: 30Gi}, used: {requests.ephemeral-storage: 15Gi}}}"
 	shortfall := func(hard, used string, need int) string {
 		return "ResourceQuota vision-quota allows " + hard + " requests.nvidia.com/gpu and " + used + " are in use: " + strconv.Itoa(need) +
 			" more are needed (GPUs per pod × replicas); lower them or raise the project's quota"
@@ -1052,6 +1084,9 @@ func TestComposeQuota(t *testing.T) {
 		observed map[string]string
 		asked    bool   // the quotas are required
 		message  string // the ServerAvailable message of a server kept waiting; "": composed
+		// waitReason is the ServerAvailable reason of a waiting server;
+		// "": InsufficientGPUQuota.
+		waitReason string
 	}{
 		"Shortfall": {
 			reason: "2 GPUs × 2 replicas with 1 of 4 free: waiting, instead of creating pods that can never be admitted.",
@@ -1084,8 +1119,21 @@ func TestComposeQuota(t *testing.T) {
 			spec:   "gpus: 2\n", quotas: []string{quota("1", "1")}, observed: created(t, "gpus: 2\n", deployAvailable),
 		},
 		"CPUServer": {
-			reason: "A server without GPUs does not look at quotas.",
-			spec:   "resources: {requests: {cpu: '1'}}\n", quotas: []string{quota("1", "1")},
+			reason: "A server without GPUs still asks for the quotas (its ephemeral storage counts), and a GPU quota does not bound it.",
+			spec:   "resources: {requests: {cpu: '1'}}\n", quotas: []string{quota("1", "1")}, asked: true,
+		},
+		"EphemeralStorageShortfall": {
+			reason: "Every server requests ephemeral storage (10Gi model cache + 1Gi scratch): 2 × 11Gi with 15Gi free is a shortfall.",
+			spec:   "replicas: 2\n", quotas: []string{storageQuota}, asked: true, waitReason: "InsufficientEphemeralStorageQuota",
+			message: "ResourceQuota storage allows 30Gi requests.ephemeral-storage and 15Gi are in use: 22Gi more are needed (ephemeral storage per pod × replicas); lower spec.modelCache.request or the replicas or raise the project's quota",
+		},
+		"EphemeralStorageFits": {
+			reason: "A smaller model cache fits: 2 × (4Gi + 1Gi) with 15Gi free.",
+			spec:   "replicas: 2\nmodelCache: {request: 4Gi}\n", quotas: []string{storageQuota}, asked: true,
+		},
+		"EphemeralStorageOwnRequest": {
+			reason: "An ephemeral-storage request of the spec's resources is what is counted.",
+			spec:   "replicas: 2\nresources: {requests: {ephemeral-storage: 7Gi}}\n", quotas: []string{storageQuota}, asked: true,
 		},
 		"ResourcesLimitsOnly": {
 			reason: "GPUs given only in spec.resources.limits are asked for and counted too (requests default to limits for extended resources).",
@@ -1143,16 +1191,20 @@ func TestComposeQuota(t *testing.T) {
 				if _, ok := r.Desired[resDeployment]; !ok {
 					t.Errorf("%s\nthe Deployment must be composed", tc.reason)
 				}
-				if got := condsOf(r)[ConditionServerAvailable]; got.Reason == "InsufficientGPUQuota" || got.Reason == "WaitingToCreate" {
+				if got := condsOf(r)[ConditionServerAvailable]; strings.HasPrefix(got.Reason, "Insufficient") || got.Reason == "WaitingToCreate" {
 					t.Errorf("%s\nServerAvailable: got %+v", tc.reason, got)
 				}
 				return
 			}
 			// The shortfall is the server's problem, not the application's:
 			// it replaces ServerAvailable, and ApplicationReady stays True.
+			waitReason := tc.waitReason
+			if waitReason == "" {
+				waitReason = "InsufficientGPUQuota"
+			}
 			want{
 				resources:  map[string]resource.Ready{},
-				conditions: pendingConds(map[string]cond{ConditionServerAvailable: {false, "InsufficientGPUQuota"}}),
+				conditions: pendingConds(map[string]cond{ConditionServerAvailable: {false, waitReason}}),
 				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
 				check: func(t *testing.T, r compose.Result) {
 					if m := message(r, ConditionServerAvailable); m != tc.message {
@@ -1194,6 +1246,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 	unrestricted := "security: {unrestrictedAPIs: true}\n"
 	// s3Env is the storage wiring of readyApp.
 	s3Env := []corev1.EnvVar{
+		{Name: "HOME", Value: "/var/lib/triton/home"},
 		{Name: "TRITON_AWS_MOUNT_DIRECTORY", Value: "/var/lib/triton/model-cache"},
 		secretEnv("AWS_ACCESS_KEY_ID", "models-creds", "AWS_ACCESS_KEY_ID"),
 		secretEnv("AWS_SECRET_ACCESS_KEY", "models-creds", "AWS_SECRET_ACCESS_KEY"),
@@ -1285,7 +1338,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
 				conditions: composedConds(map[string]cond{ConditionMetricsScraping: {false, "MetricsDisabled"}}),
 				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: restrictedContainer(concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false"},
+				check: restrictedContainer(concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"},
 					restrictedFlags("triton-api-key")), append(slices.Clone(s3Env), apiKeyEnv)),
 			},
 		},
@@ -1659,10 +1712,10 @@ func TestRequirements(t *testing.T) {
 		want     []string
 		secret   string // the API key Secret asked for
 	}{
-		"Minimal":        {reason: "The application and the platform's API key Secret.", want: []string{reqApplication, reqAPIKey}},
-		"ServiceMonitor": {reason: "The CRD only when a ServiceMonitor is wanted.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAPIKey, reqServiceMonitor}},
+		"Minimal":        {reason: "The application, the platform's API key Secret, and the quotas before the first create.", want: []string{reqApplication, reqAPIKey, reqQuotas}},
+		"ServiceMonitor": {reason: "The CRD only when a ServiceMonitor is wanted.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas, reqServiceMonitor}},
 		"GPUBeforeCreate": {
-			reason: "Quotas only for a GPU server before its first create.", spec: "gpus: 1\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "Quotas before the first create: GPUs and the ephemeral storage every server requests are checked against them.", spec: "gpus: 1\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
 		},
 		"GPUAfterCreate": {
 			reason: "…not once the Deployment exists.", spec: "gpus: 1\n", observed: created(t, "gpus: 1\n", deployAvailable), want: []string{reqApplication, reqAPIKey},
@@ -1677,30 +1730,30 @@ func TestRequirements(t *testing.T) {
 			reason: "gpus: 0 does not hide the GPUs of spec.resources.", spec: "gpus: 0\nresources: {limits: {nvidia.com/gpu: '2'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
 		},
 		"GPUResourceZero": {
-			reason: "A zero GPU count in spec.resources is no GPU.", spec: "resources: {limits: {nvidia.com/gpu: '0'}}\n", want: []string{reqApplication, reqAPIKey},
+			reason: "A zero GPU count in spec.resources is no GPU.", spec: "resources: {limits: {nvidia.com/gpu: '0'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
 		},
 		"CPUResources": {
-			reason: "CPU and memory only: no quotas.", spec: "resources: {requests: {cpu: '1', memory: 1Gi}}\n", want: []string{reqApplication, reqAPIKey},
+			reason: "CPU and memory only: the quotas still bound its ephemeral storage.", spec: "resources: {requests: {cpu: '1', memory: 1Gi}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
 		},
 		"MIGResources": {
 			reason: "The platform's GPU resource name is what counts (MIG slices).", spec: "resources: {limits: {nvidia.com/mig-1g.10gb: '1'}}\n",
 			platform: ptr.To(func() compose.Platform { p := platform(t); p.GPUResourceName = "nvidia.com/mig-1g.10gb"; return p }()),
 			want:     []string{reqApplication, reqAPIKey, reqQuotas},
 		},
-		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAPIKey, reqMetricsAPI}},
-		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAPIKey}},
+		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAPIKey, reqQuotas, reqMetricsAPI}},
+		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAPIKey, reqQuotas}},
 		"NotAvailable": {reason: "The pods, while the Deployment is not available, for the reason.", observed: created(t, "", deployProgressing), want: []string{reqApplication, reqAPIKey, reqPods}},
 		"Available":    {reason: "No pods once available.", observed: created(t, "", deployAvailable), want: []string{reqApplication, reqAPIKey}},
-		"Unrestricted": {reason: "A server that opts out of the restricted APIs does not need the key.", spec: unrestricted, want: []string{reqApplication}},
+		"Unrestricted": {reason: "A server that opts out of the restricted APIs does not need the key.", spec: unrestricted, want: []string{reqApplication, reqQuotas}},
 		"UnrestrictedFalse": {
-			reason: "unrestrictedAPIs: false is the default: the key is needed.", spec: "security: {unrestrictedAPIs: false}\n", want: []string{reqApplication, reqAPIKey},
+			reason: "unrestrictedAPIs: false is the default: the key is needed.", spec: "security: {unrestrictedAPIs: false}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
 		},
 		"UnrestrictedAfterCreate": {
 			reason: "…before and after the create alike.", spec: unrestricted, observed: created(t, unrestricted, deployAvailable), want: []string{reqApplication},
 		},
 		"PlatformSecret": {
 			reason: "The Secret's name is the platform's.", platform: ptr.To(teamPlatform(t)),
-			want: []string{reqApplication, reqAPIKey}, secret: "team-triton-key",
+			want: []string{reqApplication, reqAPIKey, reqQuotas}, secret: "team-triton-key",
 		},
 	}
 	for name, tc := range cases {
@@ -1862,7 +1915,7 @@ tritonConfig:
   tag: 24.12-py3-custom
   backendType: python
   pythonBackend: {shmDefaultByteSize: 33554432, shmGrowthByteSize: 1048576, extraArgs: {stub-timeout-seconds: '60', shm-region-prefix-name: kalypso}}
-  parameters: [{name: exit-timeout-secs, value: '60'}]
+  parameters: [{name: model-load-thread-count, value: '2'}]
 resources: {requests: {cpu: '4', memory: 16Gi}, limits: {cpu: '8', memory: 32Gi}}
 networking: {httpPort: 9000, grpcPort: 9001, metricsPort: 9002}
 observability:
@@ -1884,6 +1937,8 @@ startup: {timeoutSeconds: 900, progressDeadlineSeconds: 1800}
 rollout: {strategy: Recreate}
 autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6, metric: queueTime, target: 20000}
 disruption: {maxUnavailable: 1}
+shutdown: {drainSeconds: 60, preStopSleepSeconds: 10}
+modelCache: {sizeLimit: 40Gi, request: 20Gi}
 `
 
 func maximalScene() scene {
@@ -1948,7 +2003,7 @@ func TestComposedObjectsDecodeStrictly(t *testing.T) {
 	// The restricted APIs' flags come right after the port flags, before
 	// the backend, logging, tracing and user flags.
 	wantHead := concat([]string{"tritonserver", "--model-repository=s3://models/resnet", "--model-control-mode=explicit", "--load-model=resnet50", "--load-model=bert",
-		"--strict-readiness=true", "--http-port=9000", "--grpc-port=9001", "--metrics-port=9002"}, restrictedFlags("triton-api-key"),
+		"--strict-readiness=true", "--http-port=9000", "--grpc-port=9001", "--metrics-port=9002", "--exit-timeout-secs=60"}, restrictedFlags("triton-api-key"),
 		[]string{"--backend-config=python,shm-default-byte-size=33554432"})
 	if len(c.Args) < len(wantHead) {
 		t.Fatalf("args: %v", c.Args)
@@ -1956,7 +2011,7 @@ func TestComposedObjectsDecodeStrictly(t *testing.T) {
 	if diff := cmp.Diff(wantHead, c.Args[:len(wantHead)]); diff != "" {
 		t.Errorf("args head: -want, +got:\n%s", diff)
 	}
-	if c.Args[len(c.Args)-1] != "--exit-timeout-secs=60" {
+	if c.Args[len(c.Args)-1] != "--model-load-thread-count=2" {
 		t.Errorf("the user's parameters come last: %v", c.Args)
 	}
 	wantKey := corev1.EnvVar{Name: "TRITON_API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{

@@ -3,6 +3,8 @@ package tritonserver
 import (
 	"fmt"
 	"maps"
+	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +29,134 @@ const (
 	// progressMargin keeps the rollout deadline above the startup budget.
 	progressMargin = 300
 	probePeriod    = 10
+	// homeDir is HOME: a writable emptyDir (the root file system is
+	// read-only), where Python models and their libraries cache
+	// (~/.cache, e.g. Hugging Face and torch hub downloads).
+	homeDir = "/var/lib/triton/home"
+	// scratchRequest is the ephemeral storage requested beside the model
+	// cache: /tmp, the home folder and the container's log files.
+	scratchRequest = 1 << 30
+	// graceMargin is the grace period beyond the preStop sleep and the
+	// drain: after --exit-timeout-secs Triton still unloads its models
+	// and exits before the kubelet's SIGKILL.
+	graceMargin = 10
+	// exitTimeoutFlag is Triton's drain time on shutdown.
+	exitTimeoutFlag = "exit-timeout-secs"
+	// maxDrainSeconds bounds drainSeconds (and an exit-timeout-secs
+	// parameter mapped onto it), as the XRD does.
+	maxDrainSeconds = 3600
 )
+
+// shutdown is how a pod stops: Kubernetes marks it terminating (its
+// endpoints go), runs the preStop sleep while Triton still serves, then
+// sends SIGTERM; Triton stops accepting requests and waits up to drain
+// seconds for in-flight ones (--exit-timeout-secs, src/main.cc). The
+// preStop hook runs inside the grace period
+// (https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/),
+// so the grace period is all of it plus a margin.
+type shutdown struct{ drain, preStop int32 }
+
+func (s shutdown) gracePeriod() int64 { return int64(s.preStop) + int64(s.drain) + graceMargin }
+
+// lifecycle is the preStop sleep (GA since Kubernetes 1.34,
+// PodLifecycleSleepAction), nil for no sleep.
+func (s shutdown) lifecycle() *corev1.Lifecycle {
+	if s.preStop <= 0 {
+		return nil
+	}
+	return &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: int64(s.preStop)}}}
+}
+
+// shutdownOf resolves the server's shutdown. A tritonConfig parameter
+// exit-timeout-secs, which v0.1.0 passed through and the yolo example
+// sets, is the drain time when spec.shutdown.drainSeconds is unset. One
+// that disagrees with the field, or is not a whole number of seconds
+// Triton accepts, is a problem, not a Fatal: the server keeps running as
+// it is until it is fixed.
+func shutdownOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (shutdown, *compose.Condition) {
+	s := shutdown{drain: p.DrainSeconds, preStop: p.PreStopSleepSeconds}
+	var field *int32
+	if spec.Shutdown != nil {
+		field = spec.Shutdown.DrainSeconds
+		if spec.Shutdown.PreStopSleepSeconds != nil {
+			s.preStop = max(0, *spec.Shutdown.PreStopSleepSeconds)
+		}
+	}
+	if field != nil {
+		s.drain = max(0, *field)
+	}
+	if spec.TritonConfig == nil {
+		return s, nil
+	}
+	for i, prm := range spec.TritonConfig.Parameters {
+		if prm.Name != exitTimeoutFlag {
+			continue
+		}
+		at := fmt.Sprintf("spec.tritonConfig.parameters[%d]", i)
+		n, err := strconv.ParseInt(strings.TrimSpace(prm.Value), 10, 32)
+		if err != nil || n < 0 || n > maxDrainSeconds {
+			return s, &compose.Condition{Type: ConditionShutdown, Reason: "ExitTimeoutParameterInvalid", Message: fmt.Sprintf(
+				"%s: exit-timeout-secs %q is not a whole number of seconds from 0 to %d: remove the parameter and set spec.shutdown.drainSeconds", at, prm.Value, maxDrainSeconds)}
+		}
+		if field != nil && int64(*field) != n {
+			return s, &compose.Condition{Type: ConditionShutdown, Reason: "ExitTimeoutParameterConflict", Message: fmt.Sprintf(
+				"%s: exit-timeout-secs %d disagrees with spec.shutdown.drainSeconds %d, which composes --exit-timeout-secs: remove the parameter", at, n, *field)}
+		}
+		s.drain = int32(n)
+	}
+	return s, nil
+}
+
+// modelCache is the model download folder's size limit and the part of
+// the ephemeral-storage request reserved for it.
+type modelCache struct{ sizeLimit, request resource.Quantity }
+
+// modelCacheOf resolves the model cache from the spec and the platform,
+// and refuses a size limit below the request: the kubelet evicts a pod
+// whose emptyDir outgrows its sizeLimit
+// (pkg/kubelet/eviction/eviction_manager.go, emptyDirLimitEviction), so
+// models the scheduler reserved room for would never fit.
+func modelCacheOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (modelCache, error) {
+	m := modelCache{sizeLimit: p.ModelCacheSizeLimit.DeepCopy(), request: p.ModelCacheRequest.DeepCopy()}
+	limitFrom, requestFrom := "the platform default triton.modelCacheSizeLimit", "the platform default triton.modelCacheRequest"
+	if mc := spec.ModelCache; mc != nil {
+		if mc.SizeLimit != nil {
+			m.sizeLimit, limitFrom = mc.SizeLimit.DeepCopy(), "spec.modelCache.sizeLimit"
+		}
+		if mc.Request != nil {
+			m.request, requestFrom = mc.Request.DeepCopy(), "spec.modelCache.request"
+		}
+	}
+	if m.request.Sign() <= 0 {
+		return m, fmt.Errorf("spec.modelCache.request: %s must be above zero: it is the disk the scheduler reserves for the models", m.request.String())
+	}
+	if m.sizeLimit.Cmp(m.request) < 0 {
+		return m, fmt.Errorf("spec.modelCache.sizeLimit: the model cache's size limit %s (%s) is below its request %s (%s): the pod would be evicted before its models fit; raise spec.modelCache.sizeLimit or lower spec.modelCache.request",
+			m.sizeLimit.String(), limitFrom, m.request.String(), requestFrom)
+	}
+	return m, nil
+}
+
+// withEphemeralStorage adds the container's ephemeral-storage request, the
+// model cache's request plus scratchRequest, unless the spec's resources
+// set an ephemeral-storage request or limit (Kubernetes defaults a missing
+// request to the limit, pkg/apis/core/v1/defaults.go).
+func withEphemeralStorage(r corev1.ResourceRequirements, m modelCache) corev1.ResourceRequirements {
+	if _, ok := r.Requests[corev1.ResourceEphemeralStorage]; ok {
+		return r
+	}
+	if _, ok := r.Limits[corev1.ResourceEphemeralStorage]; ok {
+		return r
+	}
+	out := *r.DeepCopy()
+	if out.Requests == nil {
+		out.Requests = corev1.ResourceList{}
+	}
+	q := m.request.DeepCopy()
+	q.Add(*resource.NewQuantity(scratchRequest, resource.BinarySI))
+	out.Requests[corev1.ResourceEphemeralStorage] = q
+	return out
+}
 
 // shmSize is the /dev/shm size limit: room for shmRegions python regions of
 // the default size plus one growth step each, never below the floor.
@@ -145,6 +274,8 @@ type deploymentInput struct {
 	serviceAccount  string
 	replicas        *int32 // nil: leave the field to the autoscaler
 	resources       corev1.ResourceRequirements
+	shutdown        shutdown
+	modelCache      modelCache
 }
 
 func deployment(in deploymentInput) *appsv1.Deployment {
@@ -181,15 +312,18 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: src}}
 	}
 	shm := shmSize(pythonBackend(spec))
+	cacheLimit := in.modelCache.sizeLimit.DeepCopy()
 	volumes := append([]corev1.Volume{
 		emptyDir("dshm", &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &shm}),
 		emptyDir("tmp", &corev1.EmptyDirVolumeSource{}),
-		emptyDir("model-cache", &corev1.EmptyDirVolumeSource{}),
+		emptyDir("model-cache", &corev1.EmptyDirVolumeSource{SizeLimit: &cacheLimit}),
+		emptyDir("home", &corev1.EmptyDirVolumeSource{}),
 	}, in.storage.volumes...)
 	mounts := append([]corev1.VolumeMount{
 		{Name: "dshm", MountPath: "/dev/shm"},
 		{Name: "tmp", MountPath: "/tmp"},
 		{Name: "model-cache", MountPath: modelCacheDir},
+		{Name: "home", MountPath: homeDir},
 	}, in.storage.mounts...)
 
 	uid := p.RunAsUser
@@ -198,9 +332,15 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 		Image:        image + ":" + tag,
 		Args:         in.args,
 		Ports:        containerPorts,
-		Env:          in.storage.env,
+		Env:          append([]corev1.EnvVar{{Name: "HOME", Value: homeDir}}, in.storage.env...),
 		Resources:    in.resources,
 		VolumeMounts: mounts,
+		Lifecycle:    in.shutdown.lifecycle(),
+		// A container that fails with no termination message gets its
+		// last log lines as one (at most 80 lines, 2 KiB:
+		// pkg/kubelet/kuberuntime/kuberuntime_container.go), which the
+		// pod's lastState carries and the server's conditions quote.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		// Startup covers model loading; liveness and readiness take over after.
 		StartupProbe:   httpProbe("/v2/health/ready", probePeriod, max(1, (startup+probePeriod-1)/probePeriod)),
 		ReadinessProbe: httpProbe("/v2/health/ready", 5, 3),
@@ -219,6 +359,8 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 		Volumes:                      volumes,
 		ServiceAccountName:           in.serviceAccount,
 		AutomountServiceAccountToken: ptr.To(in.serviceAccount != ""),
+		// A GPU pod holds its GPUs for all of it.
+		TerminationGracePeriodSeconds: ptr.To(in.shutdown.gracePeriod()),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
 			RunAsUser:      ptr.To(uid),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
@@ -263,17 +264,21 @@ func TestDeploymentSecurity(t *testing.T) {
 		}
 	}
 	shm := kresource.MustParse("256Mi")
+	cache := kresource.MustParse("20Gi")
 	// The root file system is read-only: everything Triton writes goes to
-	// emptyDirs (/tmp, the cloud download folder, a memory-backed /dev/shm).
+	// emptyDirs (/tmp, the cloud download folder, a memory-backed /dev/shm,
+	// the home folder).
 	wantVolumes := []corev1.Volume{
 		{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &shm}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		{Name: "model-cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "model-cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &cache}}},
+		{Name: "home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	wantMounts := []corev1.VolumeMount{
 		{Name: "dshm", MountPath: "/dev/shm"},
 		{Name: "tmp", MountPath: "/tmp"},
 		{Name: "model-cache", MountPath: "/var/lib/triton/model-cache"},
+		{Name: "home", MountPath: "/var/lib/triton/home"},
 	}
 	custom, err := compose.ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Security: &v1beta1.SecurityDefaults{RunAsUser: ptr.To[int64](2000), FSGroup: ptr.To[int64](3000)}}}, nil)
 	if err != nil {
@@ -322,7 +327,7 @@ func TestDeploymentSecurity(t *testing.T) {
 			if diff := cmp.Diff(wantContainerSC, c.SecurityContext); diff != "" {
 				t.Errorf("%s\ncontainer security context: -want, +got:\n%s", tc.reason, diff)
 			}
-			if diff := cmp.Diff(wantVolumes, pod.Volumes); diff != "" {
+			if diff := cmp.Diff(wantVolumes, pod.Volumes, cmpQuantity); diff != "" {
 				t.Errorf("%s\nvolumes: -want, +got:\n%s", tc.reason, diff)
 			}
 			if diff := cmp.Diff(wantMounts, c.VolumeMounts); diff != "" {
@@ -334,6 +339,9 @@ func TestDeploymentSecurity(t *testing.T) {
 		})
 	}
 }
+
+// cmpQuantity compares quantities by value.
+var cmpQuantity = cmp.Comparer(func(a, b kresource.Quantity) bool { return a.Cmp(b) == 0 })
 
 func TestStrategy(t *testing.T) {
 	rolling := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
@@ -459,5 +467,259 @@ func TestPodSecurityRestricted(t *testing.T) {
 				t.Errorf("%s\nrestricted: want allowed=%v, got %v: %v", tc.reason, tc.allowed, res.Allowed, res.ForbiddenDetail())
 			}
 		})
+	}
+}
+
+// TestShutdown: a stopping pod keeps serving through the preStop sleep
+// while its endpoints go, then Triton drains for --exit-timeout-secs, all
+// inside the grace period (v0.1.0 set neither: Kubernetes' 30 s grace
+// period cut Triton's own 30 s drain short, and requests still routed to
+// the pod were refused).
+func TestShutdown(t *testing.T) {
+	slow, err := compose.ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{DrainSeconds: ptr.To[int32](90), PreStopSleepSeconds: ptr.To[int32](15)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := func(s int64) *corev1.Lifecycle {
+		return &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: s}}}
+	}
+	cases := map[string]struct {
+		reason    string
+		spec      string
+		platform  compose.Platform
+		exit      string // the --exit-timeout-secs flag
+		lifecycle *corev1.Lifecycle
+		grace     int64
+	}{
+		"PlatformDefault": {
+			reason:   "Built-in: 5 s preStop, Triton's own 30 s drain, grace 5 + 30 + 10.",
+			platform: platform(t), exit: "--exit-timeout-secs=30", lifecycle: sleep(5), grace: 45,
+		},
+		"PlatformOverride": {
+			reason:   "The platform's drain and preStop sleep.",
+			platform: slow, exit: "--exit-timeout-secs=90", lifecycle: sleep(15), grace: 115,
+		},
+		"ServerOverride": {
+			reason: "The server's own settings win.",
+			spec:   "shutdown: {drainSeconds: 120, preStopSleepSeconds: 20}\n", platform: slow,
+			exit: "--exit-timeout-secs=120", lifecycle: sleep(20), grace: 150,
+		},
+		"NoSleep": {
+			reason: "preStopSleepSeconds 0: no preStop hook at all, SIGTERM at once.",
+			spec:   "shutdown: {preStopSleepSeconds: 0}\n", platform: platform(t),
+			exit: "--exit-timeout-secs=30", grace: 40,
+		},
+		"ParameterMapped": {
+			reason: "The yolo example's parameter exit-timeout-secs: 60 is the drain time, and the grace period covers it.",
+			spec:   "tritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}]}\n", platform: platform(t),
+			exit: "--exit-timeout-secs=60", lifecycle: sleep(5), grace: 75,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := composeDeployment(t, tc.spec, readyApp, tc.platform)
+			c := tritonContainer(t, d)
+			var exits []string
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--exit-timeout-secs") {
+					exits = append(exits, a)
+				}
+			}
+			if diff := cmp.Diff([]string{tc.exit}, exits); diff != "" {
+				t.Errorf("%s\n--exit-timeout-secs: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.lifecycle, c.Lifecycle); diff != "" {
+				t.Errorf("%s\nlifecycle: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(ptr.To(tc.grace), d.Spec.Template.Spec.TerminationGracePeriodSeconds); diff != "" {
+				t.Errorf("%s\nterminationGracePeriodSeconds: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestShutdownParameterRefused: an exit-timeout-secs parameter that cannot
+// be the drain time is a condition, not a Fatal: a new server waits, a
+// running one keeps its Deployment as it is.
+func TestShutdownParameterRefused(t *testing.T) {
+	conflict := "shutdown: {drainSeconds: 90}\ntritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}]}\n"
+	invalid := "tritonConfig: {parameters: [{name: exit-timeout-secs, value: 1m}]}\n"
+	running := created(t, "", deployAvailable)
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		reason2  string // the Shutdown condition's reason
+		message  string
+	}{
+		"ConflictBeforeCreate": {
+			reason: "A parameter that disagrees with drainSeconds: the server waits, naming both.",
+			spec:   conflict, reason2: "ExitTimeoutParameterConflict",
+			message: "spec.tritonConfig.parameters[0]: exit-timeout-secs 60 disagrees with spec.shutdown.drainSeconds 90, which composes --exit-timeout-secs: remove the parameter",
+		},
+		"InvalidBeforeCreate": {
+			reason: "A value Triton would refuse at start-up: the server waits.",
+			spec:   invalid, reason2: "ExitTimeoutParameterInvalid",
+			message: `spec.tritonConfig.parameters[0]: exit-timeout-secs "1m" is not a whole number of seconds from 0 to 3600: remove the parameter and set spec.shutdown.drainSeconds`,
+		},
+		"ConflictAfterCreate": {
+			reason: "A running server keeps its Deployment exactly as observed.",
+			spec:   conflict, observed: running, reason2: "ExitTimeoutParameterConflict",
+			message: "remove the parameter; the Deployment is kept as it is until this is fixed",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}}}.run(t, int64s, platform(t))
+			if r.Fatal != nil {
+				t.Fatalf("%s\nwant a condition, got Fatal: %v", tc.reason, r.Fatal)
+			}
+			if got := condsOf(r)[ConditionShutdown]; got != (cond{false, tc.reason2}) {
+				t.Errorf("%s\nShutdown: want False %s, got %+v", tc.reason, tc.reason2, got)
+			}
+			if m := message(r, ConditionShutdown); !strings.Contains(m, tc.message) {
+				t.Errorf("%s\nShutdown message: want it to contain %q, got %q", tc.reason, tc.message, m)
+			}
+			d, composed := r.Desired[resDeployment]
+			if tc.observed == nil {
+				if composed {
+					t.Errorf("%s\na new server must wait, not compose a Deployment", tc.reason)
+				}
+				return
+			}
+			if !composed {
+				t.Fatalf("%s\nthe running Deployment must be kept", tc.reason)
+			}
+			if diff := cmp.Diff(carried(t, tc.observed[string(resDeployment)]), composetest.Object(t, jsonOf(t, d.Resource.Object))); diff != "" {
+				t.Errorf("%s\nthe Deployment must be kept as observed: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestModelCacheAndHome: the model download folder is bounded and its size
+// requested (v0.1.0 bounded neither: a crash-looping server re-downloaded
+// until the node's disk was full), and HOME is writable.
+func TestModelCacheAndHome(t *testing.T) {
+	big, err := compose.ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{
+		ModelCacheSizeLimit: ptr.To(kresource.MustParse("100Gi")), ModelCacheRequest: ptr.To(kresource.MustParse("50Gi")),
+	}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason     string
+		spec       string
+		platform   compose.Platform
+		sizeLimit  string
+		ephemeral  string // the container's ephemeral-storage request
+		ephLimited bool   // the spec sets an ephemeral-storage limit
+	}{
+		"PlatformDefault": {
+			reason:   "Built-in: a 20Gi folder, 10Gi for models + 1Gi scratch requested.",
+			platform: platform(t), sizeLimit: "20Gi", ephemeral: "11Gi",
+		},
+		"PlatformOverride": {
+			reason: "The platform's sizes.", platform: big, sizeLimit: "100Gi", ephemeral: "51Gi",
+		},
+		"ServerOverride": {
+			reason: "The server's own sizes win.", spec: "modelCache: {sizeLimit: 8Gi, request: 4Gi}\n", platform: big,
+			sizeLimit: "8Gi", ephemeral: "5Gi",
+		},
+		"EqualSizes": {
+			reason: "A size limit equal to the request is fine.", spec: "modelCache: {sizeLimit: 10Gi}\n", platform: platform(t),
+			sizeLimit: "10Gi", ephemeral: "11Gi",
+		},
+		"OwnRequest": {
+			reason: "An ephemeral-storage request in spec.resources is used as given.", spec: "resources: {requests: {ephemeral-storage: 30Gi}}\n", platform: platform(t),
+			sizeLimit: "20Gi", ephemeral: "30Gi",
+		},
+		"OwnLimit": {
+			reason: "An ephemeral-storage limit alone: Kubernetes makes it the request, none is added.", spec: "resources: {limits: {ephemeral-storage: 40Gi}}\n", platform: platform(t),
+			sizeLimit: "20Gi", ephLimited: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := composeDeployment(t, tc.spec, readyApp, tc.platform)
+			c := tritonContainer(t, d)
+			var limit *kresource.Quantity
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Name == "model-cache" && v.EmptyDir != nil {
+					limit = v.EmptyDir.SizeLimit
+				}
+			}
+			if limit == nil || limit.Cmp(kresource.MustParse(tc.sizeLimit)) != 0 {
+				t.Errorf("%s\nmodel-cache sizeLimit: want %s, got %v", tc.reason, tc.sizeLimit, limit)
+			}
+			got, requested := c.Resources.Requests[corev1.ResourceEphemeralStorage]
+			switch {
+			case tc.ephLimited && requested:
+				t.Errorf("%s\nno ephemeral-storage request may be added beside the spec's limit, got %s", tc.reason, got.String())
+			case !tc.ephLimited && (!requested || got.Cmp(kresource.MustParse(tc.ephemeral)) != 0):
+				t.Errorf("%s\nephemeral-storage request: want %s, got %s", tc.reason, tc.ephemeral, got.String())
+			}
+			if len(c.Env) == 0 || c.Env[0] != (corev1.EnvVar{Name: "HOME", Value: "/var/lib/triton/home"}) {
+				t.Errorf("%s\nHOME must be the writable home folder: %v", tc.reason, c.Env)
+			}
+			home := false
+			for _, m := range c.VolumeMounts {
+				home = home || m.Name == "home" && m.MountPath == "/var/lib/triton/home" && !m.ReadOnly
+			}
+			if !home {
+				t.Errorf("%s\nthe home folder must be a writable mount: %v", tc.reason, c.VolumeMounts)
+			}
+		})
+	}
+}
+
+// TestModelCacheRefused: a size limit below the model cache's request is
+// refused naming the field and where each value came from.
+func TestModelCacheRefused(t *testing.T) {
+	cases := map[string]struct{ reason, spec, want string }{
+		"ServerLimitBelowPlatformRequest": {
+			reason: "The server's limit is below the platform's request.",
+			spec:   "modelCache: {sizeLimit: 5Gi}\n",
+			want:   "spec.modelCache.sizeLimit: the model cache's size limit 5Gi (spec.modelCache.sizeLimit) is below its request 10Gi (the platform default triton.modelCacheRequest): the pod would be evicted before its models fit",
+		},
+		"ServerRequestAbovePlatformLimit": {
+			reason: "The server's request is above the platform's limit.",
+			spec:   "modelCache: {request: 30Gi}\n",
+			want:   "the model cache's size limit 20Gi (the platform default triton.modelCacheSizeLimit) is below its request 30Gi (spec.modelCache.request)",
+		},
+		"ZeroRequest": {
+			reason: "A zero request reserves nothing for the models.",
+			spec:   "modelCache: {request: '0'}\n",
+			want:   "spec.modelCache.request: 0 must be above zero",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := scene{xr: serverXR(tc.spec, ""), required: map[string][]string{reqApplication: {readyApp}}}.run(t, int64s, platform(t))
+			if r.Fatal == nil || !strings.Contains(r.Fatal.Error(), tc.want) {
+				t.Errorf("%s\nwant Fatal containing %q, got %v", tc.reason, tc.want, r.Fatal)
+			}
+		})
+	}
+}
+
+// TestTerminationMessage: a failing Triton's last log lines become its
+// termination message, which the pod's lastState carries and the
+// ServerAvailable condition quotes.
+func TestTerminationMessage(t *testing.T) {
+	d := composeDeployment(t, "", readyApp, platform(t))
+	if c := tritonContainer(t, d); c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		t.Errorf("terminationMessagePolicy: want FallbackToLogsOnError, got %q", c.TerminationMessagePolicy)
+	}
+	pod := `{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-7d9f-abcde, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}},
+  status: {containerStatuses: [{name: tritonserver, state: {waiting: {reason: CrashLoopBackOff}},
+    lastState: {terminated: {exitCode: 1, reason: Error, message: "E1205 failed to load 'resnet50' version 1: Invalid argument: model input dims mismatch\nerror: creating server: Internal - failed to load all models\n"}}}]}}`
+	r := scene{xr: serverXR("", snapshot), observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}, reqPods: {pod}}}.run(t, int64s, platform(t))
+	if r.Fatal != nil {
+		t.Fatal(r.Fatal)
+	}
+	want := "pod resnet-deploy-7d9f-abcde is crash looping: last exit code 1 (Error) E1205 failed to load 'resnet50' version 1: Invalid argument: model input dims mismatch\nerror: creating server: Internal - failed to load all models"
+	if got := condsOf(r)[ConditionServerAvailable]; got != (cond{false, "CrashLoopBackOff"}) || message(r, ConditionServerAvailable) != want {
+		t.Errorf("ServerAvailable: want False CrashLoopBackOff %q, got %+v %q", want, got, message(r, ConditionServerAvailable))
 	}
 }

@@ -116,7 +116,7 @@ func TestAutoscalingOffRemovesOnlyItsObjects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			spec := "  applicationRef: detector\n  storageUri: s3://vision-models/yolo\n  replicas: " + tc.replicas + "\n"
+			spec := "  applicationRef: detector\n  storageUri: s3://vision-models/yolo\n  resources: {requests: {cpu: '1'}}\n  replicas: " + tc.replicas + "\n"
 			c := newCluster(t, spec+"  autoscaling: "+tc.autoscaling+"\n")
 			before := c.Settle(t)
 			if diff := cmp.Diff([]resource.Name{"deployment", "horizontalpodautoscaler", "poddisruptionbudget", "service", "usage"}, names(before)); diff != "" {
@@ -181,7 +181,7 @@ func TestInvalidSpecIsFatalAndKeepsEverything(t *testing.T) {
 // the Service, ServiceMonitor, PDB, HPA and Usage that exist stay desired,
 // or Crossplane would delete them.
 func TestWaitingWithoutDeploymentKeepsTheRest(t *testing.T) {
-	const spec = monitored + "  replicas: 2\n  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}\n"
+	const spec = monitored + "  replicas: 2\n  resources: {requests: {cpu: '1'}}\n  autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}\n"
 	for name, change := range map[string]func(c *composetest.Cluster){
 		"APIKeySecretMissing": func(c *composetest.Cluster) { delete(c.Others, "api-key") },
 		"ApplicationMissing":  func(c *composetest.Cluster) { delete(c.Others, "application") },

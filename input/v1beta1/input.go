@@ -7,6 +7,7 @@ package v1beta1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -57,6 +58,21 @@ type TritonDefaults struct {
 	ImagePullSecrets []string `json:"imagePullSecrets,omitempty"`
 	// StartupTimeoutSeconds is the model-loading budget. Built-in: 600.
 	StartupTimeoutSeconds *int32 `json:"startupTimeoutSeconds,omitempty"`
+	// DrainSeconds Triton waits for in-flight requests on shutdown
+	// (--exit-timeout-secs). Built-in: 30, Triton's own default.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	DrainSeconds *int32 `json:"drainSeconds,omitempty"`
+	// PreStopSleepSeconds a terminating pod keeps serving while endpoints
+	// drop it. Built-in: 5.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	PreStopSleepSeconds *int32 `json:"preStopSleepSeconds,omitempty"`
+	// ModelCacheSizeLimit bounds the model download folder. Built-in: 20Gi.
+	ModelCacheSizeLimit *resource.Quantity `json:"modelCacheSizeLimit,omitempty"`
+	// ModelCacheRequest is the disk reserved for the models, part of the
+	// container's ephemeral-storage request. Built-in: 10Gi.
+	ModelCacheRequest *resource.Quantity `json:"modelCacheRequest,omitempty"`
 }
 
 // GPUDefaults apply to servers that request GPUs.
@@ -123,7 +139,10 @@ type TenancyDefaults struct {
 	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
 	// DefaultLimits and DefaultRequests form the default container LimitRange
 	// of environments whose quota bounds cpu or memory and that set none.
-	// Built-in: limits cpu 2, memory 4Gi; requests cpu 100m, memory 256Mi.
+	// The default ephemeral-storage request lets pods be admitted under a
+	// quota on requests.ephemeral-storage.
+	// Built-in: limits cpu 2, memory 4Gi; requests cpu 100m, memory 256Mi,
+	// ephemeral-storage 1Gi.
 	DefaultLimits   corev1.ResourceList `json:"defaultLimits,omitempty"`
 	DefaultRequests corev1.ResourceList `json:"defaultRequests,omitempty"`
 }
