@@ -11,6 +11,16 @@ FUNCTION_PACKAGE := $(PACKAGE_REGISTRY)/$(PACKAGE_ORG)/function-kalypso
 FUNCTION_NAME    := $(PACKAGE_ORG)-function-kalypso
 # The released version; generated files (crossplane.yaml, examples) carry it.
 VERSION          ?= v0.1.0
+# The Function and the Configuration are released with the same VERSION; the
+# Configuration's dependsOn accepts any patch of that minor (README,
+# "Versions and upgrades"). A pre-release VERSION (v0.2.0-rc.1) lowers the
+# floor to vX.Y.0-0: Masterminds semver, which Crossplane uses, matches
+# pre-releases only against a constraint that has one.
+version_xyz              := $(subst ., ,$(firstword $(subst -, ,$(subst +, ,$(VERSION:v%=%)))))
+ifneq ($(words $(version_xyz)),3)
+$(error VERSION=$(VERSION) is not vMAJOR.MINOR.PATCH[-PRERELEASE])
+endif
+FUNCTION_VERSION_RANGE   := >=v$(word 1,$(version_xyz)).$(word 2,$(version_xyz)).0$(if $(findstring -,$(VERSION)),-0) <v$(word 1,$(version_xyz)).$(shell expr $(word 2,$(version_xyz)) + 1).0
 
 BIN                    := $(CURDIR)/.bin
 CROSSPLANE_VERSION     := v2.2.1
@@ -48,7 +58,8 @@ gen = $(CONTROLLER_GEN) crd paths=./input/... output:crd:dir=$(1)/package/input 
 	$(CONTROLLER_GEN) crd paths=./apis/... output:crd:dir=$(1)/.crds && \
 	go run ./apis/internal/xrdgen -crds $(1)/.crds -apis $(1)/apis -examples $(1)/examples \
 		-configuration $(1)/crossplane.yaml -function-name $(FUNCTION_NAME) \
-		-function-package $(FUNCTION_PACKAGE) -version $(VERSION) && \
+		-function-package $(FUNCTION_PACKAGE) -version $(VERSION) \
+		-function-version-range '$(FUNCTION_VERSION_RANGE)' && \
 	rm -rf $(1)/.crds
 
 .PHONY: generate

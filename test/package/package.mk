@@ -3,14 +3,17 @@
 # test/package/pkgtool (go-containerregistry, its own module). Included by the
 # top Makefile; everything is written to _output/ (git-ignored).
 #
-#   make image            static binary + reproducible runtime image tarball
-#   make xpkg             image + the Function package + both Configurations
+#   make image            static binaries + reproducible runtime image tarballs,
+#                         one per platform (FUNCTION_PLATFORMS)
+#   make xpkg             images + one Function package per platform + both
+#                         Configurations
 #   make xpkg-inspect     digests, layers and YAML objects of what xpkg built
 #   make xpkg-repro       builds everything twice from scratch, compares digests
 #   make xpkg-push-test   pushes the packages to an in-memory registry on
 #                         127.0.0.1 and reads them back (no network)
 #   make xpkg-push REGISTRY=registry.example.com
-#                         pushes the three packages with the pinned CLI
+#                         pushes the packages with the pinned CLI (the Function
+#                         as one multi-platform index)
 #   make pkgtool-test     unit tests of test/package/pkgtool
 #
 # See test/package/README.md.
@@ -19,12 +22,24 @@ OUTPUT             := $(CURDIR)/_output
 PKG_STAGE          := $(OUTPUT)/stage
 PKGTOOL_DIR        := test/package/pkgtool
 PKGTOOL            := $(BIN)/pkgtool
-IMAGE_BINARY       := $(OUTPUT)/linux_amd64/function
-RUNTIME_IMAGE      := $(OUTPUT)/function-kalypso-runtime-$(VERSION).tar
-FUNCTION_XPKG      := $(OUTPUT)/function-kalypso-$(VERSION).xpkg
+# One Function package per platform, each embedding that platform's runtime
+# image (a GOARCH cross-compile of the static binary, no Docker); xpkg-push
+# pushes them as one OCI image index, whose entries' platforms the CLI takes
+# from each package's config (cmd/crank/xpkg/push.go). The first platform is
+# the one Crossplane's package manager reads package.yaml from: it pulls the
+# tag without a platform, which go-containerregistry resolves to linux/amd64.
+FUNCTION_PLATFORMS := amd64 arm64
+image_binary        = $(OUTPUT)/linux_$(1)/function
+runtime_image       = $(OUTPUT)/function-kalypso-runtime-$(VERSION)-linux-$(1).tar
+function_xpkg       = $(OUTPUT)/function-kalypso-$(VERSION)-linux-$(1).xpkg
+RUNTIME_IMAGES     := $(foreach a,$(FUNCTION_PLATFORMS),$(call runtime_image,$(a)))
+FUNCTION_XPKGS     := $(foreach a,$(FUNCTION_PLATFORMS),$(call function_xpkg,$(a)))
+# a.xpkg,b.xpkg: what `crossplane xpkg push -f` takes for an index.
+comma              := ,
+FUNCTION_XPKG_LIST := $(subst $(eval) ,$(comma),$(strip $(FUNCTION_XPKGS)))
 CONFIGURATION_XPKG := $(OUTPUT)/configuration-kalypso-$(VERSION).xpkg
 CLAIMS_XPKG        := $(OUTPUT)/configuration-kalypso-claims-$(VERSION).xpkg
-XPKGS              := $(FUNCTION_XPKG) $(CONFIGURATION_XPKG) $(CLAIMS_XPKG)
+XPKGS              := $(FUNCTION_XPKGS) $(CONFIGURATION_XPKG) $(CLAIMS_XPKG)
 
 # Image inputs. Every timestamp in the image is SOURCE_DATE_EPOCH (default 0).
 SOURCE_DATE_EPOCH ?= 0
@@ -52,30 +67,37 @@ pkgtool-test:
 
 .PHONY: image
 image: $(PKGTOOL)
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
-		-ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_BINARY) ./fn/cmd/function
-	$(PKGTOOL) image -binary $(IMAGE_BINARY) -ca-bundle $(CA_BUNDLE) -o $(RUNTIME_IMAGE) \
-		-tag $(FUNCTION_PACKAGE):$(VERSION) -version $(VERSION) -revision "$(IMAGE_REVISION)" \
-		-source $(IMAGE_SOURCE) -epoch "$(SOURCE_DATE_EPOCH)"
+	@set -e; for arch in $(FUNCTION_PLATFORMS); do \
+		echo "image linux/$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath \
+			-ldflags "-s -w -X main.version=$(VERSION)" -o $(call image_binary,$$arch) ./fn/cmd/function; \
+		$(PKGTOOL) image -arch $$arch -binary $(call image_binary,$$arch) -ca-bundle $(CA_BUNDLE) \
+			-o $(call runtime_image,$$arch) -tag $(FUNCTION_PACKAGE):$(VERSION) -version $(VERSION) \
+			-revision "$(IMAGE_REVISION)" -source $(IMAGE_SOURCE) -epoch "$(SOURCE_DATE_EPOCH)"; \
+	done
 
 .PHONY: xpkg-function
 xpkg-function: image $(CROSSPLANE)
 	$(PKGTOOL) stage -root $(PKG_STAGE)/function/examples -strip examples $(FUNCTION_EXAMPLES)
-	$(CROSSPLANE) xpkg build --package-root=package --examples-root=$(PKG_STAGE)/function/examples \
-		--embed-runtime-image-tarball=$(RUNTIME_IMAGE) -o $(FUNCTION_XPKG)
+	@set -e; for arch in $(FUNCTION_PLATFORMS); do \
+		echo "xpkg build function-kalypso linux/$$arch"; \
+		$(CROSSPLANE) xpkg build --package-root=package --examples-root=$(PKG_STAGE)/function/examples \
+			--embed-runtime-image-tarball=$(call runtime_image,$$arch) -o $(call function_xpkg,$$arch); \
+	done
 
 # Both Configurations are built from staging roots holding only what they
 # ship; the claim flavour's copy of crossplane.yaml is renamed. Both must
-# depend on this build's Function package and version.
+# depend on this build's Function package and on FUNCTION_VERSION_RANGE (the
+# top Makefile derives it from VERSION).
 .PHONY: xpkg-configuration
 xpkg-configuration: $(CROSSPLANE) $(PKGTOOL)
 	$(PKGTOOL) stage -root $(PKG_STAGE)/configuration/package -meta crossplane.yaml \
-		-want-dependency $(FUNCTION_PACKAGE)@$(VERSION) $(CONFIGURATION_APIS)
+		-want-dependency '$(FUNCTION_PACKAGE)@$(FUNCTION_VERSION_RANGE)' $(CONFIGURATION_APIS)
 	$(PKGTOOL) stage -root $(PKG_STAGE)/configuration/examples -strip examples $(CONFIGURATION_EXAMPLES)
 	$(CROSSPLANE) xpkg build --package-root=$(PKG_STAGE)/configuration/package \
 		--examples-root=$(PKG_STAGE)/configuration/examples -o $(CONFIGURATION_XPKG)
 	$(PKGTOOL) stage -root $(PKG_STAGE)/claims/package -meta crossplane.yaml -name $(CLAIMS_NAME) \
-		-want-dependency $(FUNCTION_PACKAGE)@$(VERSION) $(CLAIMS_APIS)
+		-want-dependency '$(FUNCTION_PACKAGE)@$(FUNCTION_VERSION_RANGE)' $(CLAIMS_APIS)
 	$(PKGTOOL) stage -root $(PKG_STAGE)/claims/examples -strip examples $(CLAIMS_EXAMPLES)
 	$(CROSSPLANE) xpkg build --package-root=$(PKG_STAGE)/claims/package \
 		--examples-root=$(PKG_STAGE)/claims/examples -o $(CLAIMS_XPKG)
@@ -83,20 +105,20 @@ xpkg-configuration: $(CROSSPLANE) $(PKGTOOL)
 .PHONY: xpkg
 xpkg: xpkg-function xpkg-configuration
 	@echo "file sha256 / image digest / digest once pushed / file"
-	@$(PKGTOOL) inspect -short $(RUNTIME_IMAGE) $(XPKGS)
+	@$(PKGTOOL) inspect -short $(RUNTIME_IMAGES) $(FUNCTION_XPKG_LIST) $(CONFIGURATION_XPKG) $(CLAIMS_XPKG)
 
 .PHONY: xpkg-inspect
 xpkg-inspect: $(PKGTOOL)
-	@$(PKGTOOL) inspect $(RUNTIME_IMAGE) $(XPKGS)
+	@$(PKGTOOL) inspect $(RUNTIME_IMAGES) $(FUNCTION_XPKG_LIST) $(CONFIGURATION_XPKG) $(CLAIMS_XPKG)
 
 # Two builds from scratch (the Go build cache stays warm) must give the same
 # bytes and digests.
 .PHONY: xpkg-repro
 xpkg-repro: $(PKGTOOL)
 	@for i in 1 2; do \
-		rm -rf $(PKG_STAGE) $(IMAGE_BINARY) $(RUNTIME_IMAGE) $(XPKGS) && \
+		rm -rf $(PKG_STAGE) $(foreach a,$(FUNCTION_PLATFORMS),$(call image_binary,$(a))) $(RUNTIME_IMAGES) $(XPKGS) && \
 		$(MAKE) --no-print-directory xpkg >/dev/null && \
-		$(PKGTOOL) inspect -short $(RUNTIME_IMAGE) $(XPKGS) > $(OUTPUT)/digests-$$i.txt || exit 1; \
+		$(PKGTOOL) inspect -short $(RUNTIME_IMAGES) $(FUNCTION_XPKG_LIST) $(CONFIGURATION_XPKG) $(CLAIMS_XPKG) > $(OUTPUT)/digests-$$i.txt || exit 1; \
 	done; \
 	cat $(OUTPUT)/digests-1.txt; \
 	diff -u $(OUTPUT)/digests-1.txt $(OUTPUT)/digests-2.txt && echo "reproducible: two builds, identical files and digests"
@@ -104,11 +126,12 @@ xpkg-repro: $(PKGTOOL)
 .PHONY: xpkg-push-test
 xpkg-push-test: xpkg
 	$(PKGTOOL) pushtest -crossplane $(CROSSPLANE) -org $(PACKAGE_ORG) -version $(VERSION) \
-		function-kalypso=$(FUNCTION_XPKG) configuration-kalypso=$(CONFIGURATION_XPKG) \
+		function-kalypso=$(FUNCTION_XPKG_LIST) configuration-kalypso=$(CONFIGURATION_XPKG) \
 		$(CLAIMS_NAME)=$(CLAIMS_XPKG)
 
 # Pushes with the pinned CLI; credentials come from `crossplane xpkg login` or
 # the docker config. The Function goes first: the Configurations depend on it.
+# It is pushed as one index of its per-platform packages.
 ifneq ($(filter xpkg-push,$(MAKECMDGOALS)),)
 ifeq ($(REGISTRY),)
 $(error xpkg-push needs REGISTRY, e.g. make xpkg-push REGISTRY=registry.example.com)
@@ -118,7 +141,7 @@ endif
 xpkg-push: xpkg
 	@test "$(REGISTRY)" = "$(PACKAGE_REGISTRY)" || echo "note: the Configurations depend on $(FUNCTION_PACKAGE):$(VERSION)," \
 		"not $(REGISTRY)/$(PACKAGE_ORG)/function-kalypso; to change that, run make generate and this target with PACKAGE_REGISTRY=$(REGISTRY)"
-	$(CROSSPLANE) xpkg push -f $(FUNCTION_XPKG) $(REGISTRY)/$(PACKAGE_ORG)/function-kalypso:$(VERSION)
+	$(CROSSPLANE) xpkg push -f $(FUNCTION_XPKG_LIST) $(REGISTRY)/$(PACKAGE_ORG)/function-kalypso:$(VERSION)
 	$(CROSSPLANE) xpkg push -f $(CONFIGURATION_XPKG) $(REGISTRY)/$(PACKAGE_ORG)/configuration-kalypso:$(VERSION)
 	$(CROSSPLANE) xpkg push -f $(CLAIMS_XPKG) $(REGISTRY)/$(PACKAGE_ORG)/$(CLAIMS_NAME):$(VERSION)
 

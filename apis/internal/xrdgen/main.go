@@ -44,6 +44,7 @@ var claimKinds = map[string]bool{v1alpha1.ApplicationPlural: true, v1alpha1.Trit
 type options struct {
 	crdDir, apisDir, examplesDir, configuration string
 	functionName, functionPackage, version      string
+	functionVersionRange                        string
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&o.functionPackage, "function-package", "", "OCI path of the function package, without tag")
 	flag.StringVar(&o.functionName, "function-name", "", "name of the Function object (derived from the package path)")
 	flag.StringVar(&o.version, "version", "", "package version")
+	flag.StringVar(&o.functionVersionRange, "function-version-range", "", "the Configuration's semver constraint on the Function (the Makefile derives it from VERSION: any patch of its minor)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "xrdgen:", err)
@@ -63,8 +65,8 @@ func main() {
 }
 
 func run(o options) error {
-	if o.crdDir == "" || o.functionName == "" || o.functionPackage == "" || o.version == "" {
-		return fmt.Errorf("-crds, -function-name, -function-package and -version are required")
+	if o.crdDir == "" || o.functionName == "" || o.functionPackage == "" || o.version == "" || o.functionVersionRange == "" {
+		return fmt.Errorf("-crds, -function-name, -function-package, -version and -function-version-range are required")
 	}
 	for _, k := range kinds {
 		crd, err := readCRD(filepath.Join(o.crdDir, v1alpha1.Group+"_"+k.plural+".yaml"))
@@ -265,12 +267,21 @@ func configuration(o options) *pkgmetav1.Configuration {
 		},
 		Spec: pkgmetav1.ConfigurationSpec{
 			MetaSpec: pkgmetav1.MetaSpec{
-				Crossplane: &pkgmetav1.CrossplaneConstraints{Version: ">=v2.2.0"},
+				// The -0 lets pre-release and vendor builds of core (UXP,
+				// v2.3.0-rc.1) satisfy it: Masterminds semver, which the
+				// package manager checks with (internal/xpkg/lint.go
+				// PackageCrossplaneCompatible), excludes pre-releases from a
+				// constraint without one.
+				Crossplane: &pkgmetav1.CrossplaneConstraints{Version: ">=v2.2.0-0"},
+				// A range, not a pin: the package manager resolves it to the
+				// highest matching tag (internal/controller/pkg/resolver
+				// findDependencyVersionToInstall), so a patch release of the
+				// Function alone satisfies an installed Configuration.
 				DependsOn: []pkgmetav1.Dependency{{
 					APIVersion: ptr.To(pkgv1.SchemeGroupVersion.String()),
 					Kind:       ptr.To(pkgv1.FunctionKind),
 					Package:    ptr.To(o.functionPackage),
-					Version:    o.version,
+					Version:    o.functionVersionRange,
 				}},
 			},
 		},

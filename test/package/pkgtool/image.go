@@ -36,7 +36,8 @@ const nonroot = 65532
 // binary, CA bundle and flags give the same image digest.
 func imageCmd(args []string) error {
 	fs := flag.NewFlagSet("image", flag.ExitOnError)
-	binary := fs.String("binary", "", "static linux/amd64 function binary, placed at /function")
+	binary := fs.String("binary", "", "static linux function binary for -arch, placed at /function")
+	arch := fs.String("arch", "amd64", "the image's architecture (amd64 or arm64): the config's architecture, which `crossplane xpkg push` copies into the index entry's platform")
 	caBundle := fs.String("ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM CA bundle, placed at /etc/ssl/certs/ca-certificates.crt")
 	out := fs.String("o", "", "image tarball to write")
 	tag := fs.String("tag", "", "reference recorded in the tarball's manifest.json (RepoTags)")
@@ -60,7 +61,7 @@ func imageCmd(args []string) error {
 		return fmt.Errorf("-tag: %w", err)
 	}
 
-	bin, err := readStaticBinary(*binary)
+	bin, err := readStaticBinary(*binary, *arch)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func imageCmd(args []string) error {
 
 	created := v1.Time{Time: epoch}
 	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
-		Architecture: "amd64",
+		Architecture: *arch,
 		OS:           "linux",
 		Created:      created,
 		Config: v1.Config{
@@ -130,7 +131,7 @@ func imageCmd(args []string) error {
 	if err := os.Rename(tmp, *out); err != nil {
 		return err
 	}
-	fmt.Printf("image %s %s (linux/amd64, created %s)\n", *out, want, epoch.Format(time.RFC3339))
+	fmt.Printf("image %s %s (linux/%s, created %s)\n", *out, want, *arch, epoch.Format(time.RFC3339))
 	return nil
 }
 
@@ -145,9 +146,18 @@ func parseEpoch(s string) (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// readStaticBinary refuses anything but a statically linked linux/amd64 ELF
-// executable: the image has no libc and no dynamic loader.
-func readStaticBinary(path string) ([]byte, error) {
+// elfMachines maps the architectures the Function is built for (GOARCH, as
+// the OCI platform spells them) to their ELF machine.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// readStaticBinary refuses anything but a statically linked linux ELF
+// executable for arch: the image has no libc and no dynamic loader, and an
+// arm64 image holding an amd64 binary would only fail when a node runs it.
+func readStaticBinary(path, arch string) ([]byte, error) {
+	machine, ok := elfMachines[arch]
+	if !ok {
+		return nil, fmt.Errorf("-arch %q: want amd64 or arm64", arch)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -157,8 +167,8 @@ func readStaticBinary(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not an ELF binary: %w", path, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 || f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
-		return nil, fmt.Errorf("%s is %v/%v, want linux/amd64", path, f.OSABI, f.Machine)
+	if f.Machine != machine || f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
+		return nil, fmt.Errorf("%s is %v/%v, want linux/%s (%v)", path, f.OSABI, f.Machine, arch, machine)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,7 +27,9 @@ const (
 )
 
 // inspectCmd describes image tarballs and .xpkg files. -short prints one line
-// per file (file sha256, image digest, path) for comparing two builds.
+// per file (file sha256, image digest, path) for comparing two builds. An
+// argument a.xpkg,b.xpkg (one package per platform) also gets the digest of
+// the image index `crossplane xpkg push -f a.xpkg,b.xpkg` writes.
 func inspectCmd(args []string) error {
 	fs := flag.NewFlagSet("inspect", flag.ExitOnError)
 	short := fs.Bool("short", false, "one line per file: file sha256, image digest, pushed digest, path")
@@ -34,9 +37,23 @@ func inspectCmd(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("no files")
 	}
-	for _, p := range fs.Args() {
-		if err := inspect(p, *short); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+	for _, arg := range fs.Args() {
+		files := strings.Split(arg, ",")
+		for _, p := range files {
+			if err := inspect(p, *short); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		if len(files) > 1 {
+			d, err := indexDigest(files)
+			if err != nil {
+				return fmt.Errorf("%s: %w", arg, err)
+			}
+			if *short {
+				fmt.Printf("%-64s  %-71s  %s  index of %s\n", "-", "-", d, arg)
+			} else {
+				fmt.Printf("index of %s\n  pushed as  %s (crossplane xpkg push -f %s)\n", arg, d, arg)
+			}
 		}
 	}
 	return nil
@@ -230,6 +247,57 @@ func splitYAML(s string) []string {
 
 // pushDigest is the digest `crossplane xpkg push` gives a package, or "-"
 // when img is no package (no io.crossplane.xpkg labels).
+// indexDigest predicts the digest of the image index `crossplane xpkg push -f
+// a.xpkg,b.xpkg` writes (cmd/crank/xpkg/push.go pushImages): each package
+// annotated as pushDigest does, then mutate.AppendManifests(empty.Index, …)
+// with the manifest's media type and the platform from its config's os,
+// architecture and os.version, in the order the files are given.
+func indexDigest(files []string) (string, error) {
+	raw, err := indexManifest(files)
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + fmt.Sprintf("%x", sha256.Sum256(raw)), nil
+}
+
+// indexManifest is the predicted index's raw manifest. The CLI v2.2.1 is
+// built with go-containerregistry v0.20, whose AppendManifests writes no
+// artifactType; v0.22 (this module) adds one from the config's media type,
+// so the entries are written here without it.
+func indexManifest(files []string) ([]byte, error) {
+	adds := make([]mutate.IndexAddendum, 0, len(files))
+	for _, f := range files {
+		img, err := tarball.ImageFromPath(f, nil)
+		if err != nil {
+			return nil, err
+		}
+		pushed, err := annotateLayers(img)
+		if err != nil {
+			return nil, err
+		}
+		mt, err := pushed.MediaType()
+		if err != nil {
+			return nil, err
+		}
+		cf, err := pushed.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: pushed, Descriptor: v1.Descriptor{
+			MediaType: mt,
+			Platform:  &v1.Platform{Architecture: cf.Architecture, OS: cf.OS, OSVersion: cf.OSVersion},
+		}})
+	}
+	im, err := mutate.AppendManifests(empty.Index, adds...).IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for i := range im.Manifests {
+		im.Manifests[i].ArtifactType = ""
+	}
+	return json.Marshal(im)
+}
+
 func pushDigest(img v1.Image) (string, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {

@@ -16,12 +16,12 @@ metadata:
   name: configuration-kalypso
 spec:
   crossplane:
-    version: '>=v2.2.0'
+    version: '>=v2.2.0-0'
   dependsOn:
   - apiVersion: pkg.crossplane.io/v1
     kind: Function
     package: xpkg.crossplane.io/kalypsoserving/function-kalypso
-    version: v0.1.0
+    version: '>=v0.1.0 <v0.2.0'
 `
 
 func TestRenameMeta(t *testing.T) {
@@ -42,12 +42,14 @@ func TestRenameMeta(t *testing.T) {
 }
 
 func TestCheckDependency(t *testing.T) {
-	if err := checkDependency([]byte(meta), "xpkg.crossplane.io/kalypsoserving/function-kalypso", "v0.1.0"); err != nil {
+	if err := checkDependency([]byte(meta), "xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.1.0 <v0.2.0"); err != nil {
 		t.Error(err)
 	}
 	for _, c := range [][2]string{
-		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", "v0.2.0"},
-		{"registry.example.com/kalypsoserving/function-kalypso", "v0.1.0"},
+		// An exact pin is what the package no longer ships.
+		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", "v0.1.0"},
+		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.2.0 <v0.3.0"},
+		{"registry.example.com/kalypsoserving/function-kalypso", ">=v0.1.0 <v0.2.0"},
 	} {
 		if err := checkDependency([]byte(meta), c[0], c[1]); err == nil {
 			t.Errorf("%s@%s: no error", c[0], c[1])
@@ -87,8 +89,23 @@ func TestReadStaticBinaryRefusesDynamic(t *testing.T) {
 	if _, err := os.Stat(dynamic); err != nil {
 		t.Skip(dynamic, "absent")
 	}
-	if _, err := readStaticBinary(dynamic); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
+	if _, err := readStaticBinary(dynamic, "amd64"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
 		t.Errorf("%s: %v", dynamic, err)
+	}
+}
+
+// An arm64 image must not embed an amd64 binary: it would only fail when a
+// node runs it.
+func TestReadStaticBinaryChecksArch(t *testing.T) {
+	const amd64 = "/bin/ls" // Debian's, dynamically linked; the arch check comes first
+	if _, err := os.Stat(amd64); err != nil {
+		t.Skip(amd64, "absent")
+	}
+	if _, err := readStaticBinary(amd64, "arm64"); err == nil || !strings.Contains(err.Error(), "want linux/arm64") {
+		t.Errorf("%s as arm64: %v", amd64, err)
+	}
+	if _, err := readStaticBinary(amd64, "s390x"); err == nil || !strings.Contains(err.Error(), "want amd64 or arm64") {
+		t.Errorf("-arch s390x: %v", err)
 	}
 }
 

@@ -29,7 +29,10 @@ import (
 // go-containerregistry's in-memory registry on 127.0.0.1, pushes each
 // NAME=FILE with `crossplane xpkg push`, then checks the manifest the registry
 // holds (digest, config, layers, io.crossplane.xpkg annotations) and pulls the
-// package stream back with `crossplane xpkg extract`.
+// package stream back with `crossplane xpkg extract`. NAME=FILE,FILE... (one
+// package per platform) is pushed as one OCI image index, as
+// `crossplane xpkg push -f a.xpkg,b.xpkg` does for a multi-platform Function;
+// the index, each platform's entry and each package are checked.
 func pushtestCmd(args []string) error {
 	fs := flag.NewFlagSet("pushtest", flag.ExitOnError)
 	crossplane := fs.String("crossplane", "", "crossplane CLI binary")
@@ -37,7 +40,7 @@ func pushtestCmd(args []string) error {
 	version := fs.String("version", "", "tag (VERSION)")
 	_ = fs.Parse(args)
 	if *crossplane == "" || *org == "" || *version == "" || fs.NArg() == 0 {
-		return errors.New("usage: pkgtool pushtest -crossplane CLI -org ORG -version TAG NAME=FILE...")
+		return errors.New("usage: pkgtool pushtest -crossplane CLI -org ORG -version TAG NAME=FILE[,FILE...]...")
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +64,7 @@ func pushtestCmd(args []string) error {
 	for _, arg := range fs.Args() {
 		pkgName, path, ok := strings.Cut(arg, "=")
 		if !ok {
-			return fmt.Errorf("%q: want NAME=FILE", arg)
+			return fmt.Errorf("%q: want NAME=FILE[,FILE...]", arg)
 		}
 		ref := fmt.Sprintf("%s/%s/%s:%s", addr, *org, pkgName, *version)
 		start := time.Now()
@@ -69,7 +72,12 @@ func pushtestCmd(args []string) error {
 			return fmt.Errorf("push %s: %w", path, err)
 		}
 		pushTime := time.Since(start)
-		if err := checkPushed(env, *crossplane, path, ref, tmp); err != nil {
+		if files := strings.Split(path, ","); len(files) > 1 {
+			err = checkPushedIndex(env, *crossplane, files, ref, tmp)
+		} else {
+			err = checkPushed(env, *crossplane, path, ref, tmp)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", ref, err)
 		}
 		fmt.Printf("  pushed in %s\n", pushTime.Round(time.Millisecond))
@@ -163,6 +171,84 @@ func checkPushed(env []string, crossplane, path, refStr, tmp string) error {
 	}
 	fmt.Printf("%s\n  digest %s (as predicted), media type %s, layers [%s], xpkg extract: %d bytes of package.yaml, %d objects\n",
 		refStr, desc.Digest, desc.MediaType, strings.Join(anns, " "), len(got), len(yamlDocs(string(got))))
+	return nil
+}
+
+// checkPushedIndex checks a multi-platform push: the tag is an OCI image
+// index with the predicted digest (indexDigest), one entry per file whose
+// digest is that file's pushed digest and whose platform is its config's
+// os/architecture, and each entry passes checkPushed. Crossplane's package
+// manager pulls the tag with go-containerregistry's remote.Image without a
+// platform (internal/xpkg/fetch.go), which picks linux/amd64: the entry
+// for the default platform must exist.
+func checkPushedIndex(env []string, crossplane string, files []string, refStr, tmp string) error {
+	ref, err := name.ParseReference(refStr)
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Get(ref)
+	if err != nil {
+		return err
+	}
+	if !desc.MediaType.IsIndex() {
+		return fmt.Errorf("media type %s, want an image index", desc.MediaType)
+	}
+	want, err := indexDigest(files)
+	if err != nil {
+		return err
+	}
+	if desc.Digest.String() != want {
+		pred, _ := indexManifest(files)
+		return fmt.Errorf("index %s in the registry, predicted %s\nregistry:  %s\npredicted: %s", desc.Digest, want, desc.Manifest, pred)
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	if len(im.Manifests) != len(files) {
+		return fmt.Errorf("index holds %d manifests, want %d", len(im.Manifests), len(files))
+	}
+	var platforms []string
+	for i, f := range files {
+		img, err := tarball.ImageFromPath(f, nil)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		d, err := pushDigest(img)
+		if err != nil {
+			return err
+		}
+		m := im.Manifests[i]
+		if m.Digest.String() != d {
+			return fmt.Errorf("index entry %d is %s, predicted %s for %s", i, m.Digest, d, f)
+		}
+		if m.Platform == nil || m.Platform.OS != cf.OS || m.Platform.Architecture != cf.Architecture {
+			return fmt.Errorf("index entry %d (%s): platform %v, want %s/%s", i, f, m.Platform, cf.OS, cf.Architecture)
+		}
+		platforms = append(platforms, m.Platform.OS+"/"+m.Platform.Architecture)
+		if err := checkPushed(env, crossplane, f, ref.Context().Digest(d).String(), tmp); err != nil {
+			return err
+		}
+	}
+	// What the package manager gets from the tag.
+	img, err := remote.Image(ref)
+	if err != nil {
+		return fmt.Errorf("remote.Image without a platform: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s\n  index %s (as predicted), %s, platforms [%s]; pulled without a platform: %s/%s\n",
+		refStr, desc.Digest, desc.MediaType, strings.Join(platforms, " "), cf.OS, cf.Architecture)
 	return nil
 }
 
