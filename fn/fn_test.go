@@ -170,7 +170,11 @@ func TestRunFunctionEnvironmentConfig(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			rsp := run(t, newRequest(t, projectXR, tc.in, tc.required))
+			req := newRequest(t, projectXR, tc.in, tc.required)
+			// The project's ClusterUsage is Ready: its namespaces are composed.
+			req.Observed.Resources = map[string]*fnv1.Resource{"usage": {Resource: composetest.Struct(t,
+				`{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}, status: {conditions: [{type: Ready, status: "True"}]}}`)}}
+			rsp := run(t, req)
 			if tc.wantFatal != "" {
 				if len(rsp.GetResults()) != 1 || !strings.Contains(rsp.GetResults()[0].GetMessage(), tc.wantFatal) {
 					t.Fatalf("%s\nwant a Fatal containing %q, got %v", tc.reason, tc.wantFatal, rsp.GetResults())

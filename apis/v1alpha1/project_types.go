@@ -50,6 +50,17 @@ type KalypsoProjectSpec struct {
 
 	// ModelRegistry records where the project's models are published.
 	ModelRegistry *ModelRegistrySpec `json:"modelRegistry,omitempty"`
+
+	// Release lifts the project's deletion protection. A project is
+	// protected by a ClusterUsage of itself from before its first namespace
+	// exists, so deleting it is refused until it is released: with release
+	// set, no new application is admitted in its environments (their
+	// ResourceQuotas allow 0 KalypsoApplications), and once no application
+	// is left in any of them the project drops its ClusterUsage (condition
+	// Released=True) and can be deleted. Setting it back to false protects
+	// the project again. New environment namespaces are not created while
+	// it is set.
+	Release bool `json:"release,omitempty"`
 }
 
 // EnvironmentSpec is one environment of a project.

@@ -36,7 +36,9 @@ type part struct {
 
 // composeEnvironment adds one environment's objects and reports whether all
 // of them are ready. existing is the namespace as looked up (nil if absent).
-func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, env string, e v1alpha1.EnvironmentSpec, st namespaceState, existing *unstructured.Unstructured) (bool, error) {
+// closeQuota composes a quota that admits no new application (a release is
+// pending, see protection.go).
+func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, env string, e v1alpha1.EnvironmentSpec, st namespaceState, existing *unstructured.Unstructured, closeQuota bool) (bool, error) {
 	owner := compose.Owner{Project: c.name, Environment: env}
 	field := "spec.environments." + env
 	ready := true
@@ -57,10 +59,14 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 			return false, err
 		}
 	}
-	if len(hard) > 0 {
+	quota := hard
+	if closeQuota {
+		quota = closedQuota(hard)
+	}
+	if len(quota) > 0 {
 		parts = append(parts, part{"quota", &corev1.ResourceQuota{
 			ObjectMeta: c.meta(owner, "quota", c.name+"-quota", e.Namespace),
-			Spec:       corev1.ResourceQuotaSpec{Hard: hard},
+			Spec:       corev1.ResourceQuotaSpec{Hard: quota},
 		}, compose.Exists})
 	}
 	if limits := limitRangeItems(p, e, hard); len(limits) > 0 {

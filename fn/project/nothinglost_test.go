@@ -39,8 +39,11 @@ func newCluster(t *testing.T, spec string, others map[string]string) *composetes
 	}
 }
 
-// controlled is an applied object as Crossplane leaves it: labelled and
-// controlled by the project; a created Namespace turns Active.
+// controlled is an applied object as Crossplane and the controllers leave
+// it: labelled and controlled by the project; a created Namespace turns
+// Active, the ClusterUsage Ready (its controller labels the project in use
+// first), and a ResourceQuota is synced by the quota controller, which
+// counts no object.
 func controlled(o, _ map[string]any) map[string]any {
 	u := &unstructured.Unstructured{Object: o}
 	labels := u.GetLabels()
@@ -52,8 +55,18 @@ func controlled(o, _ map[string]any) map[string]any {
 	o["metadata"].(map[string]any)["ownerReferences"] = []any{map[string]any{
 		"apiVersion": "serving.kalypso.io/v1alpha1", "kind": "KalypsoProject", "name": "vision", "uid": projectUID, "controller": true,
 	}}
-	if u.GetKind() == "Namespace" {
+	switch u.GetKind() {
+	case "Namespace":
 		o["status"] = map[string]any{"phase": "Active"}
+	case "ClusterUsage":
+		o["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Available"}}}
+	case "ResourceQuota":
+		hard, _, _ := unstructured.NestedMap(o, "spec", "hard")
+		used := map[string]any{}
+		for k := range hard {
+			used[k] = "0"
+		}
+		o["status"] = map[string]any{"hard": hard, "used": used}
 	}
 	return o
 }
@@ -273,7 +286,8 @@ func TestForeignNamespaceIsNeverAdoptedWithoutOptIn(t *testing.T) {
 					if got := conditions(r)[project.ConditionNamespacesOwned]; got != "False/NamespaceNotOwned" {
 						t.Errorf("%s\nround %d: NamespacesOwned: want False/NamespaceNotOwned, got %s", tc.reason, round, got)
 					}
-					if _, ok := r.Desired["namespace-prod"]; !ok {
+					// Round 0 composes the project's ClusterUsage first.
+					if _, ok := r.Desired["namespace-prod"]; !ok && round > 0 {
 						t.Errorf("%s\nround %d: the other environment must still be composed", tc.reason, round)
 					}
 				}
@@ -331,4 +345,100 @@ func TestInvalidSpecIsFatalAndKeepsEverything(t *testing.T) {
 	c.Status["conditions"] = conds
 
 	composetest.AssertFatalKeepsEverything(t, c.RunFunction(t, fn.New(logging.NewNopLogger()), composetest.Struct(t, `{apiVersion: kalypso.fn.crossplane.io/v1beta1, kind: Input}`)), "spec.environments.dev.resourceQuota.limits[gpu]", want)
+}
+
+// TestReleaseLifecycle follows a project's protection: the ClusterUsage
+// comes before any namespace; a release closes every environment's quota
+// to new applications, waits for the applications to go, and then drops
+// only the ClusterUsage; withdrawing the release brings it back and reopens
+// the quotas only once it is Ready. No namespace or content leaves the
+// desired state at any step.
+func TestReleaseLifecycle(t *testing.T) {
+	const (
+		countApps = "count/kalypsoapplications.serving.kalypso.io"
+		envs      = "  access: {admins: [{kind: Group, name: vision-leads}]}\n  environments:\n    dev: {namespace: vision-dev, resourceQuota: {limits: {cpu: '8'}}}\n    stage: {namespace: vision-stage}\n"
+		detector  = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`
+	)
+	c := newCluster(t, envs, map[string]string{})
+	released := func(r compose.Result) string { return conditions(r)[project.ConditionReleased] }
+	appCount := func(r compose.Result, name resource.Name) (string, bool) {
+		d, ok := r.Desired[name]
+		if !ok {
+			return "", false
+		}
+		hard, _, _ := unstructured.NestedStringMap(d.Resource.Object, "spec", "hard")
+		v, ok := hard[countApps]
+		return v, ok
+	}
+
+	first := c.Reconcile(t)
+	if diff := cmp.Diff([]resource.Name{"usage"}, slices.Sorted(maps.Keys(first.Desired))); diff != "" {
+		t.Fatalf("first reconcile: only the ClusterUsage, before any namespace: -want, +got:\n%s", diff)
+	}
+	c.Apply(t, first)
+	protected := settle(t, c, nil)
+	if got := released(protected); got != "False/"+project.ReasonProtected {
+		t.Errorf("Released: want False/Protected, got %s", got)
+	}
+
+	// Release while an application lives in dev: every environment's quota
+	// gets the count 0 (stage gets a quota for it), the ClusterUsage stays.
+	c.Others["detector"] = detector
+	c.Spec = "  release: true\n" + envs
+	closing := c.Reconcile(t)
+	assertLeft(t, protected, closing)
+	for _, q := range []resource.Name{"quota-dev", "quota-stage"} {
+		if v, ok := appCount(closing, q); !ok || v != "0" {
+			t.Errorf("%s: want %s: 0, got %q (present %v)", q, countApps, v, ok)
+		}
+	}
+	c.Apply(t, closing)
+	held := c.Reconcile(t)
+	if _, ok := held.Desired["usage"]; !ok || released(held) != "False/"+project.ReasonReleasePending {
+		t.Errorf("with an application the ClusterUsage must stay: usage desired %v, Released %s", ok, released(held))
+	}
+	c.Apply(t, held)
+
+	// The application goes: only the ClusterUsage leaves.
+	delete(c.Others, "detector")
+	done := c.Reconcile(t)
+	assertLeft(t, held, done, "usage")
+	if got := released(done); got != "True/"+project.ReasonReleased {
+		t.Errorf("Released: want True/Released, got %s", got)
+	}
+	c.Apply(t, done)
+
+	// Withdrawn: the ClusterUsage comes back; the quotas stay closed until
+	// it is Ready, then reopen (stage's quota existed only for the count).
+	c.Spec = envs
+	back := c.Reconcile(t)
+	assertLeft(t, done, back)
+	if _, ok := back.Desired["usage"]; !ok {
+		t.Fatal("the ClusterUsage must come back when the release is withdrawn")
+	}
+	if v, ok := appCount(back, "quota-stage"); !ok || v != "0" {
+		t.Errorf("quota-stage must stay closed until the ClusterUsage is Ready, got %q (present %v)", v, ok)
+	}
+	c.Apply(t, back)
+	reopened := c.Reconcile(t)
+	assertLeft(t, back, reopened, "quota-stage")
+	if _, ok := appCount(reopened, "quota-dev"); ok {
+		t.Errorf("quota-dev keeps the application count after the ClusterUsage is Ready again")
+	}
+}
+
+// assertLeft checks which objects left the desired state between two
+// reconciles (Crossplane deletes them); their content may change.
+func assertLeft(t *testing.T, before, after compose.Result, want ...resource.Name) {
+	t.Helper()
+	var left []resource.Name
+	for n := range before.Desired {
+		if _, ok := after.Desired[n]; !ok {
+			left = append(left, n)
+		}
+	}
+	slices.Sort(left)
+	if diff := cmp.Diff(want, left); diff != "" {
+		t.Errorf("objects that left the desired state (Crossplane deletes them): -want, +got:\n%s", diff)
+	}
 }

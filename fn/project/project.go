@@ -10,10 +10,8 @@ import (
 	"sort"
 	"strings"
 
-	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -36,7 +34,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval}
+var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased}
 
 // Composer composes one observed KalypsoProject.
 type Composer struct {
@@ -89,17 +87,11 @@ func applicationsRequirement(env string) string { return "applications-" + env }
 func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
 	req := map[string]*fnv1.ResourceSelector{}
 	applications := func(env, ns string) {
-		req[applicationsRequirement(env)] = &fnv1.ResourceSelector{
-			ApiVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication, Namespace: ptr.To(ns),
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{}},
-		}
+		req[applicationsRequirement(env)] = compose.KindApplication.Labelled(ns, nil)
 	}
 	for _, env := range c.envs {
 		ns := c.spec.Environments[env].Namespace
-		req[namespaceRequirement(env)] = &fnv1.ResourceSelector{
-			ApiVersion: "v1", Kind: "Namespace",
-			Match: &fnv1.ResourceSelector_MatchName{MatchName: ns},
-		}
+		req[namespaceRequirement(env)] = compose.KindNamespace.Named("", ns)
 		applications(env, ns)
 	}
 	for env, ns := range c.removed {
@@ -151,8 +143,9 @@ func controllerOf(u *unstructured.Unstructured) string {
 func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
 	d := compose.NewDesired(c.observed)
 	status := v1alpha1.KalypsoProjectStatus{ObservedGeneration: c.gen}
-	var notOwned, waiting []string
+	var notOwned, waiting, held, quotaEnvs []string
 	conds := []compose.Condition{}
+	prot := c.protectionOf()
 
 	for _, env := range c.envs {
 		e := c.spec.Environments[env]
@@ -169,15 +162,33 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		case nsNotFound:
 			notOwned = append(notOwned, fmt.Sprintf("namespace %s of environment %s does not exist, and spec.environments.%s.adoptExistingNamespace is true: create the namespace, or set adoptExistingNamespace to false to let the project create it",
 				e.Namespace, env, env))
-		default:
-			ready, err := c.composeEnvironment(d, p, env, e, st, existing)
+		case nsCompose:
+			// A namespace is created only while the project is protected
+			// and not being released; one that exists (observed, or found
+			// controlled by this project) is always kept.
+			if _, observed := c.observed[resource.Name("namespace-"+env)]; !observed && existing == nil && !prot.newNamespaces {
+				// Still validated: a bad spec is Fatal whether or not
+				// the namespace can be created yet.
+				if _, err := c.composeEnvironment(compose.NewDesired(c.observed), p, env, e, st, existing, prot.closeQuotas); err != nil {
+					return compose.Result{Fatal: err}
+				}
+				held = append(held, env)
+				break
+			}
+			ready, err := c.composeEnvironment(d, p, env, e, st, existing, prot.closeQuotas)
 			if err != nil {
 				return compose.Result{Fatal: err}
 			}
 			es.Ready = ready
-			if st == nsCompose {
-				status.CreatedNamespaces = append(status.CreatedNamespaces, e.Namespace)
+			status.CreatedNamespaces = append(status.CreatedNamespaces, e.Namespace)
+			quotaEnvs = append(quotaEnvs, env)
+		default:
+			ready, err := c.composeEnvironment(d, p, env, e, st, existing, prot.closeQuotas)
+			if err != nil {
+				return compose.Result{Fatal: err}
 			}
+			es.Ready = ready
+			quotaEnvs = append(quotaEnvs, env)
 		}
 		if !es.Ready {
 			waiting = append(waiting, env)
@@ -189,8 +200,12 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return compose.Result{Fatal: err}
 	}
-	if err := c.protect(d, required); err != nil {
-		return compose.Result{Fatal: err}
+	apps := applications(required)
+	rs := c.release(apps, quotaEnvs)
+	if !rs.released && prot.needed {
+		if _, err := d.Add(usageName, clusterUsage(c.name, usageReason(c.name, apps, rs)), usageReady); err != nil {
+			return compose.Result{Fatal: err}
+		}
 	}
 	for _, env := range slices.Sorted(maps.Keys(c.removed)) {
 		if _, kept := inUse[env]; kept {
@@ -215,17 +230,18 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			status.Phase = PhaseReady
 		}
 	} else {
-		conds = append(conds, compose.Condition{Type: ConditionEnvironmentsReady, Reason: "EnvironmentsNotReady", Message: "waiting for environments: " + strings.Join(waiting, ", ") + c.notReadyDetail(d)})
+		conds = append(conds, compose.Condition{Type: ConditionEnvironmentsReady, Reason: "EnvironmentsNotReady", Message: "waiting for environments: " + strings.Join(waiting, ", ") + c.notReadyDetail(d) + c.heldDetail(held)})
 		if status.Phase == "" {
 			status.Phase = PhaseProvisioning
 		}
 	}
-	conds = append(conds, removalCondition(inUse))
+	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs))
 
 	// Namespaces and applications are required resources: no watch tells
-	// the project when they change, so it looks again every 15 s. That also
-	// bounds how long a new application waits for the project's ClusterUsage
-	// (and a deleted one keeps the project undeletable).
+	// the project when they change, so it looks again every 15 s. The
+	// protection does not depend on it (protection.go); a pending release
+	// is noticed sooner, as the quota controller's count of applications
+	// changes a composed ResourceQuota, which Crossplane watches.
 	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: compose.WaitTTL}
 }
 
@@ -236,6 +252,18 @@ func reasonFor(problems []string) string {
 		}
 	}
 	return "NamespaceNotOwned"
+}
+
+// heldDetail names the environments whose namespace waits for the
+// project's protection (or is not created during a release).
+func (c *Composer) heldDetail(held []string) string {
+	if len(held) == 0 {
+		return ""
+	}
+	if c.spec.Release {
+		return fmt.Sprintf(" (spec.release is true: the namespaces of %s are not created)", strings.Join(held, ", "))
+	}
+	return fmt.Sprintf(" (the namespaces of %s are created once ClusterUsage kalypsoproject-%s is Ready)", strings.Join(held, ", "), c.name)
 }
 
 func (c *Composer) notReadyDetail(d *compose.Desired) string {
@@ -294,49 +322,4 @@ func removalCondition(inUse map[string][]string) compose.Condition {
 		msgs = append(msgs, fmt.Sprintf("environment %s was removed from spec.environments but KalypsoApplications still live in it (%s): it is kept until they are deleted", env, strings.Join(inUse[env], ", ")))
 	}
 	return compose.Condition{Type: ConditionEnvironmentRemoval, Reason: "EnvironmentInUse", Message: strings.Join(msgs, "; ")}
-}
-
-// maxNamedApplications bounds the usage's reason.
-const maxNamedApplications = 10
-
-// protect composes a reason-only ClusterUsage of the project itself while
-// applications reference it, so deleting the project is refused; it is
-// dropped when none remain. (A namespaced Usage of a cluster-scoped object
-// does not protect it in Crossplane v2.2, and a namespaced application
-// cannot compose a ClusterUsage, so the project protects itself.)
-func (c *Composer) protect(d *compose.Desired, required map[string][]resource.Required) error {
-	var apps []string
-	for key, items := range required {
-		if !strings.HasPrefix(key, "applications-") {
-			continue
-		}
-		for _, a := range items {
-			if ref, _, _ := unstructured.NestedString(a.Resource.Object, "spec", "projectRef"); ref == c.name {
-				apps = append(apps, a.Resource.GetNamespace()+"/"+a.Resource.GetName())
-			}
-		}
-	}
-	if len(apps) == 0 {
-		return nil
-	}
-	slices.Sort(apps)
-	named := apps
-	more := ""
-	if len(apps) > maxNamedApplications {
-		named = apps[:maxNamedApplications]
-		more = fmt.Sprintf(" and %d more", len(apps)-maxNamedApplications)
-	}
-	reason := fmt.Sprintf("project %s still has applications: %s%s; delete them before the project", c.name, strings.Join(named, ", "), more)
-	u := &protectionv1beta1.ClusterUsage{
-		ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-" + c.name, Labels: compose.Owner{Project: c.name}.Labels("usage", c.name)},
-		Spec: protectionv1beta1.ClusterUsageSpec{
-			Of: protectionv1beta1.Resource{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindProject,
-				ResourceRef: &protectionv1beta1.ResourceRef{Name: c.name},
-			},
-			Reason: ptr.To(reason),
-		},
-	}
-	_, err := d.Add("usage", u, compose.Exists)
-	return err
 }

@@ -2,6 +2,7 @@ package project
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -35,7 +37,24 @@ const (
 	denyNP   = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-default-deny-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
 	allowNP  = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-allow-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
 	foreign  = `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev}, status: {phase: Active}}`
+	// readyUsage is the project's ClusterUsage once Crossplane's Usage
+	// controller has labelled the project in use.
+	readyUsage = `{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}, status: {conditions: [{type: Ready, status: "True", reason: Available}]}}`
+	detector   = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`
 )
+
+// quotaObserved is the dev environment's quota as the quota controller
+// leaves it: spec.hard, status.hard (what admission enforces) and the used
+// application count.
+func quotaObserved(spec, statusHard, used string) string {
+	q := `{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-quota, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}, spec: {hard: {` + spec + `}}`
+	if statusHard != "" {
+		q += `, status: {hard: {` + statusHard + `}, used: {` + used + `}}`
+	}
+	return q + "}"
+}
+
+const countApps = "count/kalypsoapplications.serving.kalypso.io"
 
 func TestCompose(t *testing.T) {
 	type want struct {
@@ -47,25 +66,68 @@ func TestCompose(t *testing.T) {
 		conditions map[string]string // type → reason
 		fatal      string
 	}
-	allGood := map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "NoRemovalPending"}
-	waiting := map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"}
+	conditions := func(envs, released string) map[string]string {
+		return map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: envs, ConditionEnvironmentRemoval: "NoRemovalPending", ConditionReleased: released}
+	}
+	allGood := conditions("EnvironmentsReady", ReasonProtected)
+	waiting := conditions("EnvironmentsNotReady", ReasonProtected)
 	cases := map[string]struct {
 		reason   string
 		spec     string
 		observed map[string]string
-		required map[string][]string
-		want     want
+		// unprotected: no ClusterUsage observed. Otherwise the observed
+		// state holds it, Ready.
+		unprotected bool
+		required    map[string][]string
+		want        want
 	}{
 		"NoEnvironments": {
-			reason: "A project without environments composes nothing and is ready.",
-			spec:   "  owner: team-vision\n",
-			want:   want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
+			reason:      "A project without environments composes nothing and is ready.",
+			spec:        "  owner: team-vision\n",
+			unprotected: true,
+			want:        want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: conditions("EnvironmentsReady", ReasonNothingToProtect)},
+		},
+		"ProtectionFirst": {
+			reason:      "The ClusterUsage comes before any namespace: none is created until it is Ready (the project then carries the in-use label).",
+			spec:        "  environments: {dev: {namespace: vision-dev}}\n",
+			unprotected: true,
+			want: want{
+				resources:  map[string]resource.Ready{"usage": resource.ReadyFalse},
+				phase:      PhaseProvisioning,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: conditions("EnvironmentsNotReady", ReasonProtectionPending),
+			},
+		},
+		"ProtectionNotReady": {
+			reason:      "An observed ClusterUsage that is not Ready yet does not protect: still no namespace.",
+			spec:        "  environments: {dev: {namespace: vision-dev}}\n",
+			unprotected: true,
+			observed:    map[string]string{"usage": `{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}}`},
+			want: want{
+				resources:  map[string]resource.Ready{"usage": resource.ReadyFalse},
+				phase:      PhaseProvisioning,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: conditions("EnvironmentsNotReady", ReasonProtectionPending),
+			},
+		},
+		"ExistingProjectMigrates": {
+			reason:      "A project whose namespace exists from before the ClusterUsage keeps everything while its new ClusterUsage becomes Ready.",
+			spec:        "  environments: {dev: {namespace: vision-dev}}\n",
+			unprotected: true,
+			observed:    map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			required:    map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonProtectionPending),
+			},
 		},
 		"NewEnvironment": {
 			reason: "Nothing observed yet: the Namespace comes first (its contents would fail to apply before it exists).",
 			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "usage": resource.ReadyTrue},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -77,7 +139,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
@@ -88,7 +150,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
 			observed: map[string]string{"namespace-dev": strings.Replace(activeNS, "Active", "Terminating", 1), "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -99,9 +161,9 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
 			required: map[string][]string{"namespace-dev": {foreign}},
 			want: want{
-				resources: map[string]resource.Ready{}, phase: PhaseFailed,
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseFailed,
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
-				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotOwned", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotOwned", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending", ConditionReleased: ReasonProtected},
 			},
 		},
 		"ForeignNamespaceAdopted": {
@@ -109,7 +171,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, resourceQuota: {limits: {nvidia.com/gpu: '1'}}}}\n",
 			required: map[string][]string{"namespace-dev": {foreign}},
 			want: want{
-				resources:  map[string]resource.Ready{"quota-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
+				resources:  map[string]resource.Ready{"usage": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
 				phase:      PhaseProvisioning,
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Adopted: true}},
 				conditions: waiting,
@@ -119,20 +181,21 @@ func TestCompose(t *testing.T) {
 			reason: "Adoption of a namespace that does not exist composes nothing and says how to fix it.",
 			spec:   "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true}}\n",
 			want: want{
-				resources: map[string]resource.Ready{}, phase: PhaseFailed,
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseFailed,
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
-				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotFound", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespaceNotFound", ConditionEnvironmentsReady: "EnvironmentsNotReady", ConditionEnvironmentRemoval: "NoRemovalPending", ConditionReleased: ReasonProtected},
 			},
 		},
 		"OwnNamespaceNotObserved": {
-			reason:   "A namespace this project controls (owner reference to its uid) is its own even when the composed state was lost.",
-			spec:     "  environments: {dev: {namespace: vision-dev}, }\n  access: {viewers: [{kind: User, name: ann}]}\n",
-			required: map[string][]string{"namespace-dev": {`{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, ownerReferences: [{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, name: vision, uid: project-uid, controller: true}]}}`}},
+			reason:      "A namespace this project controls (owner reference to its uid) is its own even when the composed state was lost; it exists, so it is composed while the ClusterUsage is not Ready yet.",
+			spec:        "  environments: {dev: {namespace: vision-dev}, }\n  access: {viewers: [{kind: User, name: ann}]}\n",
+			unprotected: true,
+			required:    map[string][]string{"namespace-dev": {`{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, ownerReferences: [{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, name: vision, uid: project-uid, controller: true}]}}`}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyFalse, "usage": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
-				conditions: waiting,
+				conditions: conditions("EnvironmentsNotReady", ReasonProtectionPending),
 			},
 		},
 		"ComposedNamespaceStaysWhenAdoptFlagSet": {
@@ -141,7 +204,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
@@ -153,9 +216,9 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
 			required: map[string][]string{"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}}`}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
-				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentInUse"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentInUse", ConditionReleased: ReasonProtected},
 			},
 		},
 		"RemovedEnvironmentEmpty": {
@@ -163,10 +226,10 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
 			required: map[string][]string{"applications-dev": {}},
-			want:     want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: allGood},
+			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
 		"ProtectedWhileApplicationsExist": {
-			reason:   "While applications reference the project it composes a reason-only ClusterUsage of itself.",
+			reason:   "With applications in it the project keeps its reason-only ClusterUsage of itself.",
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			required: map[string][]string{
@@ -174,22 +237,105 @@ func TestCompose(t *testing.T) {
 				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`},
 			},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
 			},
 		},
-		"OtherProjectsApplicationsDoNotProtect": {
-			reason:   "An application naming another project does not hold this one.",
-			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+		"ReleaseClosesQuotas": {
+			reason:   "A release first closes every environment's quota to new applications, even one without a quota of its own, and keeps the ClusterUsage.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "usage": resource.ReadyTrue},
+				phase:     PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: conditions("EnvironmentsNotReady", ReasonReleasePending),
+			},
+		},
+		"ReleaseWaitsForQuotaController": {
+			reason:   "Admission enforces status.hard, which only the quota controller writes: until it shows the closed count, the ClusterUsage stays.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, "", "")},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
+			},
+		},
+		"ReleaseWaitsForApplications": {
+			reason:   "An application in an environment holds the release, whatever project it names: the namespace would take it along.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
 			required: map[string][]string{
 				"namespace-dev":    {activeNS},
 				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: stray, namespace: vision-dev}, spec: {projectRef: audio}}`},
 			},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
+			},
+		},
+		"ReleaseWaitsForQuotaCount": {
+			reason:   "The quota controller still counts an application the project has not seen yet (its cache lags): the ClusterUsage stays.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
+			},
+		},
+		"Released": {
+			reason:   "Release requested, every quota enforces 0 applications and counts none, and none is found: the ClusterUsage is dropped, the quota stays closed.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonReleased),
+			},
+		},
+		"ReleaseCreatesNoNamespace": {
+			reason: "While a release is requested no new namespace is created; with nothing else, the project is released at once.",
+			spec:   "  release: true\n  environments: {dev: {namespace: vision-dev}}\n",
+			want: want{
+				resources:  map[string]resource.Ready{},
+				phase:      PhaseProvisioning,
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: conditions("EnvironmentsNotReady", ReasonReleased),
+			},
+		},
+		"ReleaseWithdrawnKeepsQuotaClosed": {
+			reason:      "Release set back to false after the ClusterUsage went: the quota stays closed until the new ClusterUsage is Ready.",
+			spec:        "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			unprotected: true,
+			observed:    map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			required:    map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonProtectionPending),
+			},
+		},
+		"ProtectedQuotaReopens": {
+			reason:   "Once the ClusterUsage is Ready again the closed count leaves the quota (an environment without a quota of its own has none).",
+			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
@@ -200,7 +346,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -211,7 +357,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {limits: {cpu: '4'}}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -221,6 +367,12 @@ func TestCompose(t *testing.T) {
 			reason: "Conflicting GPU limits and requests are refused with a Fatal naming both fields.",
 			spec:   "  environments: {dev: {namespace: vision-dev, resourceQuota: {limits: {nvidia.com/gpu: '8'}, requests: {nvidia.com/gpu: '4'}}}}\n",
 			want:   want{fatal: "spec.environments.dev.resourceQuota.limits[nvidia.com/gpu] and spec.environments.dev.resourceQuota.requests[nvidia.com/gpu] both set quota requests.nvidia.com/gpu"},
+		},
+		"InvalidSpecFatalBeforeProtection": {
+			reason:      "A bad spec is Fatal even while the namespaces wait for the ClusterUsage.",
+			spec:        "  environments: {dev: {namespace: vision-dev, resourceQuota: {limits: {nvidia.com/gpu: '8'}, requests: {nvidia.com/gpu: '4'}}}}\n",
+			unprotected: true,
+			want:        want{fatal: "both set quota requests.nvidia.com/gpu"},
 		},
 		"UnknownSiblingEnvironment": {
 			reason: "allowFromEnvironments must name another environment of the project.",
@@ -235,7 +387,12 @@ func TestCompose(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			c, err := New(xr(t, tc.spec), composetest.Observed(t, tc.observed))
+			observed := map[string]string{}
+			maps.Copy(observed, tc.observed)
+			if !tc.unprotected {
+				observed["usage"] = readyUsage
+			}
+			c, err := New(xr(t, tc.spec), composetest.Observed(t, observed))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -380,26 +537,103 @@ func TestEnvironmentObjects(t *testing.T) {
 }
 
 func TestProtectionUsage(t *testing.T) {
-	c, err := New(xr(t, "  environments: {dev: {namespace: vision-dev}}\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var apps []string
+	var twelve []string
 	for i := range 12 {
-		apps = append(apps, fmt.Sprintf(`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: app-%02d, namespace: vision-dev}, spec: {projectRef: vision}}`, i))
+		twelve = append(twelve, fmt.Sprintf(`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: app-%02d, namespace: vision-dev}, spec: {projectRef: vision}}`, i))
 	}
-	got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"applications-dev": apps}))
-	u := composetest.Decode[protectionv1beta1.ClusterUsage](t, got.Desired["usage"])
-	want := &protectionv1beta1.ClusterUsage{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "protection.crossplane.io/v1beta1", Kind: "ClusterUsage"},
-		ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-vision", Labels: compose.Owner{Project: "vision"}.Labels("usage", "vision")},
-		Spec: protectionv1beta1.ClusterUsageSpec{
-			Of:     protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoProject", ResourceRef: &protectionv1beta1.ResourceRef{Name: "vision"}},
-			Reason: ptr.To("project vision still has applications: vision-dev/app-00, vision-dev/app-01, vision-dev/app-02, vision-dev/app-03, vision-dev/app-04, vision-dev/app-05, vision-dev/app-06, vision-dev/app-07, vision-dev/app-08, vision-dev/app-09 and 2 more; delete them before the project"),
+	const step = "to delete it, set spec.release: true (kubectl patch kalypsoproject vision --type merge -p '{spec: {release: true}}'), delete its applications, wait for its condition Released=True, then delete the project"
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		apps     []string
+		want     string // the ClusterUsage's reason, which the webhook quotes
+	}{
+		"NoApplications": {
+			reason: "Without applications the reason still names the release step.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
+			want:   "project vision is protected against deletion; " + step,
+		},
+		"ManyApplications": {
+			reason: "Applications are named, ten at most.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
+			apps:   twelve,
+			want:   "project vision still has applications: vision-dev/app-00, vision-dev/app-01, vision-dev/app-02, vision-dev/app-03, vision-dev/app-04, vision-dev/app-05, vision-dev/app-06, vision-dev/app-07, vision-dev/app-08, vision-dev/app-09 and 2 more; " + step,
+		},
+		"ReleasePending": {
+			reason:   "During a release the reason says what the release waits for.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev}}\n",
+			observed: map[string]string{"usage": readyUsage, "namespace-dev": activeNS},
+			apps:     []string{detector},
+			want: "project vision is being released (spec.release is true) and can be deleted once its condition Released is True; waiting for applications to be deleted: vision-dev/detector; " +
+				"the ResourceQuotas of environments dev to admit no new application (count/kalypsoapplications.serving.kalypso.io: 0)",
 		},
 	}
-	if diff := cmp.Diff(want, u); diff != "" {
-		t.Errorf("ClusterUsage: -want, +got:\n%s", diff)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(xr(t, tc.spec), composetest.Observed(t, tc.observed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"applications-dev": tc.apps, "namespace-dev": {activeNS}}))
+			if got.Fatal != nil {
+				t.Fatal(got.Fatal)
+			}
+			u := composetest.Decode[protectionv1beta1.ClusterUsage](t, got.Desired["usage"])
+			want := &protectionv1beta1.ClusterUsage{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "protection.crossplane.io/v1beta1", Kind: "ClusterUsage"},
+				ObjectMeta: metav1.ObjectMeta{Name: "kalypsoproject-vision", Labels: compose.Owner{Project: "vision"}.Labels("usage", "vision")},
+				Spec: protectionv1beta1.ClusterUsageSpec{
+					Of:     protectionv1beta1.Resource{APIVersion: "serving.kalypso.io/v1alpha1", Kind: "KalypsoProject", ResourceRef: &protectionv1beta1.ResourceRef{Name: "vision"}},
+					Reason: ptr.To(tc.want),
+				},
+			}
+			if diff := cmp.Diff(want, u); diff != "" {
+				t.Errorf("%s\nClusterUsage: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestClosedQuota: during a release the environment's quota keeps its own
+// limits and gets the application count 0, over its own value for it.
+func TestClosedQuota(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		env    string
+		want   corev1.ResourceList
+	}{
+		"NoQuota": {
+			reason: "An environment without a quota gets one with the count alone.",
+			env:    "{namespace: vision-dev, networkIsolation: {enabled: false}}",
+			want:   corev1.ResourceList{countApps: kresource.MustParse("0")},
+		},
+		"OwnQuota": {
+			reason: "The environment's limits stay.",
+			env:    "{namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}",
+			want:   corev1.ResourceList{"requests.nvidia.com/gpu": kresource.MustParse("2"), countApps: kresource.MustParse("0")},
+		},
+		"OwnCount": {
+			reason: "An application count of its own is overridden while the release is pending.",
+			env:    "{namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {" + countApps + ": '5'}}}",
+			want:   corev1.ResourceList{countApps: kresource.MustParse("0")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(xr(t, "  release: true\n  environments: {dev: "+tc.env+"}\n"), composetest.Observed(t, map[string]string{"usage": readyUsage, "namespace-dev": activeNS}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"namespace-dev": {activeNS}}))
+			if got.Fatal != nil {
+				t.Fatal(got.Fatal)
+			}
+			q := composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-dev"])
+			if diff := cmp.Diff(tc.want, q.Spec.Hard); diff != "" {
+				t.Errorf("%s\nquota hard: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
 

@@ -376,13 +376,14 @@ func (l *Lab) dumpState() {
 // TestMain does not start one when -run selects no test of its flavour.
 // A test missing here always gets a lab.
 var testFlavours = map[string]string{
-	"TestKalypsoProject":     flavourV2,
-	"TestApplicationServer":  flavourV2,
-	"TestDeletionProtection": flavourV2,
-	"TestFaults":             flavourV2,
-	"TestScale":              flavourV2,
-	"TestClaims":             flavourClaims,
-	"TestPackages":           flavourPackages,
+	"TestKalypsoProject":          flavourV2,
+	"TestApplicationServer":       flavourV2,
+	"TestDeletionProtection":      flavourV2,
+	"TestProjectProtectionWindow": flavourV2,
+	"TestFaults":                  flavourV2,
+	"TestScale":                   flavourV2,
+	"TestClaims":                  flavourClaims,
+	"TestPackages":                flavourPackages,
 }
 
 func runFlag() string {

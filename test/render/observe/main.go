@@ -37,11 +37,20 @@ var ready = map[string]func(u *unstructured.Unstructured){
 			},
 		}
 	},
-	"HTTPRoute": routeAccepted,
-	"GRPCRoute": routeAccepted,
+	// Crossplane's Usage controller labels the used object in use, then
+	// marks the Usage Ready (a project creates its namespaces only then).
+	"ClusterUsage": usageReady,
+	"HTTPRoute":    routeAccepted,
+	"GRPCRoute":    routeAccepted,
 	"Service": func(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(u.Object, "10.96.0.10", "spec", "clusterIP")
 	},
+}
+
+func usageReady(u *unstructured.Unstructured) {
+	u.Object["status"] = map[string]any{"conditions": []any{
+		map[string]any{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+	}}
 }
 
 // routeAccepted reports the route accepted by its first parent gateway.
