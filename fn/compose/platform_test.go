@@ -83,10 +83,34 @@ func TestResolvePlatform(t *testing.T) {
 				}
 			},
 		},
-		"UnknownKey":    {reason: "Unknown keys are named.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"trition": map[string]any{}}), wantError: `unknown field "trition"`},
-		"WrongType":     {reason: "Wrong types are refused.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": "root"}}), wantError: "EnvironmentConfig kalypso-defaults"},
-		"RootRefused":   {reason: "Defaults cannot make pods run as root.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": 0}}), wantError: "security.runAsUser must be a non-root uid"},
-		"EmptyImage":    {reason: "An empty image is refused.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{Image: ptr.To("")}}}, wantError: "triton.image and triton.tag must not be empty"},
+		"UnknownKey":  {reason: "Unknown keys are named.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"trition": map[string]any{}}), wantError: `unknown field "trition"`},
+		"WrongType":   {reason: "Wrong types are refused.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": "root"}}), wantError: "EnvironmentConfig kalypso-defaults"},
+		"RootRefused": {reason: "Defaults cannot make pods run as root.", in: &v1beta1.Input{}, ec: envConfig(map[string]any{"security": map[string]any{"runAsUser": 0}}), wantError: "security.runAsUser must be a non-root uid"},
+		"EmptyImage":  {reason: "An empty image is refused.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{Image: ptr.To("")}}}, wantError: "triton.image and triton.tag must not be empty"},
+		"ModelCacheLimitBelowRequest": {
+			reason: "A model cache size limit below its request would evict every server before its models fit.",
+			in:     &v1beta1.Input{}, ec: envConfig(map[string]any{"triton": map[string]any{"modelCacheSizeLimit": "5Gi"}}),
+			wantError: "triton.modelCacheSizeLimit 5Gi is below triton.modelCacheRequest 10Gi",
+		},
+		"NegativeDrain": {
+			reason:    "A negative drain time is refused.",
+			in:        &v1beta1.Input{Spec: v1beta1.Defaults{Triton: &v1beta1.TritonDefaults{DrainSeconds: ptr.To[int32](-1)}}},
+			wantError: "triton.drainSeconds (-1) and triton.preStopSleepSeconds (5) must not be negative",
+		},
+		"ShutdownAndDisk": {
+			reason: "Drain, preStop sleep and model cache have built-in values the EnvironmentConfig overrides; the ephemeral-storage default request is built in.",
+			in:     &v1beta1.Input{},
+			ec:     envConfig(map[string]any{"triton": map[string]any{"drainSeconds": 90, "modelCacheSizeLimit": "100Gi"}}),
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.DrainSeconds != 90 || p.PreStopSleepSeconds != 5 || p.ModelCacheSizeLimit.String() != "100Gi" || p.ModelCacheRequest.String() != "10Gi" {
+					t.Errorf("got drain %d, sleep %d, cache %s/%s", p.DrainSeconds, p.PreStopSleepSeconds, p.ModelCacheSizeLimit.String(), p.ModelCacheRequest.String())
+				}
+				if q := p.DefaultRequests[corev1.ResourceEphemeralStorage]; q.String() != "1Gi" {
+					t.Errorf("default ephemeral-storage request: got %q", q.String())
+				}
+			},
+		},
 		"GatewayNoName": {reason: "A parentRef needs a name.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Gateway: &v1beta1.GatewayDefaults{ParentRefs: []v1beta1.ParentRef{{Namespace: "gw"}}}}}, wantError: "gateway.parentRefs[0].name"},
 	}
 	for name, tc := range cases {

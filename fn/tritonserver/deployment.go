@@ -131,8 +131,13 @@ func modelCacheOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (m
 		return m, fmt.Errorf("spec.modelCache.request: %s must be above zero: it is the disk the scheduler reserves for the models", m.request.String())
 	}
 	if m.sizeLimit.Cmp(m.request) < 0 {
-		return m, fmt.Errorf("spec.modelCache.sizeLimit: the model cache's size limit %s (%s) is below its request %s (%s): the pod would be evicted before its models fit; raise spec.modelCache.sizeLimit or lower spec.modelCache.request",
-			m.sizeLimit.String(), limitFrom, m.request.String(), requestFrom)
+		// Name the field the server set: the other value is the platform's.
+		field := "spec.modelCache.sizeLimit"
+		if requestFrom == "spec.modelCache.request" && limitFrom != "spec.modelCache.sizeLimit" {
+			field = "spec.modelCache.request"
+		}
+		return m, fmt.Errorf("%s: the model cache's size limit %s (%s) is below its request %s (%s): the pod would be evicted before its models fit; raise spec.modelCache.sizeLimit or lower spec.modelCache.request",
+			field, m.sizeLimit.String(), limitFrom, m.request.String(), requestFrom)
 	}
 	return m, nil
 }

@@ -685,7 +685,7 @@ func TestModelCacheRefused(t *testing.T) {
 		"ServerRequestAbovePlatformLimit": {
 			reason: "The server's request is above the platform's limit.",
 			spec:   "modelCache: {request: 30Gi}\n",
-			want:   "the model cache's size limit 20Gi (the platform default triton.modelCacheSizeLimit) is below its request 30Gi (spec.modelCache.request)",
+			want:   "spec.modelCache.request: the model cache's size limit 20Gi (the platform default triton.modelCacheSizeLimit) is below its request 30Gi (spec.modelCache.request)",
 		},
 		"ZeroRequest": {
 			reason: "A zero request reserves nothing for the models.",
