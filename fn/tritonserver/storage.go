@@ -32,9 +32,13 @@ const (
 // override the default path if someone has explicitly told us to"). So
 // libcurl's built-in default decides: the runtime image installs Ubuntu's
 // libcurl (triton-inference-server/server build.py,
-// dockerfile_prepare_container_linux: libcurl4-openssl-dev), which is built
-// with the Debian CA bundle /etc/ssl/certs/ca-certificates.crt. Nor is
-// there an environment variable to point elsewhere, so the bundle is
+// dockerfile_prepare_container_linux: libcurl4-openssl-dev), whose default
+// CA bundle is the one update-ca-certificates writes,
+// /etc/ssl/certs/ca-certificates.crt (Debian's curl packaging configures
+// --with-ca-bundle to it; that packaging was not in the reference library
+// and is cited from its known configuration). Neither Triton nor the SDK
+// reads a variable to point elsewhere (libcurl itself reads none; the
+// curl tool's CURL_CA_BUNDLE is not the library's), so the bundle is
 // replaced: an init container of the server's own image concatenates the
 // image's bundle and the user's CA into an emptyDir, and the Triton
 // container mounts that one file over the image's bundle, read-only.
@@ -196,7 +200,12 @@ var azureIdentityRelease = tritonRelease{26, 5}
 // default_azure_credential.cpp) tries the environment, then
 // WorkloadIdentityCredential, which reads what AKS Workload Identity
 // injects, then ManagedIdentityCredential: it covers both Kubernetes
-// cases, where "managed_identity" covers only the node's identity.
+// cases, where "managed_identity" covers only the node's identity. (Read at
+// the SDK's main branch. azure-identity added WorkloadIdentityCredential to
+// the chain in 1.6.0, 2023-11 (sdk/identity/azure-identity/CHANGELOG.md);
+// Triton's third_party builds the monorepo at the later tag
+// azure-storage-blobs_12.13.0 on main, and r26.05's own pin was not in the
+// reference snapshot.)
 const azureAuthDefault = "default"
 
 // storageAccess is how the Triton container reaches its model storage:
@@ -233,6 +242,14 @@ type accessInput struct {
 // secret (keyless: IRSA, GKE or AKS Workload Identity) only the mount
 // folder, the region and what the release needs are set: the service
 // account's token does the rest.
+//
+// EKS keyless access is IRSA only. Triton pins aws-sdk-cpp 1.11.60
+// (triton-inference-server/third_party CMakeLists.txt, r24.12 to r25.07 and
+// main), whose default chain knows IRSA's web identity token but predates
+// EKS Pod Identity's container-credentials authorization token
+// (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, read by the later
+// GeneralHTTPCredentialsProvider), so a Pod Identity association gives
+// Triton no credentials.
 func access(in accessInput) (storageAccess, *compose.Condition) {
 	a := storageAccess{env: []corev1.EnvVar{{Name: mountDirEnv[in.provider], Value: modelCacheDir}}}
 	s := in.storage
