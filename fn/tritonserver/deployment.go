@@ -88,6 +88,7 @@ func shutdownOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (shu
 	if spec.TritonConfig == nil {
 		return s, nil
 	}
+	mapped := -1 // the parameter the drain time came from
 	for i, prm := range spec.TritonConfig.Parameters {
 		if prm.Name != exitTimeoutFlag {
 			continue
@@ -102,7 +103,11 @@ func shutdownOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (shu
 			return s, &compose.Condition{Type: ConditionShutdown, Reason: "ExitTimeoutParameterConflict", Message: fmt.Sprintf(
 				"%s: exit-timeout-secs %d disagrees with spec.shutdown.drainSeconds %d, which composes --exit-timeout-secs: remove the parameter", at, n, *field)}
 		}
-		s.drain = int32(n)
+		if mapped >= 0 && int64(s.drain) != n {
+			return s, &compose.Condition{Type: ConditionShutdown, Reason: "ExitTimeoutParameterConflict", Message: fmt.Sprintf(
+				"%s: exit-timeout-secs %d disagrees with spec.tritonConfig.parameters[%d] (%d): remove both and set spec.shutdown.drainSeconds", at, n, mapped, s.drain)}
+		}
+		s.drain, mapped = int32(n), i
 	}
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package tritonserver
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -509,6 +510,11 @@ func TestShutdown(t *testing.T) {
 			spec:   "shutdown: {preStopSleepSeconds: 0}\n", platform: platform(t),
 			exit: "--exit-timeout-secs=30", grace: 40,
 		},
+		"TwoParametersAgree": {
+			reason: "The same exit-timeout-secs twice is one drain time, composed once.",
+			spec:   "tritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}, {name: exit-timeout-secs, value: '60'}]}\n", platform: platform(t),
+			exit: "--exit-timeout-secs=60", lifecycle: sleep(5), grace: 75,
+		},
 		"ParameterMapped": {
 			reason: "The yolo example's parameter exit-timeout-secs: 60 is the drain time, and the grace period covers it.",
 			spec:   "tritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}]}\n", platform: platform(t),
@@ -517,7 +523,14 @@ func TestShutdown(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			d := composeDeployment(t, tc.spec, readyApp, tc.platform)
+			r := scene{xr: serverXR(tc.spec, ""), required: map[string][]string{reqApplication: {readyApp}}}.run(t, int64s, tc.platform)
+			if r.Fatal != nil {
+				t.Fatalf("Fatal: %v", r.Fatal)
+			}
+			if got, m := condsOf(r)[ConditionShutdown], message(r, ConditionShutdown); got != (cond{true, "DrainConfigured"}) || !strings.Contains(m, fmt.Sprintf("the grace period is %d s, and a GPU pod keeps its GPUs for all of it", tc.grace)) {
+				t.Errorf("%s\nShutdown: want True DrainConfigured stating the grace period, got %+v %q", tc.reason, got, m)
+			}
+			d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
 			c := tritonContainer(t, d)
 			var exits []string
 			for _, a := range c.Args {
@@ -561,6 +574,11 @@ func TestShutdownParameterRefused(t *testing.T) {
 			reason: "A value Triton would refuse at start-up: the server waits.",
 			spec:   invalid, reason2: "ExitTimeoutParameterInvalid",
 			message: `spec.tritonConfig.parameters[0]: exit-timeout-secs "1m" is not a whole number of seconds from 0 to 3600: remove the parameter and set spec.shutdown.drainSeconds`,
+		},
+		"TwoParametersDisagree": {
+			reason: "Two exit-timeout-secs parameters with different values: neither is taken silently.",
+			spec:   "tritonConfig: {parameters: [{name: exit-timeout-secs, value: '60'}, {name: exit-timeout-secs, value: '90'}]}\n", reason2: "ExitTimeoutParameterConflict",
+			message: "spec.tritonConfig.parameters[1]: exit-timeout-secs 90 disagrees with spec.tritonConfig.parameters[0] (60): remove both and set spec.shutdown.drainSeconds",
 		},
 		"ConflictAfterCreate": {
 			reason: "A running server keeps its Deployment exactly as observed.",

@@ -285,9 +285,13 @@ func (c *Composer) shutdownCondition(s shutdown, problem *compose.Condition) com
 		}
 		return cond
 	}
+	first := fmt.Sprintf("a stopping pod keeps serving for %d s while its endpoints go, then Triton", s.preStop)
+	if s.preStop <= 0 {
+		first = "a stopping pod gets SIGTERM at once (no preStop sleep: requests still routed to it are refused), and Triton"
+	}
 	return compose.Condition{Type: ConditionShutdown, Status: true, Reason: "DrainConfigured", Message: fmt.Sprintf(
-		"a stopping pod keeps serving for %d s while its endpoints go, then Triton drains in-flight requests for up to %d s; the grace period is %d s, and a GPU pod keeps its GPUs for all of it",
-		s.preStop, s.drain, s.gracePeriod())}
+		"%s drains in-flight requests for up to %d s; the grace period is %d s, and a GPU pod keeps its GPUs for all of it",
+		first, s.drain, s.gracePeriod())}
 }
 
 // apiServiceAvailable: the aggregator marks an APIService Available once
