@@ -26,6 +26,7 @@ import (
 	"testing"
 
 	"github.com/crossplane/function-sdk-go/logging"
+	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn"
@@ -480,4 +481,74 @@ func testExists(root, provenBy string) error {
 		}
 	}
 	return fmt.Errorf("no test %s in %s", name, dir)
+}
+
+// TestDiffPaths: the paths differences are reported at, which the
+// allowlist names.
+func TestDiffPaths(t *testing.T) {
+	y := func(s string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	base := `spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: tritonserver
+    args: [tritonserver, --http-port=8000, --log-error=true, --exit-timeout-secs=60]
+    env: [{name: A, value: "1"}]
+    resources: {limits: {cpu: "2"}}
+  volumes: [{name: tmp, emptyDir: {}}]
+`
+	cases := map[string]struct {
+		reason, other string
+		want          []string
+	}{
+		"Same": {reason: "No difference, no path.", other: base},
+		"Scalar": {
+			reason: "A changed field is named by its path, containers by name.",
+			other:  strings.Replace(base, "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 45", 1),
+			want:   []string{"spec.terminationGracePeriodSeconds"},
+		},
+		"NewMapKey": {
+			reason: "A new map below a field shows as the keys it adds.",
+			other:  strings.Replace(base, `resources: {limits: {cpu: "2"}}`, `resources: {limits: {cpu: "2"}, requests: {ephemeral-storage: 11Gi}}`, 1),
+			want:   []string{"spec.containers[tritonserver].resources.requests.ephemeral-storage"},
+		},
+		"NamedElements": {
+			reason: "Named list elements added or changed are keyed by name; an added one whole.",
+			other:  strings.Replace(strings.Replace(base, `env: [{name: A, value: "1"}]`, `env: [{name: HOME, value: /h}, {name: A, value: "2"}]`, 1), `volumes: [{name: tmp, emptyDir: {}}]`, `volumes: [{name: tmp, emptyDir: {sizeLimit: 1Gi}}, {name: home, emptyDir: {}}]`, 1),
+			want: []string{"spec.containers[tritonserver].env[A].value", "spec.containers[tritonserver].env[HOME]",
+				"spec.volumes[home]", "spec.volumes[tmp].emptyDir.sizeLimit"},
+		},
+		"Flags": {
+			reason: "Flags are keyed by name; a moved flag is an order change.",
+			other:  strings.Replace(base, "args: [tritonserver, --http-port=8000, --log-error=true, --exit-timeout-secs=60]", "args: [tritonserver, --exit-timeout-secs=60, --http-port=8000]", 1),
+			want:   []string{"spec.containers[tritonserver].args[--log-error]", "spec.containers[tritonserver].args(order)"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := diff("", normal(t, y(base)), normal(t, y(tc.other)))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\npaths: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		entry, path string
+		want        bool
+	}{
+		{"spec.containers[tritonserver].lifecycle", "spec.containers[tritonserver].lifecycle.preStop.sleep.seconds", true},
+		{"spec.volumes[home]", "spec.volumes[home]", true},
+		{"spec.volumes[home]", "spec.volumes[homes]", false},
+		{"spec.containers[tritonserver].args[--log-error]", "spec.containers[tritonserver].args[--log-error-format]", false},
+	} {
+		if got := allowed(tc.entry, tc.path); got != tc.want {
+			t.Errorf("allowed(%q, %q): want %v, got %v", tc.entry, tc.path, tc.want, got)
+		}
+	}
 }
