@@ -1,32 +1,22 @@
 package compose_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/test/xpchart"
 )
 
-// The Crossplane release whose Helm chart grants core its own permissions;
-// the lab runs the same one (test/tools/crossplane-core).
-const (
-	crossplaneModule  = "github.com/crossplane/crossplane/v2"
-	crossplaneVersion = "v2.2.1"
-	aggregateLabel    = "rbac.crossplane.io/aggregate-to-crossplane"
-)
+const aggregateLabel = "rbac.crossplane.io/aggregate-to-crossplane"
 
 // TestShippedRBACCoversKindTable: Crossplane core, with the rules of its
 // own chart plus examples/platform/crossplane-rbac.yaml, may get, list and
@@ -98,46 +88,17 @@ func shippedRules(t *testing.T) []rbacv1.PolicyRule {
 	return out
 }
 
-// chartRules are the rules of the chart's clusterrole.yaml (the role
-// aggregated into core's): its top-level rules block holds no template
-// directives.
+// chartRules are the rules of the chart's clusterrole.yaml, the role
+// aggregated into core's.
 func chartRules(t *testing.T) []rbacv1.PolicyRule {
 	t.Helper()
-	cmd := exec.Command("go", "mod", "download", "-json", crossplaneModule+"@"+crossplaneVersion)
-	cmd.Dir = filepath.Join("..", "..", "test", "tools", "crossplane-core")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go mod download %s@%s: %v", crossplaneModule, crossplaneVersion, err)
-	}
-	var mod struct{ Dir string }
-	if err := yaml.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		t.Fatalf("go mod download gave no directory: %v %s", err, out)
-	}
-	f, err := os.Open(filepath.Join(mod.Dir, "cluster", "charts", "crossplane", "templates", "clusterrole.yaml"))
+	dir, err := xpchart.ModuleDir(t.Context(), filepath.Join("..", "..", "test", "tools", "crossplane-core"), xpchart.Module, xpchart.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var block strings.Builder
-	in := false
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		switch {
-		case line == "rules:":
-			in = true
-		case in && (line == "---" || strings.HasPrefix(strings.TrimSpace(line), "{{")):
-			in = false
-		}
-		if in {
-			fmt.Fprintln(&block, line)
-		}
+	rules, err := xpchart.Rules(dir, "clusterrole.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var r struct {
-		Rules []rbacv1.PolicyRule `json:"rules"`
-	}
-	if err := yaml.UnmarshalStrict([]byte(block.String()), &r); err != nil || len(r.Rules) == 0 {
-		t.Fatalf("the chart's clusterrole.yaml: no rules (%v)", err)
-	}
-	return r.Rules
+	return rules
 }

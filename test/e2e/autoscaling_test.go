@@ -24,11 +24,7 @@ func TestQueueTimeAutoscalingAPIService(t *testing.T) {
 		apiService  = "v1beta1.custom.metrics.k8s.io"
 	)
 	teardown(t, project, ns)
-	fay, err := lab.Kube.as("fay")
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	var fay *kube
 	step(t, "UnavailableAPIService", func(t *testing.T) {
 		// An unavailable aggregated API makes namespace deletion fail on
 		// discovery: it goes as soon as this step ends.
@@ -48,13 +44,7 @@ spec:
   insecureSkipTLSVerify: true
   service: {namespace: monitoring, name: prometheus-adapter}
 `, apiService))
-		applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{"fay"}, nil))
-		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
-		applyYAML(t, apiKeySecretYAML(ns))
-		waitFor(t, "fay may create Secrets in "+ns, 30*time.Second, func() (bool, string, error) {
-			err := fay.create(t.Context(), storageSecretYAML(ns))
-			return err == nil || strings.Contains(errString(err), "already exists"), errString(err), nil
-		})
+		fay = tenantEnvironment(t, project, ns, "fay")
 		if err := fay.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
 			t.Fatal(err)
 		}

@@ -19,24 +19,18 @@ func TestWaitingServerKeepsItsObjects(t *testing.T) {
 		app, srv    = "vault", "vault-srv"
 	)
 	teardown(t, project, ns)
-	gus, err := lab.Kube.as("gus")
-	if err != nil {
-		t.Fatal(err)
-	}
 	kept := []struct{ apiVersion, kind, name string }{
 		{"v1", "Service", srv + "-svc"},
 		{apiVersionProtection, "Usage", srv + "-uses-application"},
 	}
 	uids := map[string]string{}
+	var gus *kube
 
 	step(t, "Ready", func(t *testing.T) {
-		applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{"gus"}, nil))
-		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
-		applyYAML(t, apiKeySecretYAML(ns)+"---\n"+storageSecretYAML(ns))
-		waitFor(t, "gus may create applications in "+ns, 30*time.Second, func() (bool, string, error) {
-			err := gus.create(t.Context(), applicationYAML(app, ns, project))
-			return err == nil, errString(err), nil
-		})
+		gus = tenantEnvironment(t, project, ns, "gus")
+		if err := gus.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
+			t.Fatal(err)
+		}
 		waitReady(t, kindApplication, ns, app, 60*time.Second)
 		if _, err := gus.apply(t.Context(), newServer(srv, ns, app).object()); err != nil {
 			t.Fatal(err)

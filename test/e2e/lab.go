@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -31,6 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kalypsoserving/function-kalypso/test/xpchart"
 )
 
 const (
@@ -686,38 +687,9 @@ func (l *Lab) applyTyped(ctx context.Context, objs ...runtime.Object) error {
 }
 
 // chartRules reads the rules of a ClusterRole template in Crossplane's Helm
-// chart: the top-level `rules:` block, which holds no template directives.
+// chart.
 func (l *Lab) chartRules(file string) ([]rbacv1.PolicyRule, error) {
-	f, err := os.Open(filepath.Join(l.xpModuleDir, "cluster", "charts", "crossplane", "templates", file))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var b strings.Builder
-	in := false
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		switch {
-		case line == "rules:":
-			in = true
-		case in && (line == "---" || strings.HasPrefix(strings.TrimSpace(line), "{{")):
-			in = false
-		}
-		if in {
-			b.WriteString(line + "\n")
-		}
-	}
-	var r struct {
-		Rules []rbacv1.PolicyRule `json:"rules"`
-	}
-	if err := yaml.UnmarshalStrict([]byte(b.String()), &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if len(r.Rules) == 0 {
-		return nil, fmt.Errorf("%s: no rules found", file)
-	}
-	return r.Rules, nil
+	return xpchart.Rules(l.xpModuleDir, file)
 }
 
 // installCrossplane installs what Crossplane's Helm chart would, minus the

@@ -6,7 +6,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"testing"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -89,4 +92,32 @@ kind: Secret
 metadata: {name: kalypso-triton-api-key, namespace: %s}
 stringData: {api-key: e2e-marker-api-key}
 `, ns)
+}
+
+// tenantEnvironment sets up, as the platform team, a project of one
+// environment whose only editor is user, with the platform's API key Secret;
+// then, as user, the storage Secret. It returns the user's client.
+func tenantEnvironment(t *testing.T, project, ns, user string) *kube {
+	t.Helper()
+	k, err := lab.Kube.as(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{user}, nil))
+	waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
+	applyYAML(t, apiKeySecretYAML(ns))
+	// RoleBindings reach the authorizer through its informer: allow a
+	// moment after the project is Ready.
+	waitFor(t, user+" may create Secrets in "+ns, 30*time.Second, func() (bool, string, error) {
+		err := k.create(t.Context(), storageSecretYAML(ns))
+		return err == nil || apierrors.IsAlreadyExists(err), errString(err), nil
+	})
+	return k
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

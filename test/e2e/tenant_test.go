@@ -165,10 +165,3 @@ func TestTenantAccess(t *testing.T) {
 		measure(t, "delete of application %s after its server was gone done in %s", app, time.Since(start).Round(10*time.Millisecond))
 	})
 }
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -26,10 +25,6 @@ func TestUsageUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	teardown(t, project, ns)
-	erin, err := lab.Kube.as("erin")
-	if err != nil {
-		t.Fatal(err)
-	}
 	usageKind, usageNS, usageName := "Usage", ns, srv+"-uses-application"
 	if lab.Flavour == flavourClaims {
 		usageKind, usageNS, usageName = "ClusterUsage", "", srv+"-uses-application-"+ns
@@ -41,18 +36,13 @@ func TestUsageUpgrade(t *testing.T) {
 		}
 	})
 	var uid string
+	var erin *kube
 
 	step(t, "CreatedByPreviousRelease", func(t *testing.T) {
-		applyYAML(t, tenantProjectYAML(project, "dev", ns, []string{"erin"}, nil))
-		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
-		applyYAML(t, apiKeySecretYAML(ns))
+		erin = tenantEnvironment(t, project, ns, "erin")
 		if err := lab.useFunction(t.Context(), previous); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "erin may create Secrets in "+ns, 30*time.Second, func() (bool, string, error) {
-			err := erin.create(t.Context(), storageSecretYAML(ns))
-			return err == nil || strings.Contains(errString(err), "already exists"), errString(err), nil
-		})
 		if err := erin.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
 			t.Fatal(err)
 		}
