@@ -564,7 +564,10 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			corev1.ResourceCPU:    resource.MustParse("32"),
 			corev1.ResourceMemory: resource.MustParse("256Gi"),
 			corev1.ResourcePods:   resource.MustParse("110"),
-			gpuResource:           *resource.NewQuantity(gpusPerNode, resource.DecimalSI),
+			// Every server requests ephemeral storage for its model
+			// cache, as a real node's disk would be counted.
+			corev1.ResourceEphemeralStorage: resource.MustParse("2Ti"),
+			gpuResource:                     *resource.NewQuantity(gpusPerNode, resource.DecimalSI),
 		}
 		n := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
@@ -593,6 +596,8 @@ func (l *Lab) createNodes(ctx context.Context) error {
 		corev1.ResourceCPU:    resource.MustParse("64"),
 		corev1.ResourceMemory: resource.MustParse("512Gi"),
 		corev1.ResourcePods:   resource.MustParse("250"),
+		// Room for the model caches of every server the lab schedules here.
+		corev1.ResourceEphemeralStorage: resource.MustParse("20Ti"),
 	}
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
