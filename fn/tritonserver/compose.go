@@ -160,10 +160,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			appCond = *as.problem
 		}
 		if blocker != nil {
-			return c.pending(*blocker, appCond, snap)
+			return c.pending(*blocker, appCond, snap, as.app)
 		}
 		if reason, msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
-			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap)
+			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap, as.app)
 		}
 	}
 
@@ -405,8 +405,17 @@ func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, 
 	}
 	if appXR == "" {
 		if o, ok := c.observed[resUsage]; ok {
-			_, err := d.Keep(resUsage, o.Resource, compose.Exists)
-			return err
+			if _, err := d.Keep(resUsage, o.Resource, compose.Exists); err != nil {
+				return err
+			}
+			// Reason-only even when kept: one an older release composed
+			// names the server in spec.by (see applicationUsage).
+			kept := d.Objects[resUsage].Resource.Object
+			unstructured.RemoveNestedField(kept, "spec", "by")
+			if err := unstructured.SetNestedField(kept, reason, "spec", "reason"); err != nil {
+				return err
+			}
+			return unstructured.SetNestedField(kept, false, "spec", "replayDeletion")
 		}
 		return nil
 	}

@@ -1897,6 +1897,26 @@ func TestComposeClaim(t *testing.T) {
 			t.Errorf("cluster usage: -want, +got:\n%s", diff)
 		}
 	})
+	t.Run("PreviousReleaseUsageCarriedForward", func(t *testing.T) {
+		// A ClusterUsage v0.1.0 composed names the server in spec.by and
+		// replays deletes: carried forward while the application is
+		// missing, it loses both, or a foreground delete of the server
+		// would wait on it forever.
+		obs := map[string]string{}
+		first := scene{xr: claimXR, required: map[string][]string{reqApplication: {claimApp}}}.run(t, int64s, platform(t))
+		for n, d := range first.Desired {
+			obs[string(n)] = observe(t, d, "")
+		}
+		obs[string(resDeployment)] = observe(t, first.Desired[resDeployment], deployAvailable)
+		obs[string(resUsage)] = observe(t, first.Desired[resUsage], `{spec: {replayDeletion: true, by: {apiVersion: serving.kalypso.io/v1alpha1, kind: XKalypsoTritonServer, resourceRef: {name: resnet-x7k2p}}}}`)
+		r := scene{xr: claimXR + "status:\n  " + snapshot + "\n", observed: obs}.run(t, int64s, platform(t))
+		if r.Fatal != nil {
+			t.Fatal(r.Fatal)
+		}
+		if diff := cmp.Diff(jsonOf(t, first.Desired[resUsage].Resource.Object["spec"]), jsonOf(t, r.Desired[resUsage].Resource.Object["spec"])); diff != "" {
+			t.Errorf("cluster usage spec: -want, +got:\n%s", diff)
+		}
+	})
 	t.Run("NameRule", func(t *testing.T) {
 		// The claim's name is checked, not the XR's generated one.
 		bad := strings.Replace(claimXR, "crossplane.io/claim-name: resnet", "crossplane.io/claim-name: "+strings.Repeat("r", 60), 1)

@@ -211,3 +211,28 @@ func TestWaitingWithoutDeploymentKeepsTheRest(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingServerConvertsPreviousReleaseUsage: a server v0.1.0 composed
+// whose Deployment is gone while it waits keeps its Usage, but as this
+// release composes it: no spec.by (a foreground delete of the server would
+// wait on it forever) and no replayed delete.
+func TestWaitingServerConvertsPreviousReleaseUsage(t *testing.T) {
+	c := newCluster(t, monitored)
+	current := c.Settle(t)
+	want := current.Desired["usage"].Resource.Object["spec"]
+	usage := c.Observed["usage"]
+	spec := usage["spec"].(map[string]any)
+	delete(spec, "reason")
+	spec["replayDeletion"] = true
+	spec["by"] = map[string]any{"apiVersion": "serving.kalypso.io/v1alpha1", "kind": "KalypsoTritonServer", "resourceRef": map[string]any{"name": "yolo"}}
+	delete(c.Others, "api-key")
+	delete(c.Observed, "deployment")
+	after := c.Reconcile(t)
+	got, ok := after.Desired["usage"]
+	if !ok {
+		t.Fatal("the Usage left the desired state")
+	}
+	if diff := cmp.Diff(want, got.Resource.Object["spec"]); diff != "" {
+		t.Errorf("the kept Usage's spec: -want, +got:\n%s", diff)
+	}
+}

@@ -5,6 +5,7 @@
 package tritonserver
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"regexp"
@@ -252,16 +253,26 @@ func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
 // that exist (a Deployment deleted by hand or never applied leaves its
 // Service, Usage, HPA… behind) are kept as observed: an object missing from
 // the desired state is deleted by Crossplane. Only what would be created is
-// held back. appCond is the ApplicationReady condition; the problem
-// replaces the condition of its own type.
-func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus) compose.Result {
+// held back. The Usage is composed afresh rather than kept, so that one an
+// older release composed loses its spec.by (see applicationUsage). appCond
+// is the ApplicationReady condition; the problem replaces the condition of
+// its own type.
+func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus, app *unstructured.Unstructured) compose.Result {
 	d := compose.NewDesired(c.observed)
 	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
 		ready := compose.Exists
-		if name == resService {
+		switch name {
+		case resUsage:
+			continue
+		case resService:
 			ready = compose.ServiceHasClusterIP
 		}
 		if _, err := d.Keep(name, c.observed[name].Resource, ready); err != nil {
+			return compose.Result{Fatal: err}
+		}
+	}
+	if _, ok := c.observed[resUsage]; ok {
+		if err := c.addUsage(d, app, c.owner(cmp.Or(snap, c.last)).Labels("tritonserver", c.id.Name)); err != nil {
 			return compose.Result{Fatal: err}
 		}
 	}

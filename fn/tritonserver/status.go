@@ -295,8 +295,8 @@ func (c *Composer) shutdownCondition(s shutdown, problem *compose.Condition) com
 }
 
 // apiServiceAvailable: the aggregator marks an APIService Available once
-// its backend answers discovery (kube-aggregator's
-// apiservice_availability_controller.go).
+// its backend answers discovery (kube-aggregator
+// pkg/controllers/status/remote/remote_available_controller.go).
 func apiServiceAvailable(u *unstructured.Unstructured) bool {
 	return compose.ConditionStatus(u.Object, "Available") == "True"
 }
