@@ -14,10 +14,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,7 +62,7 @@ func packagesFromEnv() (packageSettings, error) {
 	if s.registry == "" || s.cli == "" || s.org == "" || s.version == "" || s.xpkgDir == "" {
 		return s, fmt.Errorf("the packages flavour needs E2E_REGISTRY, E2E_CROSSPLANE_CLI, E2E_PACKAGE_ORG, E2E_PACKAGE_VERSION and E2E_XPKG_DIR: run it with `make e2e-packages`")
 	}
-	for _, f := range []string{s.registry, s.cli, s.xpkg("function-kalypso"), s.xpkg("configuration-kalypso")} {
+	for _, f := range append([]string{s.registry, s.cli, s.xpkg("configuration-kalypso")}, s.functionXpkgs()...) {
 		if _, err := os.Stat(f); err != nil {
 			return s, fmt.Errorf("%s missing: run `make e2e-packages` (it runs `make xpkg`)", f)
 		}
@@ -67,6 +72,21 @@ func packagesFromEnv() (packageSettings, error) {
 
 func (s packageSettings) xpkg(name string) string {
 	return filepath.Join(s.xpkgDir, name+"-"+s.version+".xpkg")
+}
+
+// functionPlatforms are the platforms test/package/package.mk builds a
+// Function package for (FUNCTION_PLATFORMS); the lab pushes them as one
+// index, as `make xpkg-push` does.
+var functionPlatforms = []string{"amd64", "arm64"}
+
+// functionXpkgs are the per-platform Function packages, in
+// functionPlatforms order.
+func (s packageSettings) functionXpkgs() []string {
+	var out []string
+	for _, arch := range functionPlatforms {
+		out = append(out, filepath.Join(s.xpkgDir, "function-kalypso-"+s.version+"-linux-"+arch+".xpkg"))
+	}
+	return out
 }
 
 // releaseRef is a package's release path, as the Configuration and its
@@ -100,7 +120,10 @@ func (l *Lab) startRegistry(context.Context) error {
 
 // pushPackages pushes the Function and the Configuration with the pinned
 // CLI to the loopback registry, under their release repository paths. The
-// CLI trusts the lab CA through SSL_CERT_FILE and gets no credentials.
+// Function goes as one image index of its per-platform packages
+// (`crossplane xpkg push -f amd64.xpkg,arm64.xpkg`), which the package
+// manager then installs from. The CLI trusts the lab CA through
+// SSL_CERT_FILE and gets no credentials.
 func (l *Lab) pushPackages(ctx context.Context) error {
 	s, err := packagesFromEnv()
 	if err != nil {
@@ -117,7 +140,11 @@ func (l *Lab) pushPackages(ctx context.Context) error {
 	defer logf.Close()
 	for _, name := range []string{"function-kalypso", "configuration-kalypso"} {
 		ref := fmt.Sprintf("%s/%s/%s:%s", registryAddr, s.org, name, s.version)
-		cmd := exec.CommandContext(ctx, s.cli, "xpkg", "push", "-f", s.xpkg(name), ref)
+		files := s.xpkg(name)
+		if name == "function-kalypso" {
+			files = strings.Join(s.functionXpkgs(), ",")
+		}
+		cmd := exec.CommandContext(ctx, s.cli, "xpkg", "push", "-f", files, ref)
 		cmd.Env = append(os.Environ(),
 			"SSL_CERT_FILE="+filepath.Join(certs.registryDir, "ca.crt"),
 			"DOCKER_CONFIG="+dockerConfig,
@@ -151,6 +178,23 @@ func (l *Lab) installConfiguration(ctx context.Context) error {
 			"rewriteImage": map[string]any{"prefix": registryAddr + "/" + s.org},
 		},
 	}}
+	if _, err := l.Kube.apply(ctx, ic); err != nil {
+		return fmt.Errorf("ImageConfig: %w", err)
+	}
+	if err := l.applyConfiguration(ctx); err != nil {
+		return err
+	}
+	go l.servePackageFunction()
+	return l.waitConfigurationInstalled(ctx, time.Now().Add(3*time.Minute))
+}
+
+// applyConfiguration creates (or re-creates) the Configuration, as a
+// platform team installs it.
+func (l *Lab) applyConfiguration(ctx context.Context) error {
+	s, err := packagesFromEnv()
+	if err != nil {
+		return err
+	}
 	cfg := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "pkg.crossplane.io/v1",
 		"kind":       "Configuration",
@@ -160,15 +204,16 @@ func (l *Lab) installConfiguration(ctx context.Context) error {
 			"packagePullPolicy": "IfNotPresent",
 		},
 	}}
-	if _, err := l.Kube.apply(ctx, ic); err != nil {
-		return fmt.Errorf("ImageConfig: %w", err)
-	}
 	if _, err := l.Kube.apply(ctx, cfg); err != nil {
 		return fmt.Errorf("Configuration: %w", err)
 	}
-	go l.servePackageFunction()
+	return nil
+}
 
-	deadline := time.Now().Add(3 * time.Minute)
+// waitConfigurationInstalled waits until the package manager has installed
+// the Configuration, its XRDs are established and core's grants for them
+// exist.
+func (l *Lab) waitConfigurationInstalled(ctx context.Context, deadline time.Time) error {
 	for {
 		u, err := l.Kube.get(ctx, "pkg.crossplane.io/v1", "Configuration", "", configurationName)
 		if err != nil {
@@ -241,8 +286,8 @@ func (l *Lab) summary(ctx context.Context, kind, name string) string {
 
 // servePackageFunction is the lab's external package runtime: every
 // Active FunctionRevision of the function that the package manager created
-// gets the endpoint of the function process the lab runs, the composition
-// capability if it has none, and RuntimeHealthy=True. A real cluster runs
+// gets the endpoint of the function process the lab runs and
+// RuntimeHealthy=True. A real cluster runs
 // the package's image in a Deployment instead (the Deployment runtime),
 // whose Service becomes the endpoint. It runs until the test binary exits;
 // a status write the revision reconciler overwrites is made again.
@@ -281,10 +326,9 @@ func (l *Lab) servePackageFunction() {
 				_ = unstructured.SetNestedField(rev.Object, endpoint, "status", "endpoint")
 				changed = true
 			}
-			if caps, _, _ := unstructured.NestedStringSlice(rev.Object, "status", "capabilities"); len(caps) == 0 {
-				_ = unstructured.SetNestedStringSlice(rev.Object, []string{"composition"}, "status", "capabilities")
-				changed = true
-			}
+			// Not status.capabilities: the revision reconciler copies them
+			// from the package's metadata (package/crossplane.yaml), and
+			// TestPackages checks that it did.
 			if n, _, _ := unstructured.NestedString(rev.Object, "status", "tlsServerSecretName"); n != secret {
 				_ = unstructured.SetNestedField(rev.Object, secret, "status", "tlsServerSecretName")
 				changed = true
@@ -334,4 +378,81 @@ func (l *Lab) functionTLSSecret(ctx context.Context, name string) error {
 		Data:       data,
 	}
 	return l.applyTyped(ctx, sec)
+}
+
+// pkgVersion is the packages' VERSION (E2E_PACKAGE_VERSION).
+func (l *Lab) pkgVersion() string { return os.Getenv("E2E_PACKAGE_VERSION") }
+
+// wantFunctionRange is the Configuration's constraint on the Function as the
+// top Makefile derives it from VERSION (FUNCTION_VERSION_RANGE): any patch
+// of its minor, comma-separated, with -0 on both bounds for a pre-release
+// VERSION.
+func wantFunctionRange(version string) string {
+	core, _, pre := strings.Cut(strings.TrimPrefix(version, "v"), "-")
+	core, _, _ = strings.Cut(core, "+")
+	xyz := strings.Split(core, ".")
+	if len(xyz) != 3 {
+		return "invalid VERSION " + version
+	}
+	minor, err := strconv.Atoi(xyz[1])
+	if err != nil {
+		return "invalid VERSION " + version
+	}
+	suffix := ""
+	if pre {
+		suffix = "-0"
+	}
+	return fmt.Sprintf(">=v%s.%d.0%s, <v%s.%d.0%s", xyz[0], minor, suffix, xyz[0], minor+1, suffix)
+}
+
+// registryIndexPlatforms reads repo:tag's manifest from the loopback
+// registry (trusting the lab CA) and returns its media type and, for an
+// image index, its entries' os/architecture.
+func registryIndexPlatforms(repo, tag string) (platforms []string, mediaType string, err error) {
+	ca, err := os.ReadFile(filepath.Join(certs.registryDir, "ca.crt"))
+	if err != nil {
+		return nil, "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("https://%s/v2/%s/manifests/%s", registryAddr, repo, tag), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Accept", strings.Join([]string{
+		"application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json",
+	}, ", "))
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	var m struct {
+		MediaType string `json:"mediaType"`
+		Manifests []struct {
+			Platform struct {
+				OS           string `json:"os"`
+				Architecture string `json:"architecture"`
+			} `json:"platform"`
+		} `json:"manifests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, "", err
+	}
+	mediaType = m.MediaType
+	if mediaType == "" {
+		mediaType = resp.Header.Get("Content-Type")
+	}
+	for _, e := range m.Manifests {
+		platforms = append(platforms, e.Platform.OS+"/"+e.Platform.Architecture)
+	}
+	slices.Sort(platforms)
+	return platforms, mediaType, nil
 }
