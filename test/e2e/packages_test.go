@@ -269,6 +269,27 @@ func TestPackageUninstall(t *testing.T) {
 
 	step(t, "XRD protection", func(t *testing.T) {
 		applyFile(t, "examples/platform/xrd-usages.yaml")
+		applyFile(t, "examples/platform/xrd-deletion-policy.yaml")
+		// The API server enforces a new policy once its informer has it:
+		// wait until a dry-run DELETE of each XRD is refused by it.
+		xc, err := lab.Kube.client(t.Context(), schema.GroupVersionKind{Group: "apiextensions.crossplane.io", Version: "v2", Kind: "CompositeResourceDefinition"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range xrds {
+			var msg string
+			waitFor(t, "ValidatingAdmissionPolicy refuses deleting XRD "+x, 30*time.Second, func() (bool, string, error) {
+				err := xc.Delete(t.Context(), x, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+				if err == nil {
+					return false, "dry-run delete accepted", nil
+				}
+				msg = err.Error()
+				return strings.Contains(msg, "kalypso-xrd-deletion"), msg, nil
+			})
+			if x == xrds[0] {
+				measure(t, "uninstall: a DELETE of an XRD is refused: %s", msg)
+			}
+		}
 		for _, x := range xrds {
 			usage := "kalypso-xrd-" + strings.TrimSuffix(x, "."+kalypsoGroup)
 			waitFor(t, "ClusterUsage "+usage+" Ready", 60*time.Second, func() (bool, string, error) {
