@@ -13,14 +13,17 @@ FUNCTION_NAME    := $(PACKAGE_ORG)-function-kalypso
 VERSION          ?= v0.1.0
 # The Function and the Configuration are released with the same VERSION; the
 # Configuration's dependsOn accepts any patch of that minor (README,
-# "Versions and upgrades"). A pre-release VERSION (v0.2.0-rc.1) lowers the
-# floor to vX.Y.0-0: Masterminds semver, which Crossplane uses, matches
-# pre-releases only against a constraint that has one.
+# "Versions and upgrades"): >=vX.Y.0, <vX.Y+1.0. Crossplane v2.2.1 parses it
+# with Masterminds semver v1.5.0 (internal/controller/pkg/resolver), which
+# takes only a comma for AND ("improper constraint" for a space) and matches
+# a pre-release only against bounds that have one: a pre-release VERSION
+# (v0.2.0-rc.1) gets -0 on both bounds.
 version_xyz              := $(subst ., ,$(firstword $(subst -, ,$(subst +, ,$(VERSION:v%=%)))))
 ifneq ($(words $(version_xyz)),3)
 $(error VERSION=$(VERSION) is not vMAJOR.MINOR.PATCH[-PRERELEASE])
 endif
-FUNCTION_VERSION_RANGE   := >=v$(word 1,$(version_xyz)).$(word 2,$(version_xyz)).0$(if $(findstring -,$(VERSION)),-0) <v$(word 1,$(version_xyz)).$(shell expr $(word 2,$(version_xyz)) + 1).0
+version_pre              := $(if $(findstring -,$(VERSION)),-0)
+FUNCTION_VERSION_RANGE   := >=v$(word 1,$(version_xyz)).$(word 2,$(version_xyz)).0$(version_pre), <v$(word 1,$(version_xyz)).$(shell expr $(word 2,$(version_xyz)) + 1).0$(version_pre)
 
 BIN                    := $(CURDIR)/.bin
 CROSSPLANE_VERSION     := v2.2.1

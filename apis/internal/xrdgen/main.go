@@ -268,13 +268,15 @@ func configuration(o options) *pkgmetav1.Configuration {
 		Spec: pkgmetav1.ConfigurationSpec{
 			MetaSpec: pkgmetav1.MetaSpec{
 				// The -0 lets pre-release and vendor builds of core (UXP,
-				// v2.3.0-rc.1) satisfy it: Masterminds semver, which the
-				// package manager checks with (internal/xpkg/lint.go
-				// PackageCrossplaneCompatible), excludes pre-releases from a
-				// constraint without one.
+				// v2.3.0-rc.1) satisfy it: Masterminds semver v1.5.0, which
+				// the package manager checks with (internal/xpkg/lint.go
+				// PackageCrossplaneCompatible), matches a pre-release only
+				// against a bound that has one.
 				Crossplane: &pkgmetav1.CrossplaneConstraints{Version: ">=v2.2.0-0"},
-				// A range, not a pin: the package manager resolves it to the
-				// highest matching tag (internal/controller/pkg/resolver
+				// A range, not a pin (the Makefile's FUNCTION_VERSION_RANGE,
+				// comma-separated: semver v1.5.0 refuses a space): the package
+				// manager resolves it to the highest matching tag
+				// (internal/controller/pkg/resolver
 				// findDependencyVersionToInstall), so a patch release of the
 				// Function alone satisfies an installed Configuration.
 				DependsOn: []pkgmetav1.Dependency{{

@@ -21,7 +21,7 @@ spec:
   - apiVersion: pkg.crossplane.io/v1
     kind: Function
     package: xpkg.crossplane.io/kalypsoserving/function-kalypso
-    version: '>=v0.1.0 <v0.2.0'
+    version: '>=v0.1.0, <v0.2.0'
 `
 
 func TestRenameMeta(t *testing.T) {
@@ -42,14 +42,14 @@ func TestRenameMeta(t *testing.T) {
 }
 
 func TestCheckDependency(t *testing.T) {
-	if err := checkDependency([]byte(meta), "xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.1.0 <v0.2.0"); err != nil {
+	if err := checkDependency([]byte(meta), "xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.1.0, <v0.2.0"); err != nil {
 		t.Error(err)
 	}
 	for _, c := range [][2]string{
 		// An exact pin is what the package no longer ships.
 		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", "v0.1.0"},
-		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.2.0 <v0.3.0"},
-		{"registry.example.com/kalypsoserving/function-kalypso", ">=v0.1.0 <v0.2.0"},
+		{"xpkg.crossplane.io/kalypsoserving/function-kalypso", ">=v0.2.0, <v0.3.0"},
+		{"registry.example.com/kalypsoserving/function-kalypso", ">=v0.1.0, <v0.2.0"},
 	} {
 		if err := checkDependency([]byte(meta), c[0], c[1]); err == nil {
 			t.Errorf("%s@%s: no error", c[0], c[1])
