@@ -42,12 +42,18 @@ func TestWaitingServerKeepsItsObjects(t *testing.T) {
 	})
 
 	step(t, "SecretThenDeploymentDeleted", func(t *testing.T) {
+		// Let the reconciles the roll-out started finish: one that read
+		// the Deployment before its delete would apply it again (a
+		// Crossplane apply creates what is missing).
+		time.Sleep(5 * time.Second)
 		// The Secret is a required resource, which no watch follows; the
 		// Deployment's delete wakes the server at once (realtime
-		// compositions), and it then finds the Secret gone.
+		// compositions), and it then finds the Secret gone and no
+		// Deployment: it waits to create one.
 		mustDelete(t, "v1", "Secret", ns, "kalypso-triton-api-key")
 		mustDelete(t, "apps/v1", "Deployment", ns, srv+"-deploy")
-		waitXRCondition(t, kindServer, ns, srv, "APIRestricted", "False", "APIKeySecretMissing", 30*time.Second)
+		waitXRCondition(t, kindServer, ns, srv, "ServerAvailable", "False", "WaitingToCreate", 30*time.Second)
+		waitXRCondition(t, kindServer, ns, srv, "APIRestricted", "False", "APIKeySecretMissing", 5*time.Second)
 		// Several reconciles (15 s TTL while waiting), as long as the lab
 		// saw the objects go before the fix.
 		time.Sleep(45 * time.Second)

@@ -7,18 +7,25 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
-// TestUsageUpgrade: a server created by the last release (whose Usage names
-// the server in spec.by, which kept a foreground delete waiting forever) is
-// converted in place when the current function takes over: the same Usage
-// object loses spec.by (server-side apply drops a field its manager no
-// longer sends) and gains a reason; a foreground delete of the server then
-// completes.
+// TestUsageUpgrade: under the last release a server's Usage names the server
+// in spec.by, and a foreground delete of the server waits forever (shown
+// here with stuck-srv: the Usage waits for its `by`, the server for the
+// Usage it owns with blockOwnerDeletion). A server created by that release
+// is converted in place when the current function takes over: the same
+// Usage object loses spec.by (server-side apply drops a field its manager
+// no longer sends) and gains a reason; a foreground delete of it then
+// completes. A delete already stuck is not reconciled by Crossplane any
+// more (composite/reconciler.go only removes the finalizer of a deleting
+// XR), so it needs the README's manual step: patch its Usage reason-only.
 func TestUsageUpgrade(t *testing.T) {
 	const (
 		project, ns = "upgrade", "upgrade-dev"
 		app, srv    = "legacy", "legacy-srv"
+		stuck       = "stuck-srv"
 	)
 	previous, err := previousFunction()
 	if err != nil {
@@ -47,15 +54,37 @@ func TestUsageUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, kindApplication, ns, app, 60*time.Second)
-		if _, err := erin.apply(t.Context(), newServer(srv, ns, app).object()); err != nil {
-			t.Fatal(err)
+		for _, name := range []string{srv, stuck} {
+			s := newServer(name, ns, app)
+			if lab.Flavour == flavourClaims {
+				// The claim's composite is deleted in the foreground.
+				s.Spec["compositeDeletePolicy"] = "Foreground"
+			}
+			if _, err := erin.apply(t.Context(), s.object()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		waitReady(t, kindServer, ns, srv, 90*time.Second)
+		waitReady(t, kindServer, ns, stuck, 90*time.Second)
 		u := waitExists(t, apiVersionProtection, usageKind, usageNS, usageName, 30*time.Second)
 		if by := str(u, "spec", "by", "resourceRef", "name"); by == "" {
 			t.Fatalf("%s %s made by release %s has no spec.by: this is not the old behaviour the upgrade must convert", usageKind, usageName, "v0.1.0")
 		}
 		uid = string(u.GetUID())
+	})
+
+	step(t, "PreviousReleaseForegroundDeleteHangs", func(t *testing.T) {
+		if err := erin.delWith(t.Context(), apiVersionKalypso, kindServer, ns, stuck, metav1.DeletePropagationForeground); err != nil {
+			t.Fatal(err)
+		}
+		// Twice the Usage controller's 30 s wait poll, and the 60 s the
+		// issue allows a foreground delete.
+		time.Sleep(65 * time.Second)
+		s, err := lab.Kube.get(t.Context(), apiVersionKalypso, kindServer, ns, stuck)
+		if err != nil || s == nil {
+			t.Fatalf("v0.1.0's foreground delete of %s completed (%v): the hang this release fixes was not reproduced", stuck, err)
+		}
+		measure(t, "v0.1.0: foreground delete of %s still pending after 65 s (finalizers %v)", stuck, s.GetFinalizers())
 	})
 
 	step(t, "ConvertedInPlace", func(t *testing.T) {
@@ -78,6 +107,26 @@ func TestUsageUpgrade(t *testing.T) {
 		if c := getXRCondition(t, kindServer, ns, srv, "Ready"); c.Status != "True" {
 			t.Errorf("server %s not Ready after the upgrade: %+v", srv, c)
 		}
+	})
+
+	step(t, "StuckDeleteReleasedByHand", func(t *testing.T) {
+		// The README's step for a delete v0.1.0 left stuck, as the
+		// platform team (Usages are not in the tenants' roles).
+		name := stuck + "-uses-application"
+		if lab.Flavour == flavourClaims {
+			name += "-" + ns
+		}
+		start := time.Now()
+		patch := `{"spec":{"by":null,"reason":"released by hand: the server is being deleted"}}`
+		c, err := lab.Kube.client(t.Context(), schema.FromAPIVersionAndKind(apiVersionProtection, usageKind), usageNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Patch(t.Context(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("patch %s %s reason-only: %v", usageKind, name, err)
+		}
+		waitGone(t, apiVersionKalypso, kindServer, ns, stuck, 60*time.Second)
+		measure(t, "a v0.1.0 foreground delete left stuck completed %s after its Usage was patched reason-only", time.Since(start).Round(100*time.Millisecond))
 	})
 
 	step(t, "ForegroundDelete", func(t *testing.T) {
