@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -376,14 +377,16 @@ func (l *Lab) dumpState() {
 // TestMain does not start one when -run selects no test of its flavour.
 // A test missing here always gets a lab.
 var testFlavours = map[string]string{
-	"TestKalypsoProject":          flavourV2,
-	"TestApplicationServer":       flavourV2,
-	"TestDeletionProtection":      flavourV2,
-	"TestProjectProtectionWindow": flavourV2,
-	"TestFaults":                  flavourV2,
-	"TestScale":                   flavourV2,
-	"TestClaims":                  flavourClaims,
-	"TestPackages":                flavourPackages,
+	"TestKalypsoProject":                 flavourV2,
+	"TestApplicationServer":              flavourV2,
+	"TestDeletionProtection":             flavourV2,
+	"TestProjectProtectionWindow":        flavourV2,
+	"TestFaults":                         flavourV2,
+	"TestScale":                          flavourV2,
+	"TestQueueTimeAutoscalingAPIService": flavourV2,
+	"TestWaitingServerKeepsItsObjects":   flavourV2,
+	"TestClaims":                         flavourClaims,
+	"TestPackages":                       flavourPackages,
 }
 
 func runFlag() string {
@@ -416,11 +419,11 @@ func flavourSelected(flavour string) bool {
 	return !other
 }
 
-// requireFlavour skips a test written for the other flavour's lab.
-func requireFlavour(t *testing.T, flavour string) {
+// requireFlavour skips a test written for other flavours' labs.
+func requireFlavour(t *testing.T, flavours ...string) {
 	t.Helper()
-	if lab.Flavour != flavour {
-		t.Skipf("needs the %s lab (E2E_FLAVOUR=%s); this is the %s lab", flavour, flavour, lab.Flavour)
+	if !slices.Contains(flavours, lab.Flavour) {
+		t.Skipf("needs a lab of flavour %s (E2E_FLAVOUR); this is the %s lab", strings.Join(flavours, " or "), lab.Flavour)
 	}
 }
 

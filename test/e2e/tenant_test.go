@@ -28,6 +28,7 @@ import (
 // claim has compositeDeletePolicy: Foreground, so Crossplane deletes its
 // composite in the foreground too.
 func TestTenantAccess(t *testing.T) {
+	requireFlavour(t, flavourV2, flavourClaims)
 	const (
 		projectA, nsA = "tenancy-a", "tenancy-a-dev"
 		projectB, nsB = "tenancy-b", "tenancy-b-dev"

@@ -22,6 +22,7 @@ import (
 // more (composite/reconciler.go only removes the finalizer of a deleting
 // XR), so it needs the README's manual step: patch its Usage reason-only.
 func TestUsageUpgrade(t *testing.T) {
+	requireFlavour(t, flavourV2, flavourClaims)
 	const (
 		project, ns = "upgrade", "upgrade-dev"
 		app, srv    = "legacy", "legacy-srv"
