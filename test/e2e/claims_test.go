@@ -194,6 +194,22 @@ spec:
 		if err := releaseProject(t.Context(), project); err != nil {
 			t.Fatal(err)
 		}
+		// The released project's quotas admit no new application claim
+		// (count/kalypsoapplications.serving.kalypso.io is the claim's).
+		waitFor(t, "quota of "+ns+" admits no application claim", 60*time.Second, func() (bool, string, error) {
+			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-quota")
+			if err != nil || q == nil {
+				return false, "absent", err
+			}
+			return str(q, "status", "hard", countApplications) == "0", toYAML(q.Object["status"]), nil
+		})
+		if _, err := lab.Kube.apply(t.Context(), mustDecode(t, applicationYAML("late", ns, project))...); err == nil {
+			t.Errorf("an application claim was created in %s while project %s is released", ns, project)
+		} else if !strings.Contains(err.Error(), "exceeded quota") || !strings.Contains(err.Error(), countApplications) {
+			t.Errorf("the refusal of a new application claim should be the quota's: %v", err)
+		} else {
+			t.Logf("new application claim refused: %v", err)
+		}
 		refused, first, err := deleteEventually(t.Context(), apiVersionKalypso, kindProject, "", project, 90*time.Second)
 		if err != nil {
 			t.Fatal(err)

@@ -1027,6 +1027,13 @@ func (l *Lab) renderXRDRoles(ctx context.Context, xrds []*unstructured.Unstructu
 				{APIGroups: []string{group}, Resources: []string{plural + "/finalizers"}, Verbs: []string{"update"}},
 			},
 		}
+		// An XRD offering claims: the same grants on the claim kind.
+		if claims, _, _ := unstructured.NestedString(x.Object, "spec", "claimNames", "plural"); claims != "" {
+			cr.Rules = append(cr.Rules,
+				rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{claims, claims + "/status"}, Verbs: []string{"*"}},
+				rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{claims + "/finalizers"}, Verbs: []string{"update"}},
+			)
+		}
 		if err := l.applyTyped(ctx, cr); err != nil {
 			return err
 		}
