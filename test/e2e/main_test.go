@@ -373,20 +373,22 @@ func (l *Lab) dumpState() {
 	}
 }
 
-// testFlavours names the flavour of every test: a lab runs one flavour, and
-// TestMain does not start one when -run selects no test of its flavour.
+// testFlavours names the flavours of every test: a lab runs one flavour,
+// and TestMain does not start one when -run selects no test of its flavour.
 // A test missing here always gets a lab.
-var testFlavours = map[string]string{
-	"TestKalypsoProject":                 flavourV2,
-	"TestApplicationServer":              flavourV2,
-	"TestDeletionProtection":             flavourV2,
-	"TestProjectProtectionWindow":        flavourV2,
-	"TestFaults":                         flavourV2,
-	"TestScale":                          flavourV2,
-	"TestQueueTimeAutoscalingAPIService": flavourV2,
-	"TestWaitingServerKeepsItsObjects":   flavourV2,
-	"TestClaims":                         flavourClaims,
-	"TestPackages":                       flavourPackages,
+var testFlavours = map[string][]string{
+	"TestKalypsoProject":                 {flavourV2},
+	"TestApplicationServer":              {flavourV2},
+	"TestDeletionProtection":             {flavourV2},
+	"TestProjectProtectionWindow":        {flavourV2},
+	"TestFaults":                         {flavourV2},
+	"TestScale":                          {flavourV2},
+	"TestQueueTimeAutoscalingAPIService": {flavourV2},
+	"TestWaitingServerKeepsItsObjects":   {flavourV2},
+	"TestTenantAccess":                   {flavourV2, flavourClaims},
+	"TestUsageUpgrade":                   {flavourV2, flavourClaims},
+	"TestClaims":                         {flavourClaims},
+	"TestPackages":                       {flavourPackages},
 }
 
 func runFlag() string {
@@ -408,9 +410,9 @@ func flavourSelected(flavour string) bool {
 		return true
 	}
 	other := false
-	for name, f := range testFlavours {
+	for name, fs := range testFlavours {
 		if re.MatchString(name) {
-			if f == flavour {
+			if slices.Contains(fs, flavour) {
 				return true
 			}
 			other = true

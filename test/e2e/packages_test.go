@@ -530,7 +530,7 @@ const (
 	labelInUse    = "crossplane.io/in-use"
 )
 
-func init() { testFlavours["TestPackageUninstall"] = flavourPackages }
+func init() { testFlavours["TestPackageUninstall"] = []string{flavourPackages} }
 
 // deletedSummary says what of a snapshot is gone or deleting, for a failure
 // message.
