@@ -267,6 +267,18 @@ func TestCompose(t *testing.T) {
 				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
 			},
 		},
+		"ReleaseWaitsForQuotaUsage": {
+			reason:   "The quota controller wrote status.hard but cannot count the kind yet (no used value; admission refuses with \"status unknown for quota\"): the ClusterUsage stays.",
+			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, "")},
+			required: map[string][]string{"namespace-dev": {activeNS}},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
+			},
+		},
 		"ReleaseWaitsForApplications": {
 			reason:   "An application in an environment holds the release, whatever project it names: the namespace would take it along.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",

@@ -205,7 +205,7 @@ spec:
 		})
 		if _, err := lab.Kube.apply(t.Context(), mustDecode(t, applicationYAML("late", ns, project))...); err == nil {
 			t.Errorf("an application claim was created in %s while project %s is released", ns, project)
-		} else if !strings.Contains(err.Error(), "exceeded quota") || !strings.Contains(err.Error(), countApplications) {
+		} else if !quotaRefusal(err) {
 			t.Errorf("the refusal of a new application claim should be the quota's: %v", err)
 		} else {
 			t.Logf("new application claim refused: %v", err)

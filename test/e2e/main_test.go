@@ -381,6 +381,7 @@ var testFlavours = map[string][]string{
 	"TestApplicationServer":              {flavourV2},
 	"TestDeletionProtection":             {flavourV2},
 	"TestProjectProtectionWindow":        {flavourV2},
+	"TestProjectProtectionUpgrade":       {flavourV2},
 	"TestFaults":                         {flavourV2},
 	"TestScale":                          {flavourV2},
 	"TestQueueTimeAutoscalingAPIService": {flavourV2},
