@@ -87,7 +87,7 @@ type protection struct {
 func (c *Composer) protectionOf() protection {
 	protected := false
 	if u, ok := c.observed[usageName]; ok {
-		protected = compose.ConditionStatus(u.Resource.Object, "Ready") == "True"
+		protected = usageReady(u.Resource)
 	}
 	closed := false
 	for name, o := range c.observed {
