@@ -3,6 +3,7 @@ package project_test
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/crossplane/function-sdk-go/logging"
@@ -151,12 +152,31 @@ func TestRemovingAnEnvironmentDeletesOnlyWhatTheProjectCreated(t *testing.T) {
 		t.Errorf("createdNamespaces: -want, +got:\n%s", diff)
 	}
 
-	// Remove stage: its objects go, its namespace (created by the project)
-	// with them; nothing else changes.
+	// Remove stage: first its quota closes to new applications (an
+	// application created after the project's last look would otherwise
+	// go with the namespace) and everything of stage stays; once the quota
+	// controller enforces that, its objects go, its namespace (created by
+	// the project) with them; nothing else changes.
 	c.Spec = access + "  environments:\n" + dev + prod
+	closing := c.Reconcile(t)
+	for _, n := range ofEnvironment(all, "stage") {
+		if _, ok := closing.Desired[n]; !ok {
+			t.Errorf("%s of removed stage left the desired state before its quota was closed", n)
+		}
+	}
+	if q, ok := closing.Desired["quota-stage"]; !ok || !strings.Contains(composetest.Bodies(t, closing)["quota-stage"], `"count/kalypsoapplications.serving.kalypso.io":"0"`) {
+		t.Errorf("removed stage's quota is not closed to new applications: %v", q)
+	}
+	if got := conditions(closing)[project.ConditionEnvironmentRemoval]; got != "False/EnvironmentClosing" {
+		t.Errorf("EnvironmentRemoval: want False/EnvironmentClosing, got %s", got)
+	}
+	c.Apply(t, closing)
 	withoutStage := c.Reconcile(t)
 	neverAdoptedNamespace(withoutStage)
 	composetest.AssertOnlyLeft(t, composetest.Bodies(t, all), composetest.Bodies(t, withoutStage), ofEnvironment(all, "stage")...)
+	if _, ok := withoutStage.Desired["quota-stage"]; ok {
+		t.Error("removed stage's closed quota stays")
+	}
 	c.Apply(t, withoutStage)
 
 	// Remove the adopted prod: what the project composed inside ml-prod

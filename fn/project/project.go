@@ -201,7 +201,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		return compose.Result{Fatal: err}
 	}
 	apps := applications(required)
-	rs := c.release(apps, quotaEnvs)
+	// A removed environment still kept has its quota closed as well; a
+	// release waits for it too.
+	rs := c.release(apps, append(quotaEnvs, slices.Sorted(maps.Keys(inUse))...))
 	if !rs.released && prot.needed {
 		if _, err := d.Add(usageName, clusterUsage(c.name, usageReason(c.name, apps, rs)), usageReady); err != nil {
 			return compose.Result{Fatal: err}
@@ -281,24 +283,32 @@ func (c *Composer) notReadyDetail(d *compose.Desired) string {
 	return " (not ready: " + strings.Join(names, ", ") + ")"
 }
 
-// keepRemovedInUse keeps composing a removed environment while applications
-// still live in its namespace, and returns those environments with the
-// applications found. The others are dropped: Crossplane deletes their
-// objects (and their namespace, only if the project created it).
+// keepRemovedInUse keeps composing a removed environment until it can go
+// without taking an application with it: while applications live in its
+// namespace, and, for a namespace the project created (deleting it deletes
+// everything inside), until its ResourceQuota admits no new application
+// and the quota controller counts none. The project learns of applications
+// by polling, so without the closed quota one created after the last poll
+// would be deleted with the namespace. It returns the kept environments
+// with the applications found (none: it waits for its quota). The others
+// are dropped: Crossplane deletes their objects (and their namespace, only
+// if the project created it).
 func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]resource.Required) (map[string][]string, error) {
 	inUse := map[string][]string{}
 	for env, ns := range c.removed {
-		var apps []string
+		apps := []string{}
 		for _, a := range required[applicationsRequirement(env)] {
 			apps = append(apps, ns+"/"+a.Resource.GetName())
 		}
-		if len(apps) == 0 {
+		_, created := c.observed[resource.Name("namespace-"+env)]
+		quota, hasQuota := c.observed[resource.Name("quota-"+env)]
+		if len(apps) == 0 && (!created || hasQuota && quotaEnforcesClosed(quota.Resource)) {
 			continue
 		}
 		sort.Strings(apps)
 		inUse[env] = apps
 		for name, o := range c.observed {
-			if o.Resource.GetLabels()[compose.LabelEnvironment] != env {
+			if o.Resource.GetLabels()[compose.LabelEnvironment] != env || name == resource.Name("quota-"+env) {
 				continue
 			}
 			check := compose.Exists
@@ -309,6 +319,9 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 				return nil, err
 			}
 		}
+		if err := c.closeRemovedQuota(d, env, ns, quota.Resource); err != nil {
+			return nil, err
+		}
 	}
 	return inUse, nil
 }
@@ -318,8 +331,14 @@ func removalCondition(inUse map[string][]string) compose.Condition {
 		return compose.Condition{Type: ConditionEnvironmentRemoval, Status: true, Reason: "NoRemovalPending", Message: "no removed environment is waiting for its applications to go"}
 	}
 	var msgs []string
+	reason := "EnvironmentClosing"
 	for _, env := range slices.Sorted(maps.Keys(inUse)) {
+		if len(inUse[env]) == 0 {
+			msgs = append(msgs, fmt.Sprintf("environment %s was removed from spec.environments: its namespace goes once its ResourceQuota admits no new KalypsoApplication (%s: 0) and counts none", env, countApplications))
+			continue
+		}
+		reason = "EnvironmentInUse"
 		msgs = append(msgs, fmt.Sprintf("environment %s was removed from spec.environments but KalypsoApplications still live in it (%s): it is kept until they are deleted", env, strings.Join(inUse[env], ", ")))
 	}
-	return compose.Condition{Type: ConditionEnvironmentRemoval, Reason: "EnvironmentInUse", Message: strings.Join(msgs, "; ")}
+	return compose.Condition{Type: ConditionEnvironmentRemoval, Reason: reason, Message: strings.Join(msgs, "; ")}
 }

@@ -216,17 +216,39 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
 			required: map[string][]string{"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}}`}},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentInUse", ConditionReleased: ReasonProtected},
 			},
 		},
-		"RemovedEnvironmentEmpty": {
-			reason:   "Once no application lives in a removed environment its objects are dropped, so Crossplane deletes them.",
+		"RemovedEnvironmentClosing": {
+			reason:   "No application is found in a removed environment, but one may have been created since the last look: everything stays and its quota closes to new applications first.",
 			spec:     "  environments: {}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
 			required: map[string][]string{"applications-dev": {}},
+			want: want{
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentClosing", ConditionReleased: ReasonProtected},
+			},
+		},
+		"RemovedEnvironmentEmpty": {
+			reason:   "Once its quota enforces no application, counts none and none is found, a removed environment's objects are dropped, so Crossplane deletes them.",
+			spec:     "  environments: {}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			required: map[string][]string{"applications-dev": {}},
 			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
+		},
+		"RemovedEnvironmentQuotaCountsOne": {
+			reason:   "The quota controller counts an application the project has not seen yet: the removed environment stays.",
+			spec:     "  environments: {}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
+			required: map[string][]string{"applications-dev": {}},
+			want: want{
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue},
+				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
+				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentClosing", ConditionReleased: ReasonProtected},
+			},
 		},
 		"ProtectedWhileApplicationsExist": {
 			reason:   "With applications in it the project keeps its reason-only ClusterUsage of itself.",

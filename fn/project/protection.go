@@ -26,7 +26,7 @@ import (
 // observed Ready. Crossplane's Usage controller puts the crossplane.io/in-use
 // label on the used object with a client Update before it marks the Usage
 // Ready (internal/controller/protection/usage/reconciler.go, v2.2.1: the
-// label at lines 476-492, Available() at 536-542), and its webhook refuses
+// label at lines 475-494, Available() at 535), and its webhook refuses
 // deleting a labelled object while a Usage of it exists
 // (internal/webhook/protection/usage/handler.go). So a project is protected
 // from before its first namespace exists, whatever the project knows about
@@ -257,4 +257,26 @@ func releasedCondition(project string, p protection, apps []string, rs releaseSt
 		c.Message = msg + "; " + releaseStep(project)
 	}
 	return c
+}
+
+// closeRemovedQuota composes a removed environment's quota as it was (none:
+// an empty one) with the application count closed.
+func (c *Composer) closeRemovedQuota(d *compose.Desired, env, ns string, observed *composed.Unstructured) error {
+	hard := corev1.ResourceList{}
+	if observed != nil {
+		spec, _, _ := unstructured.NestedStringMap(observed.Object, "spec", "hard")
+		for k, v := range spec {
+			q, err := kresource.ParseQuantity(v)
+			if err != nil {
+				return fmt.Errorf("cannot keep the observed quota of removed environment %s: spec.hard[%s]: %w", env, k, err)
+			}
+			hard[corev1.ResourceName(k)] = q
+		}
+	}
+	q := &corev1.ResourceQuota{
+		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", c.name+"-quota", ns),
+		Spec:       corev1.ResourceQuotaSpec{Hard: closedQuota(hard)},
+	}
+	_, err := d.Add(resource.Name("quota-"+env), q, compose.Exists)
+	return err
 }
