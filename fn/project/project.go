@@ -287,7 +287,7 @@ func (c *Composer) notReadyDetail(d *compose.Desired) string {
 // without taking an application with it: while applications live in its
 // namespace, and, for a namespace the project created (deleting it deletes
 // everything inside), until its ResourceQuota admits no new application
-// and the quota controller counts none. The project learns of applications
+// and the quota controller counts none (quotaRefusesNew). The project learns of applications
 // by polling, so without the closed quota one created after the last poll
 // would be deleted with the namespace. It returns the kept environments
 // with the applications found (none: it waits for its quota). The others
@@ -302,7 +302,7 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 		}
 		_, created := c.observed[resource.Name("namespace-"+env)]
 		quota, hasQuota := c.observed[resource.Name("quota-"+env)]
-		if len(apps) == 0 && (!created || hasQuota && quotaEnforcesClosed(quota.Resource)) {
+		if len(apps) == 0 && (!created || hasQuota && quotaRefusesNew(quota.Resource)) {
 			continue
 		}
 		sort.Strings(apps)

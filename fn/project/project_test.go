@@ -239,6 +239,13 @@ func TestCompose(t *testing.T) {
 			required: map[string][]string{"applications-dev": {}},
 			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
+		"RemovedEnvironmentQuotaNotCountingYet": {
+			reason:   "The quota enforces 0 applications but the quota controller does not count the kind yet (admission then refuses with 'status unknown for quota'): the removed environment goes.",
+			spec:     "  environments: {}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, `requests.cpu: "0"`)},
+			required: map[string][]string{"applications-dev": {}},
+			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
+		},
 		"RemovedEnvironmentQuotaCountsOne": {
 			reason:   "The quota controller counts an application the project has not seen yet: the removed environment stays.",
 			spec:     "  environments: {}\n",

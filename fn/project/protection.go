@@ -122,6 +122,22 @@ func quotaEnforcesClosed(q *composed.Unstructured) bool {
 	return quotaSpecClosed(q) && isZero(q.Object, "status", "hard") && isZero(q.Object, "status", "used")
 }
 
+// quotaRefusesNew: the quota controller has taken over the closed hard
+// limit, so admission refuses every new application (with the kind counted,
+// used + 1 exceeds 0; not counted yet, "status unknown for quota",
+// k8s.io/apiserver plugin/resourcequota/controller.go CheckRequest), and it
+// counts none. A removed environment's namespace goes then. Unlike a
+// release it does not wait for the count itself: kube-controller-manager
+// recounts a quota for a newly discovered kind only at its full resync
+// (--resource-quota-sync-period, 5 min), and an application created before
+// the quota closed is in Crossplane's cache, which the project reads, long
+// before the quota controller has written status.hard.
+func quotaRefusesNew(q *composed.Unstructured) bool {
+	used, _, _ := unstructured.NestedStringMap(q.Object, "status", "used")
+	_, counted := used[string(countApplications)]
+	return quotaSpecClosed(q) && isZero(q.Object, "status", "hard") && (!counted || isZero(q.Object, "status", "used"))
+}
+
 // isZero reports whether the application count at path is present and 0.
 func isZero(obj map[string]any, path ...string) bool {
 	m, _, _ := unstructured.NestedStringMap(obj, path...)
