@@ -97,6 +97,9 @@ func TestApplicationServer(t *testing.T) {
 	yolo := newServer("yolo", prod, "detector")
 	yolo.Spec["gpus"] = int64(1)
 	yolo.Spec["tritonConfig"] = map[string]any{"backendType": "onnxruntime"}
+	// CPU autoscaling measures utilisation against the CPU request: a
+	// server without one gets no HorizontalPodAutoscaler.
+	yolo.Spec["resources"] = map[string]any{"requests": map[string]any{"cpu": "2"}}
 	yolo.Spec["observability"] = map[string]any{
 		"enabled": true,
 		"metrics": map[string]any{"enableServiceMonitor": true, "interval": "30s"},
