@@ -301,7 +301,11 @@ func (c *Composer) replicas() *int32 {
 	if !found {
 		return ptr.To(want)
 	}
-	return ptr.To(int32(observed))
+	// Never below minReplicas: the autoscaler's first scale then agrees
+	// with what a reconcile that has not yet seen it applies (the lab saw
+	// [3 4 3 4] when a reconcile from a cache without the autoscaler's
+	// write put 3 back).
+	return ptr.To(max(int32(observed), ptr.Deref(a.MinReplicas, 1)))
 }
 
 // replicasCoOwned reports whether a manager other than Crossplane's (the
