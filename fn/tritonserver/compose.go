@@ -301,11 +301,7 @@ func (c *Composer) replicas() *int32 {
 	if !found {
 		return ptr.To(want)
 	}
-	// Never below minReplicas: the autoscaler's first scale then agrees
-	// with what a reconcile that has not yet seen it applies (the lab saw
-	// [3 4 3 4] when a reconcile from a cache without the autoscaler's
-	// write put 3 back).
-	return ptr.To(max(int32(observed), ptr.Deref(a.MinReplicas, 1)))
+	return ptr.To(int32(observed))
 }
 
 // replicasCoOwned reports whether a manager other than Crossplane's (the

@@ -920,11 +920,6 @@ func TestComposeAutoscaling(t *testing.T) {
 			spec:   hpaSpec, observed: created(t, "replicas: 1\n", crossplaneOnly),
 			replicas: ptr.To[int32](4), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
-		"AfterCreateBelowMin": {
-			reason: "Autoscaling switched on with minReplicas above the running count: the Deployment goes to minReplicas at once, the value the autoscaler's first scale writes too, so a reconcile that has not seen that write never puts the old count back.",
-			spec:   strings.Replace(hpaSpec, "minReplicas: 2", "minReplicas: 5", 1), observed: created(t, "replicas: 1\n", crossplaneOnly),
-			replicas: ptr.To[int32](5), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
-		},
 		"CoOwned": {
 			reason: "Once the autoscaler's manager owns spec.replicas the field is left to it.",
 			spec:   hpaSpec, observed: created(t, hpaSpec, coOwned),
