@@ -299,17 +299,6 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 		deadline = *spec.Startup.ProgressDeadlineSeconds
 	}
 
-	image := p.TritonImage
-	tag := p.TritonTag
-	if tc := spec.TritonConfig; tc != nil {
-		if tc.Image != "" {
-			image = tc.Image
-		}
-		if tc.Tag != "" {
-			tag = tc.Tag
-		}
-	}
-
 	containerPorts := []corev1.ContainerPort{
 		{Name: "http", ContainerPort: in.ports.http, Protocol: corev1.ProtocolTCP},
 		{Name: "grpc", ContainerPort: in.ports.grpc, Protocol: corev1.ProtocolTCP},
@@ -339,7 +328,7 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 	uid := p.RunAsUser
 	container := corev1.Container{
 		Name:         containerName,
-		Image:        image + ":" + tag,
+		Image:        tritonImage(spec.TritonConfig, p),
 		Args:         in.args,
 		Ports:        containerPorts,
 		Env:          append([]corev1.EnvVar{{Name: "HOME", Value: homeDir}}, in.storage.env...),

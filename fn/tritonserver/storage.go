@@ -369,9 +369,9 @@ func restrictedContainer() *corev1.SecurityContext {
 	}
 }
 
-// tritonImage is the image reference the server runs, resolved as
-// deployment() resolves it (the server's image and tag over the
-// platform's). TestComposePrivateCA keeps the two equal.
+// tritonImage is the image reference the server runs (the server's image
+// and tag over the platform's): the Triton container's and the CA-bundle
+// init container's.
 func tritonImage(tc *v1alpha1.TritonConfig, p compose.Platform) string {
 	image, tag := p.TritonImage, p.TritonTag
 	if tc != nil {
