@@ -3,6 +3,7 @@ package composetest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -25,12 +26,12 @@ func KindsOutsideTable(rsp *fnv1.RunFunctionResponse) error {
 		}
 	}
 	sels := rsp.GetRequirements().GetResources()
-	for _, name := range sortedKeys(sels) {
+	for _, name := range slices.Sorted(maps.Keys(sels)) {
 		s := sels[name]
 		check("requirement "+name, s.GetApiVersion(), s.GetKind(), compose.Read)
 	}
 	desired := rsp.GetDesired().GetResources()
-	for _, name := range sortedKeys(desired) {
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		o := desired[name].GetResource().AsMap()
 		apiVersion, _ := o["apiVersion"].(string)
 		kind, _ := o["kind"].(string)
@@ -39,11 +40,3 @@ func KindsOutsideTable(rsp *fnv1.RunFunctionResponse) error {
 	return errors.Join(errs...)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
