@@ -39,4 +39,3 @@ func KindsOutsideTable(rsp *fnv1.RunFunctionResponse) error {
 	}
 	return errors.Join(errs...)
 }
-
