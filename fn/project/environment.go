@@ -64,10 +64,7 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 		quota = closedQuota(hard)
 	}
 	if len(quota) > 0 {
-		parts = append(parts, part{"quota", &corev1.ResourceQuota{
-			ObjectMeta: c.meta(owner, "quota", c.name+"-quota", e.Namespace),
-			Spec:       corev1.ResourceQuotaSpec{Hard: quota},
-		}, compose.Exists})
+		parts = append(parts, part{"quota", c.quota(env, e.Namespace, quota), compose.Exists})
 	}
 	if limits := limitRangeItems(p, e, hard); len(limits) > 0 {
 		parts = append(parts, part{"limitrange", &corev1.LimitRange{
@@ -103,6 +100,14 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 		ready = ready && ok
 	}
 	return ready, nil
+}
+
+// quota is an environment's ResourceQuota, <project>-quota.
+func (c *Composer) quota(env, namespace string, hard corev1.ResourceList) *corev1.ResourceQuota {
+	return &corev1.ResourceQuota{
+		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", c.name+"-quota", namespace),
+		Spec:       corev1.ResourceQuotaSpec{Hard: hard},
+	}
 }
 
 func (c *Composer) meta(owner compose.Owner, component, name, namespace string) metav1.ObjectMeta {

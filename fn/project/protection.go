@@ -289,10 +289,6 @@ func (c *Composer) closeRemovedQuota(d *compose.Desired, env, ns string, observe
 			hard[corev1.ResourceName(k)] = q
 		}
 	}
-	q := &corev1.ResourceQuota{
-		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", c.name+"-quota", ns),
-		Spec:       corev1.ResourceQuotaSpec{Hard: closedQuota(hard)},
-	}
-	_, err := d.Add(resource.Name("quota-"+env), q, compose.Exists)
+	_, err := d.Add(resource.Name("quota-"+env), c.quota(env, ns, closedQuota(hard)), compose.Exists)
 	return err
 }
