@@ -162,14 +162,6 @@ func (l *Lab) report(rss string) string {
 		}
 	}
 	bgMu.Unlock()
-	fnFindingsMu.Lock()
-	if len(fnFindings) > 0 {
-		b.WriteString("e2e: function findings (the function's doing; see test/e2e/README.md)\n")
-		for _, f := range fnFindings {
-			fmt.Fprintf(&b, "  - %s\n", f)
-		}
-	}
-	fnFindingsMu.Unlock()
 	findingsMu.Lock()
 	if len(findings) > 0 {
 		b.WriteString("e2e: findings (see test/e2e/README.md)\n")
@@ -247,27 +239,6 @@ func finding(t *testing.T, format string, args ...any) {
 		return
 	}
 	t.Log("FINDING (not a failure; E2E_STRICT=1 makes it one): " + msg)
-}
-
-var (
-	fnFindingsMu sync.Mutex
-	fnFindings   []string
-)
-
-// functionFinding records something the function does that works against
-// what a scenario expects without blocking it (a gap rather than a bug the
-// scenario trips on): printed in the report, a failure with E2E_STRICT=1.
-func functionFinding(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	fnFindingsMu.Lock()
-	fnFindings = append(fnFindings, t.Name()+": "+msg)
-	fnFindingsMu.Unlock()
-	if os.Getenv("E2E_STRICT") != "" {
-		softErrorf(t, "%s", msg)
-		return
-	}
-	t.Log("FUNCTION FINDING (not a failure; E2E_STRICT=1 makes it one): " + msg)
 }
 
 var (
