@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
@@ -43,11 +42,6 @@ const (
 	reqServers        = "servers"
 	reqRouteCRD       = "httproute-crd"
 )
-
-// StatusTTL is how often an application looks at its servers again: they
-// are required resources, which no watch follows, so activeModels and
-// readyModels lag a server's change by at most this long.
-const StatusTTL = 30 * time.Second
 
 // Composer composes one observed application.
 type Composer struct {
@@ -282,7 +276,12 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	r := compose.Result{
 		Desired: d.Objects, Ready: valid, Status: st,
 		Conditions: []compose.Condition{projectCond, storage, exposed},
-		TTL:        StatusTTL,
+		// The servers are required resources, which no watch follows:
+		// activeModels and readyModels lag a server's change by at most
+		// this long. A minute is what `kubectl get` users tolerate for a
+		// count; at idle each call costs its few requests per application,
+		// not per server.
+		TTL: compose.PollTTL,
 	}
 	if !valid {
 		r.TTL = compose.WaitTTL

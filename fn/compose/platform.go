@@ -53,6 +53,8 @@ type Platform struct {
 	GatewayParentRefs []v1beta1.ParentRef
 	GatewayHostname   string
 	GatewayScheme     string
+
+	ReadPods bool
 }
 
 // builtinDefaults are the bottom layer. A fresh value each call: layering
@@ -183,6 +185,8 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		GatewayParentRefs: d.Gateway.ParentRefs,
 		GatewayHostname:   ptr.Deref(d.Gateway.Hostname, ""),
 		GatewayScheme:     *d.Gateway.Scheme,
+
+		ReadPods: d.Diagnostics != nil && ptr.Deref(d.Diagnostics.ReadPods, false),
 	}
 	return p, p.validate()
 }

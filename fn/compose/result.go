@@ -36,5 +36,27 @@ type Result struct {
 	Fatal error
 }
 
-// WaitTTL is the response TTL while a dependency is awaited.
-const WaitTTL = 15 * time.Second
+// How soon a composite asks to be called again. With realtime compositions
+// (on by default) Crossplane core requeues a composite on every change of
+// itself and of its composed objects, and otherwise only after the
+// response TTL: its poll interval is then zero (v2.2.1
+// internal/controller/apiextensions/definition/reconciler.go). So the TTL
+// only bounds how long a change to a required resource, which no watch
+// follows, takes to reach the composite. Every call costs the API server
+// about seven requests per composite (the composed objects' server-side
+// applies, the composite's patch and two status writes, a Secret GET past
+// core's cache), so the TTL is the idle cost.
+const (
+	// WaitTTL: a required resource is awaited before something can be
+	// created (an application for its first server, a quota's room).
+	WaitTTL = 15 * time.Second
+	// PollTTL: a composite follows required resources that change while it
+	// runs: an application's count of its servers, a project's removed
+	// environments and release, a Deployment not yet available (whose
+	// events a tripped circuit breaker may drop; TTL requeues bypass it).
+	PollTTL = time.Minute
+	// IdleTTL: a settled composite. A change to an application's storage
+	// settings or to the platform's EnvironmentConfig reaches a running
+	// server within this; any change to the server itself applies at once.
+	IdleTTL = 10 * time.Minute
+)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
@@ -239,12 +240,22 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs))
 
-	// Namespaces and applications are required resources: no watch tells
-	// the project when they change, so it looks again every 15 s. The
-	// protection does not depend on it (protection.go); a pending release
-	// is noticed sooner, as the quota controller's count of applications
-	// changes a composed ResourceQuota, which Crossplane watches.
-	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: compose.WaitTTL}
+	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: c.ttl(status.Phase)}
+}
+
+// ttl: namespaces and applications are required resources, which no watch
+// follows. While the project waits on them (a namespace to adopt, a removed
+// environment's applications, a release) it looks again every minute; the
+// protection itself does not depend on it (protection.go), and a pending
+// release is noticed sooner, as the quota controller's count of
+// applications changes a composed ResourceQuota, which Crossplane watches.
+// A settled project only refreshes the application names its ClusterUsage
+// quotes, so it idles.
+func (c *Composer) ttl(phase string) time.Duration {
+	if phase != PhaseReady || len(c.removed) > 0 || c.spec.Release {
+		return compose.PollTTL
+	}
+	return compose.IdleTTL
 }
 
 func reasonFor(problems []string) string {

@@ -64,6 +64,7 @@ func TestCompose(t *testing.T) {
 		envs       []v1alpha1.EnvironmentStatus
 		ready      bool
 		conditions map[string]string // type → reason
+		idle       bool              // settled: the idle TTL
 		fatal      string
 	}
 	conditions := func(envs, released string) map[string]string {
@@ -85,7 +86,7 @@ func TestCompose(t *testing.T) {
 			reason:      "A project without environments composes nothing and is ready.",
 			spec:        "  owner: team-vision\n",
 			unprotected: true,
-			want:        want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: conditions("EnvironmentsReady", ReasonNothingToProtect)},
+			want:        want{idle: true, resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: conditions("EnvironmentsReady", ReasonNothingToProtect)},
 		},
 		"ProtectionFirst": {
 			reason:      "The ClusterUsage comes before any namespace: none is created until it is Ready (the project then carries the in-use label).",
@@ -116,7 +117,7 @@ func TestCompose(t *testing.T) {
 			unprotected: true,
 			observed:    map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -138,7 +139,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -203,7 +204,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -265,7 +266,7 @@ func TestCompose(t *testing.T) {
 				"namespace-dev":    {activeNS},
 				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`},
 			},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -363,7 +364,7 @@ func TestCompose(t *testing.T) {
 			unprotected: true,
 			observed:    map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -375,7 +376,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -475,9 +476,14 @@ func TestCompose(t *testing.T) {
 			if diff := cmp.Diff(tc.want.conditions, conds); diff != "" {
 				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)
 			}
-			// Namespaces and applications trigger no watch: always look again soon.
-			if got.TTL != compose.WaitTTL {
-				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, compose.WaitTTL, got.TTL)
+			// Namespaces and applications trigger no watch: a project that
+			// waits on them looks again every minute, a settled one idles.
+			wantTTL := compose.PollTTL
+			if tc.want.idle {
+				wantTTL = compose.IdleTTL
+			}
+			if got.TTL != wantTTL {
+				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, wantTTL, got.TTL)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
@@ -264,13 +265,29 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		apiCond,
 		c.shutdownCondition(stop, stopProblem),
 	}
-	r := compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds}
-	if !deployReady || as.problem != nil || blocker != nil {
-		// Pods, the application and quotas are required resources: no
-		// watch tells the server when they change.
-		r.TTL = compose.WaitTTL
+	waiting := as.problem != nil || blocker != nil || c.readsPods(p)
+	return compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds,
+		TTL: c.ttl(deployReady, waiting, conds)}
+}
+
+// ttl (see compose's TTLs): the application, the API key Secret, the pods
+// and the custom metrics API are required resources, which no watch
+// follows, so while the server waits on one it looks again soon. A rollout
+// is followed through the Deployment's events, a minute only guards against
+// dropped ones. A settled server idles.
+func (c *Composer) ttl(ready, waiting bool, conds []compose.Condition) time.Duration {
+	switch {
+	case waiting:
+		return compose.WaitTTL
+	case !ready:
+		return compose.PollTTL
 	}
-	return r
+	for _, cond := range conds {
+		if cond.Type == ConditionAutoscaling && cond.Reason == reasonMetricsAPIUnavailable {
+			return compose.PollTTL
+		}
+	}
+	return compose.IdleTTL
 }
 
 func (c *Composer) metricsInterval() string {

@@ -350,7 +350,7 @@ func hasArg(args []string, prefix string) bool {
 }
 
 // want is what a scenario checks; zero fields are checked too (a pending
-// server has no resources, ttl 0 means the default TTL).
+// server has no resources).
 type want struct {
 	resources   map[string]resource.Ready
 	conditions  map[string]cond
@@ -444,7 +444,7 @@ func TestComposeApplication(t *testing.T) {
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {readyApp}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				check: func(t *testing.T, r compose.Result) {
 					wantStatus := &v1alpha1.KalypsoTritonServerStatus{
 						Phase: PhasePending, DeploymentName: "resnet-deploy",
@@ -470,7 +470,7 @@ func TestComposeApplication(t *testing.T) {
 			want: want{
 				resources:  all(resource.ReadyTrue, resDeployment, resService, resUsage),
 				conditions: composedConds(map[string]cond{ConditionServerAvailable: {true, "AllReplicasAvailable"}}),
-				phase:      PhaseRunning, ready: true, application: snapshotStatus,
+				phase:      PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionServerAvailable: "1/1 replicas available"},
 			},
 		},
@@ -561,7 +561,7 @@ func TestComposeApplication(t *testing.T) {
 			}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL,
 				application: &v1alpha1.ServerApplicationStatus{Name: "classifier", Project: "vision", Environment: "dev",
 					Storage: &v1alpha1.StorageSpec{Provider: "gcs", SecretName: "gcs-sa"}},
 				check: func(t *testing.T, r compose.Result) {
@@ -581,7 +581,7 @@ func TestComposeApplication(t *testing.T) {
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {appWith("provider: s3, ", "")}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL,
 				application: &v1alpha1.ServerApplicationStatus{Name: "classifier", Project: "vision", Environment: "dev",
 					Storage: &v1alpha1.StorageSpec{SecretName: "models-creds", Region: "eu-west-1"}},
 			},
@@ -593,7 +593,7 @@ func TestComposeApplication(t *testing.T) {
 			}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL,
 				application: &v1alpha1.ServerApplicationStatus{Name: "classifier", Project: "vision", Environment: "dev",
 					Storage: &v1alpha1.StorageSpec{Provider: "s3", SecretName: "models-creds", Endpoint: "http://minio.minio.svc:9000"}},
 				check: func(t *testing.T, r compose.Result) {
@@ -725,14 +725,14 @@ containerStatuses:
 			observed: withDeploy(deployAvailable),
 			pods:     []string{crashLoop},
 			want: want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: composedConds(map[string]cond{ConditionServerAvailable: {true, "AllReplicasAvailable"}}),
-				phase: PhaseRunning, ready: true, application: snapshotStatus},
+				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus},
 		},
 	}
 	for name, tc := range cases {
 		for _, enc := range encodings {
 			t.Run(name+"/"+string(enc), func(t *testing.T) {
 				s := scene{xr: serverXR("", snapshot), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqPods: tc.pods}}
-				r := s.run(t, enc, platform(t))
+				r := s.run(t, enc, readPodsPlatform(t))
 				tc.want.verify(t, tc.reason, r)
 				if st := r.Status.(*v1alpha1.KalypsoTritonServerStatus); st.Message != message(r, ConditionServerAvailable) {
 					t.Errorf("status.message must repeat the ServerAvailable message: %q vs %q", st.Message, message(r, ConditionServerAvailable))
@@ -1321,7 +1321,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {readyApp}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionAPIRestricted: keyRequired},
 				check: func(t *testing.T, r compose.Result) {
 					restrictedContainer(concat(argsMinimal, restrictedFlags("triton-api-key")), append(slices.Clone(s3Env), apiKeyEnv))(t, r)
@@ -1337,7 +1337,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
 				conditions: composedConds(map[string]cond{ConditionMetricsScraping: {false, "MetricsDisabled"}}),
-				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				phase:      PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				check: restrictedContainer(concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"},
 					restrictedFlags("triton-api-key")), append(slices.Clone(s3Env), apiKeyEnv)),
 			},
@@ -1347,7 +1347,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {readyApp}, reqAPIKey: {stringData}}},
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				check: restrictedContainer(concat(argsMinimal, restrictedFlags("triton-api-key")), append(slices.Clone(s3Env), apiKeyEnv)),
 			},
 		},
@@ -1357,7 +1357,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			platform: ptr.To(teamPlatform(t)),
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
-				conditions: composedConds(nil), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				conditions: composedConds(nil), phase: PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionAPIRestricted: "need the header x-team-key (gRPC: triton-grpc-protocol-x-team-key) with the value of Secret team-triton-key key token"},
 				check: restrictedContainer(concat(argsMinimal, restrictedFlags("x-team-key")), append(slices.Clone(s3Env), corev1.EnvVar{Name: "TRITON_API_KEY", ValueFrom: &corev1.EnvVarSource{
 					SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "team-triton-key"}, Key: "token"},
@@ -1446,7 +1446,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			want: want{
 				resources:  all(resource.ReadyFalse, resDeployment, resService, resUsage),
 				conditions: composedConds(map[string]cond{ConditionAPIRestricted: {false, "UnrestrictedBySpec"}}),
-				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				phase:      PhasePending, ttl: compose.PollTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionAPIRestricted: "spec.security.unrestrictedAPIs is true: any client that reaches the server may load models and map shared memory"},
 				check:    restrictedContainer(argsMinimal, s3Env),
 			},
@@ -1457,7 +1457,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 			want: want{
 				resources:  all(resource.ReadyTrue, resDeployment, resService, resUsage),
 				conditions: composedConds(map[string]cond{ConditionServerAvailable: {true, "AllReplicasAvailable"}, ConditionAPIRestricted: {false, "UnrestrictedBySpec"}}),
-				phase:      PhaseRunning, ready: true, application: snapshotStatus,
+				phase:      PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				check: restrictedContainer(argsMinimal, s3Env),
 			},
 		},
@@ -1702,6 +1702,11 @@ func teamPlatform(t *testing.T) compose.Platform {
 	return p
 }
 
+// readPodsPlatform reads the pods of a server that is not available.
+func readPodsPlatform(t *testing.T) compose.Platform {
+	return composetest.Platform(t, &v1beta1.Input{Spec: v1beta1.Defaults{Diagnostics: &v1beta1.DiagnosticsDefaults{ReadPods: ptr.To(true)}}})
+}
+
 func TestRequirements(t *testing.T) {
 	unrestricted := "security: {unrestrictedAPIs: true}\n"
 	cases := map[string]struct {
@@ -1742,7 +1747,15 @@ func TestRequirements(t *testing.T) {
 		},
 		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAPIKey, reqQuotas, reqMetricsAPI}},
 		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAPIKey, reqQuotas}},
-		"NotAvailable": {reason: "The pods, while the Deployment is not available, for the reason.", observed: created(t, "", deployProgressing), want: []string{reqApplication, reqAPIKey, reqPods}},
+		"NotAvailable": {reason: "No pods by default, even while the Deployment is not available: core would cache every Pod of the cluster.", observed: created(t, "", deployProgressing), want: []string{reqApplication, reqAPIKey}},
+		"NotAvailableReadPods": {
+			reason: "The pods, while the Deployment is not available, for the reason, when the platform reads pods.", observed: created(t, "", deployProgressing),
+			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAPIKey, reqPods},
+		},
+		"AvailableReadPods": {
+			reason: "No pods once available, even when the platform reads pods.", observed: created(t, "", deployAvailable),
+			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAPIKey},
+		},
 		"Available":    {reason: "No pods once available.", observed: created(t, "", deployAvailable), want: []string{reqApplication, reqAPIKey}},
 		"Unrestricted": {reason: "A server that opts out of the restricted APIs does not need the key.", spec: unrestricted, want: []string{reqApplication, reqQuotas}},
 		"UnrestrictedFalse": {
@@ -2161,6 +2174,64 @@ func TestComposeTracing(t *testing.T) {
 			}
 			if m := message(r, ConditionTracing); !strings.Contains(m, tc.message) {
 				t.Errorf("%s\nTracing message: want it to contain %q, got %q", tc.reason, tc.message, m)
+			}
+		})
+	}
+}
+
+// TestTTL: the response TTL is the server's idle cost, so it is short only
+// while the server waits on something no watch follows.
+func TestTTL(t *testing.T) {
+	queueTime := "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n"
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		required map[string][]string
+		platform compose.Platform
+		want     time.Duration
+	}{
+		"Settled": {
+			reason: "Available with a Ready application: only a change of the application or the platform's EnvironmentConfig is polled for.",
+			observed: created(t, "", deployAvailable), required: map[string][]string{reqApplication: {readyApp}}, want: compose.IdleTTL,
+		},
+		"RollingOut": {
+			reason: "A rollout is followed through the Deployment's events; a minute guards against dropped ones.",
+			observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}}, want: compose.PollTTL,
+		},
+		"RollingOutReadingPods": {
+			reason: "Pods are required resources: while the platform reads them for the reason, look again soon.",
+			observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}}, platform: readPodsPlatform(t), want: compose.WaitTTL,
+		},
+		"ApplicationGone": {
+			reason: "A running server whose application is missing waits for it.",
+			observed: created(t, "", deployAvailable), want: compose.WaitTTL,
+		},
+		"BeforeCreate": {
+			reason: "Before the first create the server waits for its application.",
+			want:   compose.WaitTTL,
+		},
+		"MetricsAPIUnavailable": {
+			reason: "Available, but queue-time autoscaling waits for the custom metrics API.",
+			spec:   queueTime, observed: created(t, queueTime, deployAvailable), required: map[string][]string{reqApplication: {readyApp}}, want: compose.PollTTL,
+		},
+		"MetricsAPIServed": {
+			reason: "…and idles once it is served.",
+			spec:   queueTime, observed: created(t, queueTime, deployAvailable), required: map[string][]string{reqApplication: {readyApp}, reqMetricsAPI: {metricsAPISvc}}, want: compose.IdleTTL,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := tc.platform
+			if p.TritonImage == "" {
+				p = platform(t)
+			}
+			r := scene{xr: serverXR(tc.spec, snapshot), observed: tc.observed, required: tc.required}.run(t, int64s, p)
+			if r.Fatal != nil {
+				t.Fatal(r.Fatal)
+			}
+			if r.TTL != tc.want {
+				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, tc.want, r.TTL)
 			}
 		})
 	}

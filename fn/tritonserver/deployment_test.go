@@ -732,7 +732,7 @@ func TestTerminationMessage(t *testing.T) {
 	pod := `{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-7d9f-abcde, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}},
   status: {containerStatuses: [{name: tritonserver, state: {waiting: {reason: CrashLoopBackOff}},
     lastState: {terminated: {exitCode: 1, reason: Error, message: "E1205 failed to load 'resnet50' version 1: Invalid argument: model input dims mismatch\nerror: creating server: Internal - failed to load all models\n"}}}]}}`
-	r := scene{xr: serverXR("", snapshot), observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}, reqPods: {pod}}}.run(t, int64s, platform(t))
+	r := scene{xr: serverXR("", snapshot), observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}, reqPods: {pod}}}.run(t, int64s, readPodsPlatform(t))
 	if r.Fatal != nil {
 		t.Fatal(r.Fatal)
 	}

@@ -112,7 +112,8 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 }
 
 // Requirements: the application, the ServiceMonitor CRD, the pods while the
-// Deployment is not available (for the reason), the namespace's quotas
+// Deployment is not available when the platform reads pods (for the reason;
+// see input DiagnosticsDefaults.ReadPods for its cost), the namespace's quotas
 // before the first create (every server requests ephemeral storage, GPU
 // servers GPUs), and the custom metrics API for queue-time autoscaling.
 func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
@@ -123,7 +124,7 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if c.wantsServiceMonitor() {
 		r[reqServiceMonitor] = compose.KindCRD.Named("", serviceMonitorCRD)
 	}
-	if c.deploy != nil && !compose.DeploymentAvailable(c.deploy) {
+	if c.readsPods(p) {
 		r[reqPods] = compose.KindPod.Labelled(ns, c.selector())
 	}
 	if !c.unrestricted() {
@@ -136,6 +137,11 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 		r[reqMetricsAPI] = compose.KindAPIService.Named("", customMetricsAPI)
 	}
 	return r
+}
+
+// readsPods: the platform opted in and the Deployment is not available.
+func (c *Composer) readsPods(p compose.Platform) bool {
+	return p.ReadPods && c.deploy != nil && !compose.DeploymentAvailable(c.deploy)
 }
 
 func (c *Composer) selector() map[string]string {

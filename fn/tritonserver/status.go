@@ -82,7 +82,8 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 	if podReason != "" {
 		return availability{PhasePending, podReason, podMessage}
 	}
-	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes)", avail, want)}
+	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes); kubectl get pods -n %s -l %s=%s shows the pods",
+		avail, want, c.id.Namespace, compose.LabelTritonServer, c.id.Name)}
 }
 
 // deploymentFailure reads a Deployment that gave up: its progress deadline
@@ -215,6 +216,10 @@ func (c *Composer) profilingCondition() compose.Condition {
 	return cond
 }
 
+// reasonMetricsAPIUnavailable: queue-time autoscaling waits for the custom
+// metrics API.
+const reasonMetricsAPIUnavailable = "CustomMetricsAPIUnavailable"
+
 // cpuRequestMissing: CPU autoscaling on a container without a CPU
 // request. The autoscaler measures utilisation as a share of the request
 // (pkg/controller/podautoscaler/replica_calculator.go,
@@ -266,9 +271,9 @@ func (c *Composer) autoscalingCondition(required map[string][]resource.Required,
 			cond.Message += "; no HorizontalPodAutoscaler is composed until then"
 		}
 	case a.Metric == "queueTime" && len(required[reqMetricsAPI]) == 0:
-		cond.Reason, cond.Message = "CustomMetricsAPIUnavailable", "the custom metrics API ("+customMetricsAPI+") is not served, so the autoscaler cannot read "+QueueTimeMetric+": install a metrics adapter such as prometheus-adapter with the rule in the README"
+		cond.Reason, cond.Message = reasonMetricsAPIUnavailable, "the custom metrics API ("+customMetricsAPI+") is not served, so the autoscaler cannot read "+QueueTimeMetric+": install a metrics adapter such as prometheus-adapter with the rule in the README"
 	case a.Metric == "queueTime" && !apiServiceAvailable(required[reqMetricsAPI][0].Resource):
-		cond.Reason = "CustomMetricsAPIUnavailable"
+		cond.Reason = reasonMetricsAPIUnavailable
 		cond.Message = "APIService " + customMetricsAPI + " is not Available (" + apiServiceProblem(required[reqMetricsAPI][0].Resource) + "), so the autoscaler cannot read " + QueueTimeMetric + ": fix the metrics adapter behind it"
 	default:
 		cond.Status, cond.Reason = true, "HorizontalPodAutoscalerComposed"

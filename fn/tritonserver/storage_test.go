@@ -399,7 +399,7 @@ func TestComposeStorageIdentity(t *testing.T) {
 			scene:  scene{xr: azureServer("tritonConfig: {tag: 26.05-py3}\n", ""), required: map[string][]string{reqApplication: {azureKeyless}}},
 			want: want{
 				resources: all(resource.ReadyFalse, resDeployment, resService, resUsage), conditions: composedConds(nil),
-				phase: PhasePending, ttl: compose.WaitTTL,
+				phase: PhasePending, ttl: compose.PollTTL,
 				application: &v1alpha1.ServerApplicationStatus{Name: "classifier", Project: "vision", Environment: "dev", Storage: &v1alpha1.StorageSpec{Provider: "azure", ServiceAccountName: "models-reader"}},
 				check: func(t *testing.T, r compose.Result) {
 					d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
@@ -436,7 +436,7 @@ func TestComposeStorageIdentity(t *testing.T) {
 			scene:  scene{xr: azureServer("tritonConfig: {image: registry.example.com/ml/triton, tag: v3, version: \"26.06\"}\n", ""), required: map[string][]string{reqApplication: {azureKeyless}}},
 			want: want{
 				resources: all(resource.ReadyFalse, resDeployment, resService, resUsage), conditions: composedConds(nil),
-				phase: PhasePending, ttl: compose.WaitTTL,
+				phase: PhasePending, ttl: compose.PollTTL,
 				application: &v1alpha1.ServerApplicationStatus{Name: "classifier", Project: "vision", Environment: "dev", Storage: &v1alpha1.StorageSpec{Provider: "azure", ServiceAccountName: "models-reader"}},
 			},
 		},

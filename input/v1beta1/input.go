@@ -46,6 +46,21 @@ type Defaults struct {
 	Observability *ObservabilityDefaults `json:"observability,omitempty"`
 	Tenancy       *TenancyDefaults       `json:"tenancy,omitempty"`
 	Gateway       *GatewayDefaults       `json:"gateway,omitempty"`
+	Diagnostics   *DiagnosticsDefaults   `json:"diagnostics,omitempty"`
+}
+
+// DiagnosticsDefaults choose what the function reads to explain a server
+// that is not available.
+type DiagnosticsDefaults struct {
+	// ReadPods reads the pods of a server whose Deployment is not available,
+	// so its condition names the pod's problem (ImagePullFailed,
+	// CrashLoopBackOff, Unschedulable...). Crossplane core serves required
+	// resources from an informer that caches every Pod in the cluster and
+	// keeps it until core restarts, so this costs core memory in proportion
+	// to all pods, not only Triton's. Off: the reason comes from the
+	// Deployment's conditions (ProgressDeadlineExceeded, ReplicaFailure).
+	// +optional
+	ReadPods *bool `json:"readPods,omitempty"`
 }
 
 // TritonDefaults pick the Triton image.
