@@ -73,6 +73,11 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 	}
 	avail, _ := compose.Int(c.deploy.Object, "status", "availableReplicas")
 	podReason, podMessage := diagnosePods(pods)
+	if podReason == "" {
+		// No pod read (the platform does not read pods, or none tells
+		// more): say where to look.
+		podMessage = fmt.Sprintf("kubectl get pods -n %s -l %s=%s shows the pods", c.id.Namespace, compose.LabelTritonServer, c.id.Name)
+	}
 	if reason, msg := deploymentFailure(c.deploy.Object); reason != "" {
 		return availability{PhaseFailed, reason, joinNonEmpty(msg, podMessage)}
 	}
@@ -82,8 +87,7 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 	if podReason != "" {
 		return availability{PhasePending, podReason, podMessage}
 	}
-	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes); kubectl get pods -n %s -l %s=%s shows the pods",
-		avail, want, c.id.Namespace, compose.LabelTritonServer, c.id.Name)}
+	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes); %s", avail, want, podMessage)}
 }
 
 // deploymentFailure reads a Deployment that gave up: its progress deadline
