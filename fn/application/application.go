@@ -46,6 +46,7 @@ const (
 // Composer composes one observed application.
 type Composer struct {
 	id       compose.Identity
+	xrName   string // the composite's own name (the claim flavour's differs from id.Name)
 	gen      int64
 	spec     v1alpha1.KalypsoApplicationSpec
 	lastEnv  string // environment recorded in the observed status
@@ -54,7 +55,7 @@ type Composer struct {
 
 // New decodes the application.
 func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedComposed) (*Composer, error) {
-	c := &Composer{id: compose.IdentityOf(xr), gen: compose.Generation(xr), observed: observed}
+	c := &Composer{id: compose.IdentityOf(xr), xrName: xr.Resource.GetName(), gen: compose.Generation(xr), observed: observed}
 	if err := compose.DecodeSpec(xr.Resource.Object, &c.spec); err != nil {
 		return nil, err
 	}
@@ -258,6 +259,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		return compose.Result{Fatal: err}
 	}
 	st.GatewayEndpoint = endpoint
+	if err := c.protect(d, servers, compose.Owner{Project: c.spec.ProjectRef, Environment: env, Application: c.id.Name}.Labels("usage", c.id.Name)); err != nil {
+		return compose.Result{Fatal: err}
+	}
 
 	projectCond := compose.Condition{Type: ConditionProjectValid, Status: true, Reason: "ProjectValid",
 		Message: fmt.Sprintf("KalypsoProject %s is Ready and owns namespace %s (environment %s)", c.spec.ProjectRef, c.id.Namespace, env)}

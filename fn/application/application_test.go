@@ -84,7 +84,7 @@ func TestCompose(t *testing.T) {
 			reason:   "A valid project and a complete secret make the application Ready; servers of other applications do not count.",
 			spec:     "  projectRef: vision\n" + s3Storage,
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer, otherServer}},
-			want:     want{phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("GatewayDisabled")},
+			want:     want{resources: []string{"usage"}, phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("GatewayDisabled")},
 		},
 		"ProjectNotFound": {
 			reason:   "A missing project fails the application with a message saying what to do.",
@@ -157,14 +157,14 @@ func TestCompose(t *testing.T) {
 			reason:   "Exposure needs the platform's gateway.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
-			want:     want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayNotConfigured")},
+			want:     want{resources: []string{"usage"}, phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayNotConfigured")},
 		},
 		"GatewayAPIMissing": {
 			reason:   "Exposure needs the Gateway API CRDs.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}},
-			want:     want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayAPIMissing")},
+			want:     want{resources: []string{"usage"}, phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayAPIMissing")},
 		},
 		"RoutesComposed": {
 			reason:   "Each server gets an HTTPRoute and a GRPCRoute; no endpoint before a route is accepted.",
@@ -172,7 +172,7 @@ func TestCompose(t *testing.T) {
 			gateway:  true,
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer}, reqRouteCRD: {routeCRD}},
 			want: want{phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("RoutesNotAccepted"),
-				resources: []string{"grpcroute-ranker", "grpcroute-yolo", "httproute-ranker", "httproute-yolo"}},
+				resources: []string{"usage", "grpcroute-ranker", "grpcroute-yolo", "httproute-ranker", "httproute-yolo"}},
 		},
 		"RoutesAccepted": {
 			reason:   "The endpoint is set once the gateway accepts a route.",
@@ -181,7 +181,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"httproute-yolo": `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: detector-yolo-http}, status: {parents: [{conditions: [{type: Accepted, status: "True"}]}]}}`},
 			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
 			want: want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, endpoint: "https://models.example.com/detector/", conditions: good("RoutesAccepted"),
-				resources: []string{"grpcroute-yolo", "httproute-yolo"}},
+				resources: []string{"usage", "grpcroute-yolo", "httproute-yolo"}},
 		},
 		"RoutesKeptWhileProjectNotReady": {
 			reason:   "Routes that exist are not dropped because the project is briefly not Ready.",
@@ -191,14 +191,14 @@ func TestCompose(t *testing.T) {
 			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
 			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1, endpoint: "https://models.example.com/detector/",
 				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "RoutesAccepted"},
-				resources:  []string{"grpcroute-yolo", "httproute-yolo"}, ttl: true},
+				resources:  []string{"usage", "grpcroute-yolo", "httproute-yolo"}, ttl: true},
 		},
 		"NoRoutesBeforeProject": {
 			reason:   "No route is created before the project is valid.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
 			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
-			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1,
+			want: want{resources: []string{"usage"}, phase: PhasePending, env: "prod", active: 1, ready: 1,
 				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "WaitingForProject"}, ttl: true},
 		},
 	}

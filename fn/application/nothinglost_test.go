@@ -84,8 +84,8 @@ var routes = []resource.Name{"grpcroute-ranker", "grpcroute-yolo", "httproute-ra
 func TestGatewayOffRemovesOnlyTheRoutes(t *testing.T) {
 	c := newCluster(t, exposed)
 	on := c.Settle(t)
-	if diff := cmp.Diff(routes, slices.Sorted(maps.Keys(on.Desired))); diff != "" {
-		t.Fatalf("exposed: -want, +got routes:\n%s", diff)
+	if diff := cmp.Diff(append(slices.Clone(routes), "usage"), slices.Sorted(maps.Keys(on.Desired))); diff != "" {
+		t.Fatalf("exposed: -want, +got routes and the application's Usage of itself:\n%s", diff)
 	}
 	c.Spec = strings.Replace(exposed, "enabled: true", "enabled: false", 1)
 	off := c.Reconcile(t)

@@ -66,8 +66,8 @@ var (
 	KindServiceMonitor = GVK{"monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", Compose}
 	KindHTTPRoute      = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
 	KindGRPCRoute      = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
-	KindUsage          = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose}
-	KindClusterUsage   = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose}
+	KindUsage          = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
+	KindClusterUsage   = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}
 	KindCRD            = GVK{"apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", Read}
 	KindAPIService     = GVK{"apiregistration.k8s.io", "v1", "APIService", "apiservices", Read}
 	KindEnvironmentCfg = GVK{"apiextensions.crossplane.io", "v1beta1", "EnvironmentConfig", "environmentconfigs", Read}

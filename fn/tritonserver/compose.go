@@ -161,10 +161,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			appCond = *as.problem
 		}
 		if blocker != nil {
-			return c.pending(*blocker, appCond, snap, as.app)
+			return c.pending(*blocker, appCond, snap, as.app, required)
 		}
 		if reason, msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
-			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap, as.app)
+			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap, as.app, required)
 		}
 	}
 
@@ -221,7 +221,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			return fatal(err)
 		}
 	}
-	if err := c.addUsage(d, as.app, labels); err != nil {
+	if err := c.addUsage(d, as.app, labels, required); err != nil {
 		return fatal(err)
 	}
 
@@ -404,39 +404,4 @@ func orZero(s string) string {
 		return "0"
 	}
 	return s
-}
-
-func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, labels map[string]string) error {
-	reason := fmt.Sprintf("KalypsoTritonServer %s/%s serves this application: delete the server first, then delete the application again", c.id.Namespace, c.id.Name)
-	if !c.id.Claim {
-		appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindApplication}
-		_, err := d.Add(resUsage, applicationUsage(c.name("uses-application"), c.id.Namespace, labels, appType, c.spec.ApplicationRef, reason), compose.Exists)
-		return err
-	}
-	// Claim flavour: both composites are cluster scoped, so the Usage is a
-	// ClusterUsage between them; the application's composite is named in its
-	// claim's spec.resourceRef.
-	appXR := ""
-	if app != nil {
-		appXR, _, _ = unstructured.NestedString(app.Object, "spec", "resourceRef", "name")
-	}
-	if appXR == "" {
-		if o, ok := c.observed[resUsage]; ok {
-			if _, err := d.Keep(resUsage, o.Resource, compose.Exists); err != nil {
-				return err
-			}
-			// Reason-only even when kept: one an older release composed
-			// names the server in spec.by (see applicationUsage).
-			kept := d.Objects[resUsage].Resource.Object
-			unstructured.RemoveNestedField(kept, "spec", "by")
-			if err := unstructured.SetNestedField(kept, reason, "spec", "reason"); err != nil {
-				return err
-			}
-			return unstructured.SetNestedField(kept, false, "spec", "replayDeletion")
-		}
-		return nil
-	}
-	appType := metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindXApplication}
-	_, err := d.Add(resUsage, applicationClusterUsage(c.name("uses-application")+"-"+c.id.Namespace, labels, appType, appXR, reason), compose.Exists)
-	return err
 }

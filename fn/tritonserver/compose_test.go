@@ -1717,56 +1717,56 @@ func TestRequirements(t *testing.T) {
 		want     []string
 		secret   string // the API key Secret asked for
 	}{
-		"Minimal":        {reason: "The application, the platform's API key Secret, and the quotas before the first create.", want: []string{reqApplication, reqAPIKey, reqQuotas}},
-		"ServiceMonitor": {reason: "The CRD only when a ServiceMonitor is wanted.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas, reqServiceMonitor}},
+		"Minimal":        {reason: "The application, the platform's API key Secret, and the quotas before the first create.", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}},
+		"ServiceMonitor": {reason: "The CRD only when a ServiceMonitor is wanted.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas, reqServiceMonitor}},
 		"GPUBeforeCreate": {
-			reason: "Quotas before the first create: GPUs and the ephemeral storage every server requests are checked against them.", spec: "gpus: 1\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "Quotas before the first create: GPUs and the ephemeral storage every server requests are checked against them.", spec: "gpus: 1\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"GPUAfterCreate": {
-			reason: "…not once the Deployment exists.", spec: "gpus: 1\n", observed: created(t, "gpus: 1\n", deployAvailable), want: []string{reqApplication, reqAPIKey},
+			reason: "…not once the Deployment exists.", spec: "gpus: 1\n", observed: created(t, "gpus: 1\n", deployAvailable), want: []string{reqApplication, reqAppProtection, reqAPIKey},
 		},
 		"GPUInResourcesLimits": {
-			reason: "GPUs given only in spec.resources.limits make a GPU server too.", spec: "resources: {limits: {nvidia.com/gpu: '1'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "GPUs given only in spec.resources.limits make a GPU server too.", spec: "resources: {limits: {nvidia.com/gpu: '1'}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"GPUInResourcesRequests": {
-			reason: "…and in spec.resources.requests.", spec: "resources: {requests: {nvidia.com/gpu: '1'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "…and in spec.resources.requests.", spec: "resources: {requests: {nvidia.com/gpu: '1'}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"GPUsZeroResourcesGPU": {
-			reason: "gpus: 0 does not hide the GPUs of spec.resources.", spec: "gpus: 0\nresources: {limits: {nvidia.com/gpu: '2'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "gpus: 0 does not hide the GPUs of spec.resources.", spec: "gpus: 0\nresources: {limits: {nvidia.com/gpu: '2'}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"GPUResourceZero": {
-			reason: "A zero GPU count in spec.resources is no GPU.", spec: "resources: {limits: {nvidia.com/gpu: '0'}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "A zero GPU count in spec.resources is no GPU.", spec: "resources: {limits: {nvidia.com/gpu: '0'}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"CPUResources": {
-			reason: "CPU and memory only: the quotas still bound its ephemeral storage.", spec: "resources: {requests: {cpu: '1', memory: 1Gi}}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "CPU and memory only: the quotas still bound its ephemeral storage.", spec: "resources: {requests: {cpu: '1', memory: 1Gi}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"MIGResources": {
 			reason: "The platform's GPU resource name is what counts (MIG slices).", spec: "resources: {limits: {nvidia.com/mig-1g.10gb: '1'}}\n",
 			platform: ptr.To(func() compose.Platform { p := platform(t); p.GPUResourceName = "nvidia.com/mig-1g.10gb"; return p }()),
-			want:     []string{reqApplication, reqAPIKey, reqQuotas},
+			want:     []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
-		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAPIKey, reqQuotas, reqMetricsAPI}},
-		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAPIKey, reqQuotas}},
-		"NotAvailable": {reason: "No pods by default, even while the Deployment is not available: core would cache every Pod of the cluster.", observed: created(t, "", deployProgressing), want: []string{reqApplication, reqAPIKey}},
+		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas, reqMetricsAPI}},
+		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}},
+		"NotAvailable": {reason: "No pods by default, even while the Deployment is not available: core would cache every Pod of the cluster.", observed: created(t, "", deployProgressing), want: []string{reqApplication, reqAppProtection, reqAPIKey}},
 		"NotAvailableReadPods": {
 			reason: "The pods, while the Deployment is not available, for the reason, when the platform reads pods.", observed: created(t, "", deployProgressing),
-			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAPIKey, reqPods},
+			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAppProtection, reqAPIKey, reqPods},
 		},
 		"AvailableReadPods": {
 			reason: "No pods once available, even when the platform reads pods.", observed: created(t, "", deployAvailable),
-			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAPIKey},
+			platform: ptr.To(readPodsPlatform(t)), want: []string{reqApplication, reqAppProtection, reqAPIKey},
 		},
-		"Available":    {reason: "No pods once available.", observed: created(t, "", deployAvailable), want: []string{reqApplication, reqAPIKey}},
-		"Unrestricted": {reason: "A server that opts out of the restricted APIs does not need the key.", spec: unrestricted, want: []string{reqApplication, reqQuotas}},
+		"Available":    {reason: "No pods once available.", observed: created(t, "", deployAvailable), want: []string{reqApplication, reqAppProtection, reqAPIKey}},
+		"Unrestricted": {reason: "A server that opts out of the restricted APIs does not need the key.", spec: unrestricted, want: []string{reqApplication, reqAppProtection, reqQuotas}},
 		"UnrestrictedFalse": {
-			reason: "unrestrictedAPIs: false is the default: the key is needed.", spec: "security: {unrestrictedAPIs: false}\n", want: []string{reqApplication, reqAPIKey, reqQuotas},
+			reason: "unrestrictedAPIs: false is the default: the key is needed.", spec: "security: {unrestrictedAPIs: false}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"UnrestrictedAfterCreate": {
-			reason: "…before and after the create alike.", spec: unrestricted, observed: created(t, unrestricted, deployAvailable), want: []string{reqApplication},
+			reason: "…before and after the create alike.", spec: unrestricted, observed: created(t, unrestricted, deployAvailable), want: []string{reqApplication, reqAppProtection},
 		},
 		"PlatformSecret": {
 			reason: "The Secret's name is the platform's.", platform: ptr.To(teamPlatform(t)),
-			want: []string{reqApplication, reqAPIKey, reqQuotas}, secret: "team-triton-key",
+			want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}, secret: "team-triton-key",
 		},
 	}
 	for name, tc := range cases {
@@ -1790,6 +1790,9 @@ func TestRequirements(t *testing.T) {
 			app := got[reqApplication]
 			if app.GetKind() != "KalypsoApplication" || app.GetApiVersion() != "serving.kalypso.io/v1alpha1" || app.GetNamespace() != "vision-dev" || app.GetMatchName() != "classifier" {
 				t.Errorf("application selector: %v", app)
+			}
+			if u := got[reqAppProtection]; u.GetKind() != "Usage" || u.GetApiVersion() != "protection.crossplane.io/v1beta1" || u.GetNamespace() != "vision-dev" || u.GetMatchName() != "classifier-has-servers" {
+				t.Errorf("application protection selector: want Usage classifier-has-servers in vision-dev, got %v", u)
 			}
 			if p, ok := got[reqPods]; ok {
 				if diff := cmp.Diff(selector, p.GetMatchLabels().GetLabels()); diff != "" || p.GetNamespace() != "vision-dev" || p.GetKind() != "Pod" {
@@ -2192,19 +2195,19 @@ func TestTTL(t *testing.T) {
 		want     time.Duration
 	}{
 		"Settled": {
-			reason: "Available with a Ready application: only a change of the application or the platform's EnvironmentConfig is polled for.",
+			reason:   "Available with a Ready application: only a change of the application or the platform's EnvironmentConfig is polled for.",
 			observed: created(t, "", deployAvailable), required: map[string][]string{reqApplication: {readyApp}}, want: compose.IdleTTL,
 		},
 		"RollingOut": {
-			reason: "A rollout is followed through the Deployment's events; a minute guards against dropped ones.",
+			reason:   "A rollout is followed through the Deployment's events; a minute guards against dropped ones.",
 			observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}}, want: compose.PollTTL,
 		},
 		"RollingOutReadingPods": {
-			reason: "Pods are required resources: while the platform reads them for the reason, look again soon.",
+			reason:   "Pods are required resources: while the platform reads them for the reason, look again soon.",
 			observed: created(t, "", deployProgressing), required: map[string][]string{reqApplication: {readyApp}}, platform: readPodsPlatform(t), want: compose.WaitTTL,
 		},
 		"ApplicationGone": {
-			reason: "A running server whose application is missing waits for it.",
+			reason:   "A running server whose application is missing waits for it.",
 			observed: created(t, "", deployAvailable), want: compose.WaitTTL,
 		},
 		"BeforeCreate": {

@@ -1,7 +1,6 @@
 package tritonserver
 
 import (
-	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -101,48 +100,6 @@ func horizontalPodAutoscaler(name, namespace, deploymentName string, labels map[
 					StabilizationWindowSeconds: ptr.To(ptr.Deref(a.ScaleDownStabilizationSeconds, defaultScaleDownWindow)),
 				},
 			},
-		},
-	}
-}
-
-// applicationUsage keeps the application from being deleted while this
-// server uses it. It names no spec.by: Crossplane keeps a composed Usage
-// being deleted until its `by` object is gone
-// (internal/controller/protection/usage/reconciler.go, "Waiting for the
-// using resource"), while a foreground delete of the server waits for the
-// Usage it owns with blockOwnerDeletion: neither would ever go. A
-// reason-only Usage goes with its server. Server-side apply drops the `by`
-// of a Usage an older release composed, since Crossplane's field manager
-// no longer sends it.
-//
-// replayDeletion is off: Crossplane's webhook marks a refused object
-// (internal/webhook/protection/usage/handler.go) and never clears the mark,
-// so a replay would delete the application whenever its last server goes,
-// possibly weeks after the refused attempt. A refused delete is repeated by
-// the user once the servers are gone, as the reason says.
-func applicationUsage(name, namespace string, labels map[string]string, app metav1.TypeMeta, appName, reason string) *protectionv1beta1.Usage {
-	return &protectionv1beta1.Usage{
-		ObjectMeta: meta(name, namespace, labels),
-		Spec: protectionv1beta1.UsageSpec{
-			Of: protectionv1beta1.NamespacedResource{
-				APIVersion: app.APIVersion, Kind: app.Kind,
-				ResourceRef: &protectionv1beta1.NamespacedResourceRef{Name: appName},
-			},
-			Reason:         ptr.To(reason),
-			ReplayDeletion: ptr.To(false),
-		},
-	}
-}
-
-// applicationClusterUsage is the claim flavour's protection: both
-// composites are cluster scoped. Reason-only for the same reasons.
-func applicationClusterUsage(name string, labels map[string]string, app metav1.TypeMeta, appName, reason string) *protectionv1beta1.ClusterUsage {
-	return &protectionv1beta1.ClusterUsage{
-		ObjectMeta: meta(name, "", labels),
-		Spec: protectionv1beta1.ClusterUsageSpec{
-			Of:             protectionv1beta1.Resource{APIVersion: app.APIVersion, Kind: app.Kind, ResourceRef: &protectionv1beta1.ResourceRef{Name: appName}},
-			Reason:         ptr.To(reason),
-			ReplayDeletion: ptr.To(false),
 		},
 	}
 }

@@ -111,7 +111,7 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 	return c, nil
 }
 
-// Requirements: the application, the ServiceMonitor CRD, the pods while the
+// Requirements: the application and its Usage of itself, the ServiceMonitor CRD, the pods while the
 // Deployment is not available when the platform reads pods (for the reason;
 // see input DiagnosticsDefaults.ReadPods for its cost), the namespace's quotas
 // before the first create (every server requests ephemeral storage, GPU
@@ -119,7 +119,8 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
 	ns := c.id.Namespace
 	r := map[string]*fnv1.ResourceSelector{
-		reqApplication: compose.KindApplication.Named(ns, c.spec.ApplicationRef),
+		reqApplication:   compose.KindApplication.Named(ns, c.spec.ApplicationRef),
+		reqAppProtection: c.appProtectionRequirement(),
 	}
 	if c.wantsServiceMonitor() {
 		r[reqServiceMonitor] = compose.KindCRD.Named("", serviceMonitorCRD)
@@ -260,10 +261,10 @@ func (c *Composer) status() *v1alpha1.KalypsoTritonServerStatus {
 // Service, Usage, HPA… behind) are kept as observed: an object missing from
 // the desired state is deleted by Crossplane. Only what would be created is
 // held back. The Usage is composed afresh rather than kept, so that one an
-// older release composed loses its spec.by (see applicationUsage). appCond
+// older release composed loses its spec.by (see compose.ApplicationUsage). appCond
 // is the ApplicationReady condition; the problem replaces the condition of
 // its own type.
-func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus, app *unstructured.Unstructured) compose.Result {
+func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.ServerApplicationStatus, app *unstructured.Unstructured, required map[string][]resource.Required) compose.Result {
 	d := compose.NewDesired(c.observed)
 	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
 		ready := compose.Exists
@@ -278,7 +279,7 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 		}
 	}
 	if _, ok := c.observed[resUsage]; ok {
-		if err := c.addUsage(d, app, c.owner(cmp.Or(snap, c.last)).Labels("tritonserver", c.id.Name)); err != nil {
+		if err := c.addUsage(d, app, c.owner(cmp.Or(snap, c.last)).Labels("tritonserver", c.id.Name), required); err != nil {
 			return compose.Result{Fatal: err}
 		}
 	}

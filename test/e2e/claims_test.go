@@ -106,16 +106,17 @@ spec:
 			}
 		}
 
-		// A ClusterUsage protects the application's composite.
-		name := "yolo-uses-application-" + ns
-		u := waitExists(t, apiVersionProtection, "ClusterUsage", "", name, 30*time.Second)
+		// The application protects its composite with a ClusterUsage once
+		// it counts its server (which composed its own until then).
+		name := ns + ".detector.has-servers"
+		u := waitExists(t, apiVersionProtection, "ClusterUsage", "", name, 90*time.Second)
 		if kind, of := str(u, "spec", "of", "kind"), str(u, "spec", "of", "resourceRef", "name"); kind != "XKalypsoApplication" || of != appXR {
 			t.Errorf("ClusterUsage %s protects %s %q, want XKalypsoApplication %q", name, kind, of, appXR)
 		}
 		// Reason-only: a `by` would keep the usage, and so a foreground
 		// delete of the server, waiting on each other forever.
-		if by, reason := str(u, "spec", "by", "resourceRef", "name"), str(u, "spec", "reason"); by != "" || !strings.Contains(reason, "delete the server first") {
-			t.Errorf("ClusterUsage %s: by %q, reason %q; want no by and a reason naming the server", name, by, reason)
+		if by, reason := str(u, "spec", "by", "resourceRef", "name"), str(u, "spec", "reason"); by != "" || !strings.Contains(reason, "delete them first") {
+			t.Errorf("ClusterUsage %s: by %q, reason %q; want no by and a reason saying to delete the servers first", name, by, reason)
 		}
 		waitFor(t, "ClusterUsage "+name+" Ready", 30*time.Second, func() (bool, string, error) {
 			u, err := lab.Kube.get(t.Context(), apiVersionProtection, "ClusterUsage", "", name)
@@ -184,7 +185,9 @@ spec:
 		}
 		serverGone := time.Now()
 		// The claim's pending delete goes through once nothing uses it.
-		waitGone(t, apiVersionKalypso, kindApplication, ns, "detector", 90*time.Second)
+		// …once the application's count (a poll every minute) finds no
+		// server and its ClusterUsage goes.
+		waitGone(t, apiVersionKalypso, kindApplication, ns, "detector", 150*time.Second)
 		waitGone(t, apiVersionKalypso, "XKalypsoApplication", "", appXR, 60*time.Second)
 		measure(t, "server claim gone %s after its delete; the deleting application claim and its composite gone %s later",
 			serverGone.Sub(start).Round(100*time.Millisecond), time.Since(serverGone).Round(100*time.Millisecond))

@@ -9,7 +9,8 @@ import (
 
 // TestWaitingServerKeepsItsObjects: a Ready server whose API key Secret and
 // then Deployment are deleted waits for the Secret before it builds a
-// Deployment again, and meanwhile keeps its Service and Usage (same UIDs):
+// Deployment again, and meanwhile keeps its Service (same UID) and its
+// application stays protected:
 // dropping them from the desired state would have Crossplane delete them.
 // Once the Secret is back the Deployment returns.
 func TestWaitingServerKeepsItsObjects(t *testing.T) {
@@ -19,9 +20,11 @@ func TestWaitingServerKeepsItsObjects(t *testing.T) {
 		app, srv    = "vault", "vault-srv"
 	)
 	teardown(t, project, ns)
+	// The Service, and the application's Usage of itself: the server's
+	// own Usage goes by design once the application protects itself.
 	kept := []struct{ apiVersion, kind, name string }{
 		{"v1", "Service", srv + "-svc"},
-		{apiVersionProtection, "Usage", srv + "-uses-application"},
+		{apiVersionProtection, "Usage", app + "-has-servers"},
 	}
 	uids := map[string]string{}
 	var gus *kube
@@ -36,6 +39,7 @@ func TestWaitingServerKeepsItsObjects(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, kindServer, ns, srv, 90*time.Second)
+		waitExists(t, apiVersionProtection, "Usage", ns, app+"-has-servers", 90*time.Second)
 		for _, o := range kept {
 			uids[o.kind] = string(mustGet(t, o.apiVersion, o.kind, ns, o.name).GetUID())
 		}

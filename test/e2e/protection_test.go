@@ -19,7 +19,7 @@ import (
 )
 
 // TestDeletionProtection: an application cannot be deleted while servers
-// use it (each server's Usage), nor a project until it is released (its
+// use it (its Usage of itself while it counts servers), nor a project until it is released (its
 // reason-only ClusterUsage of itself, composed before its namespace): a
 // release closes the project's quotas to new applications and completes
 // once no application is left; then each delete goes through.
@@ -46,14 +46,16 @@ func TestDeletionProtection(t *testing.T) {
 		}
 		for _, name := range servers {
 			waitReady(t, kindServer, ns, name, 90*time.Second)
-			waitFor(t, "Usage "+name+"-uses-application Ready", 30*time.Second, func() (bool, string, error) {
-				u, err := lab.Kube.get(t.Context(), apiVersionProtection, "Usage", ns, name+"-uses-application")
-				if err != nil || u == nil {
-					return false, "absent", err
-				}
-				return getCondition(u, "Ready").Status == "True", conditionsSummary(u), nil
-			})
 		}
+		// The application protects itself with one Usage once it counts
+		// its servers (each composes its own Usage only until then).
+		waitFor(t, "Usage "+app+"-has-servers Ready", 90*time.Second, func() (bool, string, error) {
+			u, err := lab.Kube.get(t.Context(), apiVersionProtection, "Usage", ns, app+"-has-servers")
+			if err != nil || u == nil {
+				return false, "absent", err
+			}
+			return getCondition(u, "Ready").Status == "True", conditionsSummary(u), nil
+		})
 		a := mustGet(t, apiVersionKalypso, kindApplication, ns, app)
 		if a.GetLabels()["crossplane.io/in-use"] != "true" {
 			t.Errorf("application %s is not labelled crossplane.io/in-use=true: %v", app, a.GetLabels())
@@ -152,9 +154,10 @@ func TestDeletionProtection(t *testing.T) {
 		serversGone := time.Now()
 		measure(t, "servers and their Usages gone %s after their delete", serversGone.Sub(start).Round(100*time.Millisecond))
 
-		// The Usages replay the refused delete (replayDeletion: true): the
-		// application may go by itself. Retry our own delete meanwhile.
-		refused, first, err := deleteEventually(t.Context(), apiVersionKalypso, kindApplication, ns, app, 60*time.Second)
+		// The application drops its Usage of itself once its count (a
+		// poll every minute) finds no server; until then our deletes are
+		// refused, and none is replayed (replayDeletion: false).
+		refused, first, err := deleteEventually(t.Context(), apiVersionKalypso, kindApplication, ns, app, 120*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +167,7 @@ func TestDeletionProtection(t *testing.T) {
 
 		// The release completes once the project sees no application (the
 		// quota controller's count changes the composed quota, which
-		// Crossplane watches, or at the latest its 15 s poll).
+		// Crossplane watches, or at the latest its one-minute poll).
 		refused, first, err = deleteEventually(t.Context(), apiVersionKalypso, kindProject, "", project, 90*time.Second)
 		if err != nil {
 			t.Fatal(err)
