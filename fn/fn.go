@@ -45,7 +45,8 @@ func New(log logging.Logger) *Function { return &Function{log: log} }
 // composer is one decoded composite of some kind.
 type composer interface {
 	// Requirements are the resources it looks up; the same on every call
-	// with the same platform defaults.
+	// with the same platform defaults. A composer may also check kinds
+	// through required schemas (compose.SchemaRequirer).
 	Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector
 	// Compose decides the desired state once every requirement is resolved.
 	Compose(p compose.Platform, required map[string][]resource.Required) compose.Result
@@ -141,7 +142,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	requirements := c.Requirements(platform)
 	requirements[environmentConfigRequirement] = compose.KindEnvironmentCfg.Named("", ecName)
-	rsp.Requirements = &fnv1.Requirements{Resources: requirements}
+	schemas := compose.SchemasOf(c)
+	rsp.Requirements = &fnv1.Requirements{Resources: requirements, Schemas: schemas}
 
 	required := map[string][]resource.Required{}
 	for name := range requirements {
@@ -156,6 +158,14 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			return rsp, nil
 		}
 		required[name] = items
+	}
+	for name, sel := range schemas {
+		schema, resolved := request.GetRequiredSchema(req, name)
+		if !resolved {
+			log.Debug("waiting for required schemas")
+			return rsp, nil
+		}
+		required[name] = compose.Served(sel, schema)
 	}
 
 	res := c.Compose(platform, required)

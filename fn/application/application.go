@@ -40,7 +40,7 @@ const (
 	reqSecret         = "storage-secret"
 	reqServiceAccount = "storage-serviceaccount"
 	reqServers        = "servers"
-	reqRouteCRD       = "httproute-crd"
+	reqRouteSchema    = "httproute-schema"
 )
 
 // Composer composes one observed application.
@@ -68,8 +68,8 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 
 func (c *Composer) gatewayEnabled() bool { return c.spec.Gateway != nil && c.spec.Gateway.Enabled }
 
-// Requirements: the project, the storage secret or service account, the
-// servers of the namespace, and the HTTPRoute CRD when exposing.
+// Requirements: the project, the storage secret or service account, and
+// the servers of the namespace.
 func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
 	ns := c.id.Namespace
 	r := map[string]*fnv1.ResourceSelector{
@@ -83,9 +83,6 @@ func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelec
 		if s.ServiceAccountName != "" {
 			r[reqServiceAccount] = compose.KindServiceAccount.Named(ns, s.ServiceAccountName)
 		}
-	}
-	if c.gatewayEnabled() {
-		r[reqRouteCRD] = compose.KindCRD.Named("", "httproutes.gateway.networking.k8s.io")
 	}
 	return r
 }

@@ -52,7 +52,7 @@ const (
 	readyServer   = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: yolo, namespace: vision-prod}, spec: {applicationRef: detector}, status: {conditions: [{type: Ready, status: "True"}]}}`
 	pendingServer = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: ranker, namespace: vision-prod}, spec: {applicationRef: detector, networking: {httpPort: 9000, grpcPort: 9001}}}`
 	otherServer   = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: other, namespace: vision-prod}, spec: {applicationRef: classifier}, status: {conditions: [{type: Ready, status: "True"}]}}`
-	routeCRD      = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: httproutes.gateway.networking.k8s.io}}`
+	routesServed  = `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute}` // compose.Served: the kind is served
 	s3Storage     = "  storage: {secretName: models-s3}\n"
 )
 
@@ -156,7 +156,7 @@ func TestCompose(t *testing.T) {
 		"GatewayNotConfigured": {
 			reason:   "Exposure needs the platform's gateway.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
-			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want:     want{resources: []string{"usage"}, phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, conditions: good("GatewayNotConfigured")},
 		},
 		"GatewayAPIMissing": {
@@ -170,7 +170,7 @@ func TestCompose(t *testing.T) {
 			reason:   "Each server gets an HTTPRoute and a GRPCRoute; no endpoint before a route is accepted.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
-			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer}, reqRouteCRD: {routeCRD}},
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer, pendingServer}, reqRouteSchema: {routesServed}},
 			want: want{phase: PhaseReady, env: "prod", active: 2, ready: 1, valid: true, conditions: good("RoutesNotAccepted"),
 				resources: []string{"usage", "grpcroute-ranker", "grpcroute-yolo", "httproute-ranker", "httproute-yolo"}},
 		},
@@ -179,7 +179,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
 			observed: map[string]string{"httproute-yolo": `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: detector-yolo-http}, status: {parents: [{conditions: [{type: Accepted, status: "True"}]}]}}`},
-			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			required: map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want: want{phase: PhaseReady, env: "prod", active: 1, ready: 1, valid: true, endpoint: "https://models.example.com/detector/", conditions: good("RoutesAccepted"),
 				resources: []string{"usage", "grpcroute-yolo", "httproute-yolo"}},
 		},
@@ -188,7 +188,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
 			observed: map[string]string{"httproute-yolo": `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: detector-yolo-http}}`},
-			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1, endpoint: "https://models.example.com/detector/",
 				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "RoutesAccepted"},
 				resources:  []string{"usage", "grpcroute-yolo", "httproute-yolo"}, ttl: true},
@@ -197,7 +197,7 @@ func TestCompose(t *testing.T) {
 			reason:   "No route is created before the project is valid.",
 			spec:     "  projectRef: vision\n" + s3Storage + "  gateway: {enabled: true}\n",
 			gateway:  true,
-			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}},
+			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want: want{resources: []string{"usage"}, phase: PhasePending, env: "prod", active: 1, ready: 1,
 				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "WaitingForProject"}, ttl: true},
 		},
@@ -254,7 +254,7 @@ func TestRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {pendingServer}, reqRouteCRD: {routeCRD}}))
+	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {s3Secret}, reqServers: {pendingServer}, reqRouteSchema: {routesServed}}))
 	labels := compose.Owner{Project: "vision", Environment: "prod", Application: "detector"}.Labels("route", "detector")
 	parents := []gatewayv1.ParentReference{{Name: "kalypso-gateway", Namespace: ptr.To(gatewayv1.Namespace("gateway-system"))}}
 	backend := func(port int32) gatewayv1.BackendRef {
@@ -317,7 +317,7 @@ func TestNoSecretValuesInOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {secret}, reqServers: {readyServer}, reqRouteCRD: {routeCRD}}))
+	got := c.Compose(platform(t, true), composetest.Required(t, map[string][]string{reqProject: {readyProject}, reqSecret: {secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}}))
 	b, err := json.Marshal(got)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package application
 
 import (
 	"fmt"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -98,16 +99,30 @@ func (c *Composer) grpcHost(s server, hostname string) string {
 	return s.name + "." + c.id.Name + "." + hostname
 }
 
+// Schemas: whether HTTPRoutes are served (the Gateway API installed),
+// asked while exposing and no route is composed yet.
+func (c *Composer) Schemas() map[string]*fnv1.SchemaSelector {
+	if !c.gatewayEnabled() || c.routesComposed() {
+		return nil
+	}
+	return map[string]*fnv1.SchemaSelector{reqRouteSchema: compose.KindHTTPRoute.Schema()}
+}
+
+// routesComposed: a route is observed, so the Gateway API is served.
+func (c *Composer) routesComposed() bool {
+	for name := range c.observed {
+		if strings.HasPrefix(string(name), "httproute-") || strings.HasPrefix(string(name), "grpcroute-") {
+			return true
+		}
+	}
+	return false
+}
+
 // expose composes the routes and reports the Exposed condition and the
 // endpoint (set only once a route is accepted).
 func (c *Composer) expose(d *compose.Desired, p compose.Platform, servers []server, projectOK bool, required map[string][]resource.Required, labels map[string]string) (compose.Condition, string, error) {
 	cond := compose.Condition{Type: ConditionExposed}
-	routesExist := false
-	for name := range c.observed {
-		if strings.HasPrefix(string(name), "httproute-") || strings.HasPrefix(string(name), "grpcroute-") {
-			routesExist = true
-		}
-	}
+	routesExist := c.routesComposed()
 	hostname := p.GatewayHostname
 	if g := c.spec.Gateway; g != nil && g.Hostname != "" {
 		hostname = g.Hostname
@@ -119,7 +134,7 @@ func (c *Composer) expose(d *compose.Desired, p compose.Platform, servers []serv
 	case len(p.GatewayParentRefs) == 0:
 		cond.Reason, cond.Message = "GatewayNotConfigured", "the platform names no gateway (function input gateway.parentRefs, or the kalypso-defaults EnvironmentConfig): ask the platform team to configure one"
 		return cond, "", nil
-	case len(required[reqRouteCRD]) == 0:
+	case !routesExist && len(required[reqRouteSchema]) == 0:
 		cond.Reason, cond.Message = "GatewayAPIMissing", "the Gateway API CRDs (httproutes.gateway.networking.k8s.io) are not installed"
 		return cond, "", nil
 	case !projectOK && !routesExist:

@@ -30,7 +30,7 @@ var (
 	nlProjectProvisioning = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoProject, metadata: {name: vision},
   spec: {environments: {prod: {namespace: vision-prod}}}, status: {conditions: [{type: Ready, status: "False", reason: Creating}]}}`
 	nlSecret   = `{apiVersion: v1, kind: Secret, metadata: {name: models-s3, namespace: vision-prod}, data: {AWS_ACCESS_KEY_ID: eA==, AWS_SECRET_ACCESS_KEY: eA==}}`
-	nlRouteCRD = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: httproutes.gateway.networking.k8s.io}}`
+	nlRouteCRD = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: httproutes.gateway.networking.k8s.io}, spec: {group: gateway.networking.k8s.io, names: {kind: HTTPRoute, plural: httproutes}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`
 	nlYolo     = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: yolo, namespace: vision-prod},
   spec: {applicationRef: detector}, status: {conditions: [{type: Ready, status: "True", reason: Available}]}}`
 	nlRanker = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: ranker, namespace: vision-prod},

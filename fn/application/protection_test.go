@@ -74,3 +74,34 @@ spec: {projectRef: vision, storage: {secretName: models-s3}}`), nil)
 		t.Errorf("want a reason-only ClusterUsage vision-prod.detector.has-servers of the composite, got %s %+v", diff, u)
 	}
 }
+
+// TestSchemas: whether HTTPRoutes are served is asked through a required
+// schema, only while exposing and until a route is composed.
+func TestSchemas(t *testing.T) {
+	route := `{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: yolo, namespace: vision-prod}}`
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		want     bool
+	}{
+		"NotExposed":    {reason: "Without exposure nothing is checked.", spec: s3Storage},
+		"Exposed":       {reason: "Exposing without a route yet: the kind is checked.", spec: s3Storage + "  gateway: {enabled: true}\n", want: true},
+		"RouteComposed": {reason: "A route is observed: the kind is served.", spec: s3Storage + "  gateway: {enabled: true}\n", observed: map[string]string{"httproute-yolo": route}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(xr(t, appMeta, "  projectRef: vision\n"+tc.spec), composetest.Observed(t, tc.observed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, ok := c.Schemas()[reqRouteSchema]
+			if ok != tc.want {
+				t.Fatalf("%s\nschema asked: want %v, got %v", tc.reason, tc.want, ok)
+			}
+			if ok && (s.GetApiVersion() != "gateway.networking.k8s.io/v1" || s.GetKind() != "HTTPRoute") {
+				t.Errorf("schema selector: %v", s)
+			}
+		})
+	}
+}

@@ -68,7 +68,6 @@ var (
 	KindGRPCRoute      = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
 	KindUsage          = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
 	KindClusterUsage   = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}
-	KindCRD            = GVK{"apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", Read}
 	KindAPIService     = GVK{"apiregistration.k8s.io", "v1", "APIService", "apiservices", Read}
 	KindEnvironmentCfg = GVK{"apiextensions.crossplane.io", "v1beta1", "EnvironmentConfig", "environmentconfigs", Read}
 	// The Kalypso kinds read across composites: an application's project,
@@ -83,7 +82,7 @@ var (
 var KindTable = []GVK{
 	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindSecret, KindServiceAccount, KindPod,
 	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor,
-	KindHTTPRoute, KindGRPCRoute, KindUsage, KindClusterUsage, KindCRD, KindAPIService, KindEnvironmentCfg,
+	KindHTTPRoute, KindGRPCRoute, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
 	KindProject, KindApplication, KindTritonServer,
 }
 
@@ -117,4 +116,15 @@ func (g GVK) Labelled(namespace string, labels map[string]string) *fnv1.Resource
 		s.Namespace = &namespace
 	}
 	return s
+}
+
+// Schema selects the kind's OpenAPI schema. Crossplane core answers from
+// the API server's OpenAPI v3 discovery, with an empty schema when the kind
+// is not served (v2.2.1 internal/xfn/required_schemas.go), so checking that
+// an optional CRD is installed costs core no cache of CRD objects; a
+// required CustomResourceDefinition would start an informer holding every
+// CRD of the cluster. Core parses the group-version's whole document each
+// time, so composers ask only until they compose an object of the kind.
+func (g GVK) Schema() *fnv1.SchemaSelector {
+	return &fnv1.SchemaSelector{ApiVersion: g.APIVersion(), Kind: g.Kind}
 }

@@ -3,6 +3,7 @@ package tritonserver
 import (
 	"bytes"
 	"encoding/json"
+	"google.golang.org/protobuf/types/known/structpb"
 	"maps"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -78,7 +80,7 @@ status:
 	// TestComposeApplication/FirstCreate).
 	snapshot = `application: {name: classifier, project: vision, environment: dev, storage: {provider: s3, secretName: models-creds, region: eu-west-1}}`
 
-	smCRD         = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}}`
+	smCRD         = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}, spec: {group: monitoring.coreos.com, names: {kind: ServiceMonitor, plural: servicemonitors}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`
 	metricsAPISvc = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io},
   status: {conditions: [{type: Available, status: "True", reason: Passed}]}}`
 	// An adapter that is registered but does not answer.
@@ -153,7 +155,22 @@ func (s scene) run(t *testing.T, enc composetest.Numbers, p compose.Platform) co
 		}
 		req[k] = found
 	}
-	return c.Compose(p, enc.Required(t, req))
+	required := enc.Required(t, req)
+	// A schema is served when the scene holds the kind's CRD.
+	for k, sel := range compose.SchemasOf(c) {
+		var pool []map[string]any
+		for _, o := range s.required[k] {
+			pool = append(pool, composetest.Object(t, o))
+		}
+		var served *structpb.Struct
+		if schema, ok := composetest.ServedSchema(sel, pool); ok {
+			if served, err = structpb.NewStruct(schema); err != nil {
+				t.Fatal(err)
+			}
+		}
+		required[k] = compose.Served(sel, served)
+	}
+	return c.Compose(p, required)
 }
 
 // observe turns a desired object into what the API server returns for it,
@@ -812,9 +829,9 @@ func TestComposeMetrics(t *testing.T) {
 			want: cond{false, "ServiceMonitorDisabled"},
 		},
 		"CRDRemoved": {
-			reason:   "The CRD gone (the Prometheus Operator uninstalled): the ServiceMonitor is dropped too, it cannot exist anyway.",
+			reason:   "The CRD gone (the Prometheus Operator uninstalled), and with it the ServiceMonitor (the API server deletes a CRD's objects): none is composed again.",
 			spec:     smOn,
-			observed: withSM,
+			observed: without(withSM, string(resServiceMonitor)),
 			want:     cond{false, "ServiceMonitorCRDMissing"},
 		},
 	}
@@ -1718,7 +1735,7 @@ func TestRequirements(t *testing.T) {
 		secret   string // the API key Secret asked for
 	}{
 		"Minimal":        {reason: "The application, the platform's API key Secret, and the quotas before the first create.", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}},
-		"ServiceMonitor": {reason: "The CRD only when a ServiceMonitor is wanted.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas, reqServiceMonitor}},
+		"ServiceMonitor": {reason: "A ServiceMonitor is checked through its schema, not its CRD.", spec: "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}},
 		"GPUBeforeCreate": {
 			reason: "Quotas before the first create: GPUs and the ephemeral storage every server requests are checked against them.", spec: "gpus: 1\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
@@ -2235,6 +2252,46 @@ func TestTTL(t *testing.T) {
 			}
 			if r.TTL != tc.want {
 				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, tc.want, r.TTL)
+			}
+		})
+	}
+}
+
+// without returns the observed objects less one.
+func without(observed map[string]string, name string) map[string]string {
+	out := maps.Clone(observed)
+	delete(out, name)
+	return out
+}
+
+// TestSchemas: whether ServiceMonitors are served is asked through a
+// required schema, and only until one is composed: core parses the
+// group-version's OpenAPI document for every such call.
+func TestSchemas(t *testing.T) {
+	smOn := "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n"
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		observed map[string]string
+		want     []string
+	}{
+		"NotWanted":  {reason: "No ServiceMonitor wanted: nothing to check."},
+		"Wanted":     {reason: "Wanted and none composed: the kind is checked.", spec: smOn, want: []string{reqServiceMonitor}},
+		"Composed":   {reason: "One is observed: its kind is served.", spec: smOn, observed: created(t, smOn, deployAvailable)},
+		"CRDRemoved": {reason: "It went (with its CRD): checked again.", spec: smOn, observed: without(created(t, smOn, deployAvailable), string(resServiceMonitor)), want: []string{reqServiceMonitor}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := scene{xr: serverXR(tc.spec, ""), observed: tc.observed}.composer(t, int64s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Schemas()
+			if diff := cmp.Diff(tc.want, slices.Collect(maps.Keys(got)), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\nschemas: -want, +got:\n%s", tc.reason, diff)
+			}
+			if s, ok := got[reqServiceMonitor]; ok && (s.GetApiVersion() != "monitoring.coreos.com/v1" || s.GetKind() != "ServiceMonitor") {
+				t.Errorf("schema selector: %v", s)
 			}
 		})
 	}

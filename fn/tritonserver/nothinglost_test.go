@@ -29,7 +29,7 @@ var nlCluster0 = map[string]string{
   spec: {projectRef: vision, storage: {provider: s3, secretName: models-s3, region: eu-west-1}},
   status: {environment: prod, conditions: [{type: Ready, status: "True", reason: Available}]}}`,
 	"api-key":        `{apiVersion: v1, kind: Secret, metadata: {name: kalypso-triton-api-key, namespace: vision-prod}, data: {api-key: eA==}}`,
-	"servicemonitor": `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}}`,
+	"servicemonitor": `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}, spec: {group: monitoring.coreos.com, names: {kind: ServiceMonitor, plural: servicemonitors}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`,
 }
 
 const notReadyApplication = `{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-prod},
@@ -89,7 +89,13 @@ func TestServiceMonitorOffRemovesOnlyIt(t *testing.T) {
 		"Disabled": func(c *composetest.Cluster) {
 			c.Spec = strings.Replace(c.Spec, "enableServiceMonitor: true", "enableServiceMonitor: false", 1)
 		},
-		"CRDGone": func(c *composetest.Cluster) { delete(c.Others, "servicemonitor") },
+		// The API server deletes a CRD's objects with it (its
+		// customresourcecleanup finalizer), so the ServiceMonitor is
+		// observed no more either.
+		"CRDGone": func(c *composetest.Cluster) {
+			delete(c.Others, "servicemonitor")
+			delete(c.Observed, "servicemonitor")
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newCluster(t, monitored)

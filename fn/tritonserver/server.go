@@ -57,7 +57,7 @@ const (
 // Required resource keys.
 const (
 	reqApplication    = "application"
-	reqServiceMonitor = "servicemonitor-crd"
+	reqServiceMonitor = "servicemonitor-schema"
 	reqPods           = "pods"
 	reqQuotas         = "resourcequotas"
 	reqMetricsAPI     = "custom-metrics-api"
@@ -111,7 +111,7 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 	return c, nil
 }
 
-// Requirements: the application and its Usage of itself, the ServiceMonitor CRD, the pods while the
+// Requirements: the application and its Usage of itself, the pods while the
 // Deployment is not available when the platform reads pods (for the reason;
 // see input DiagnosticsDefaults.ReadPods for its cost), the namespace's quotas
 // before the first create (every server requests ephemeral storage, GPU
@@ -121,9 +121,6 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	r := map[string]*fnv1.ResourceSelector{
 		reqApplication:   compose.KindApplication.Named(ns, c.spec.ApplicationRef),
 		reqAppProtection: c.appProtectionRequirement(),
-	}
-	if c.wantsServiceMonitor() {
-		r[reqServiceMonitor] = compose.KindCRD.Named("", serviceMonitorCRD)
 	}
 	if c.readsPods(p) {
 		r[reqPods] = compose.KindPod.Labelled(ns, c.selector())
@@ -143,6 +140,22 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 // readsPods: the platform opted in and the Deployment is not available.
 func (c *Composer) readsPods(p compose.Platform) bool {
 	return p.ReadPods && c.deploy != nil && !compose.DeploymentAvailable(c.deploy)
+}
+
+// Schemas: whether ServiceMonitors are served (the Prometheus Operator's
+// CRD installed), asked while one is wanted and none composed yet.
+func (c *Composer) Schemas() map[string]*fnv1.SchemaSelector {
+	if !c.wantsServiceMonitor() || c.serviceMonitorComposed() {
+		return nil
+	}
+	return map[string]*fnv1.SchemaSelector{reqServiceMonitor: compose.KindServiceMonitor.Schema()}
+}
+
+// serviceMonitorComposed: a ServiceMonitor is observed, so its kind is
+// served. It goes with its CRD, and the kind is then checked again.
+func (c *Composer) serviceMonitorComposed() bool {
+	_, ok := c.observed[resServiceMonitor]
+	return ok
 }
 
 func (c *Composer) selector() map[string]string {

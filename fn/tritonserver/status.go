@@ -177,7 +177,7 @@ func (c *Composer) metricsCondition(required map[string][]resource.Required) com
 		cond.Reason, cond.Message = "MetricsDisabled", "observability.metrics.enabled is false: Triton serves no metrics"
 	case !c.wantsServiceMonitor():
 		cond.Reason, cond.Message = "ServiceMonitorDisabled", "metrics are served on the Service's metrics port; set observability.enabled and observability.metrics.enableServiceMonitor to compose a ServiceMonitor"
-	case len(required[reqServiceMonitor]) == 0:
+	case !c.serviceMonitorComposed() && len(required[reqServiceMonitor]) == 0:
 		cond.Reason, cond.Message = "ServiceMonitorCRDMissing", "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way"
 	default:
 		cond.Status, cond.Reason, cond.Message = true, "ServiceMonitorComposed", fmt.Sprintf("ServiceMonitor %s scrapes the metrics port every %s", c.name("monitor"), c.metricsInterval())

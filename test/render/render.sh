@@ -30,6 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The OpenAPI documents the API server would serve for the CRDs a stage
+# holds, for --required-schemas (see test/render/crdopenapi).
+go build -o "$work/crdopenapi" ./test/render/crdopenapi
+
 "$FUNCTION" --insecure --address="127.0.0.1:$RENDER_PORT" --metrics-address=127.0.0.1:0 >"$work/function.log" 2>&1 &
 fnpid=$!
 for _ in $(seq 50); do
@@ -53,7 +57,15 @@ render() { # xr stage-dir extra-flags...
   local args=(render --timeout=20s -a "render.crossplane.io/runtime-development-target=127.0.0.1:$RENDER_PORT" "$@")
   local f
   for f in observed.yaml observed; do [ -e "$dir/$f" ] && args+=(-o "$dir/$f"); done
-  for f in required.yaml required; do [ -e "$dir/$f" ] && args+=(-e "$dir/$f"); done
+  local schemas
+  schemas=$(mktemp -d "$work/schemas.XXXXXX")
+  for f in required.yaml required; do
+    if [ -e "$dir/$f" ]; then
+      args+=(-e "$dir/$f")
+      "$work/crdopenapi" "$schemas" "$dir/$f"
+    fi
+  done
+  compgen -G "$schemas/*.json" >/dev/null && args+=(-s "$schemas")
   "$CROSSPLANE" "${args[@]}" "$xr" "$(composition_for "$xr")" examples/functions.yaml
 }
 

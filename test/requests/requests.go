@@ -232,7 +232,7 @@ func Build(c Case) (*Built, error) {
 	if len(rsp.GetDesired().GetResources()) == 0 {
 		return nil, errors.New("the steady-state response composes nothing")
 	}
-	first, err := composetest.NewRequest(xr, in, obs, nil)
+	first, err := composetest.NewRequest(xr, in, obs, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -95,6 +95,15 @@ func (c *Cluster) Reconcile(t *testing.T) compose.Result {
 			required[name] = append(required[name], resource.Required{Resource: &unstructured.Unstructured{Object: runtime.DeepCopyJSON(o)}})
 		}
 	}
+	for name, sel := range compose.SchemasOf(comp) {
+		var served *structpb.Struct
+		if schema, ok := ServedSchema(sel, pool); ok {
+			if served, err = structpb.NewStruct(schema); err != nil {
+				t.Fatal(err)
+			}
+		}
+		required[name] = compose.Served(sel, served)
+	}
 	r := comp.Compose(c.Platform, required)
 	if r.Fatal != nil {
 		t.Fatalf("unexpected Fatal: %v", r.Fatal)

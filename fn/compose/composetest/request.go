@@ -10,6 +10,8 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Runner is a composition function.
@@ -18,9 +20,9 @@ type Runner interface {
 }
 
 // NewRequest builds a request as Crossplane does: empty desired state and
-// context, no credentials, required resources as given, a tag hashing the
-// request and the capabilities of Crossplane v2.2.
-func NewRequest(xr map[string]any, in *structpb.Struct, observed map[string]map[string]any, required map[string]*fnv1.Resources) (*fnv1.RunFunctionRequest, error) {
+// context, no credentials, required resources and schemas as given, a tag
+// hashing the request and the capabilities of Crossplane v2.2.
+func NewRequest(xr map[string]any, in *structpb.Struct, observed map[string]map[string]any, required map[string]*fnv1.Resources, schemas map[string]*fnv1.Schema) (*fnv1.RunFunctionRequest, error) {
 	x, err := structpb.NewStruct(xr)
 	if err != nil {
 		return nil, fmt.Errorf("XR: %w", err)
@@ -43,7 +45,10 @@ func NewRequest(xr map[string]any, in *structpb.Struct, observed map[string]map[
 	}
 	if required != nil {
 		req.ExtraResources = map[string]*fnv1.Resources{} //nolint:staticcheck // Crossplane sets the deprecated field too.
-		req.RequiredSchemas = map[string]*fnv1.Schema{}
+		req.RequiredSchemas = schemas
+		if schemas == nil {
+			req.RequiredSchemas = map[string]*fnv1.Schema{}
+		}
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	if err != nil {
@@ -67,8 +72,9 @@ func NewRequest(xr map[string]any, in *structpb.Struct, observed map[string]map[
 func Converge(f Runner, xr map[string]any, in *structpb.Struct, observed map[string]map[string]any, pool []map[string]any, seen func(*fnv1.RunFunctionResponse)) (*fnv1.RunFunctionRequest, *fnv1.RunFunctionResponse, error) {
 	var last *fnv1.Requirements
 	var required map[string]*fnv1.Resources
+	var schemas map[string]*fnv1.Schema
 	for range 8 {
-		req, err := NewRequest(xr, in, observed, required)
+		req, err := NewRequest(xr, in, observed, required, schemas)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -91,6 +97,9 @@ func Converge(f Runner, xr map[string]any, in *structpb.Struct, observed map[str
 		}
 		last = rsp.GetRequirements()
 		if required, err = Resolve(last.GetResources(), pool); err != nil {
+			return nil, nil, err
+		}
+		if schemas, err = ResolveSchemas(last.GetSchemas(), pool); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -122,6 +131,58 @@ func Resolve(sels map[string]*fnv1.ResourceSelector, pool []map[string]any) (map
 		out[name] = rs
 	}
 	return out, nil
+}
+
+// ResolveSchemas answers schema requirements as the API server's OpenAPI
+// discovery would: a kind is served when the pool holds its
+// CustomResourceDefinition with that version served; its schema is that
+// version's openAPIV3Schema ({} when the fixture has none). A kind not
+// served gets an empty Schema, as Crossplane sends.
+func ResolveSchemas(sels map[string]*fnv1.SchemaSelector, pool []map[string]any) (map[string]*fnv1.Schema, error) {
+	out := make(map[string]*fnv1.Schema, len(sels))
+	for name, sel := range sels {
+		out[name] = &fnv1.Schema{}
+		if schema, ok := ServedSchema(sel, pool); ok {
+			s, err := structpb.NewStruct(schema)
+			if err != nil {
+				return nil, fmt.Errorf("schema %s: %w", name, err)
+			}
+			out[name].OpenapiV3 = s
+		}
+	}
+	return out, nil
+}
+
+// ServedSchema finds a selector's kind among the pool's CRDs (see
+// ResolveSchemas).
+func ServedSchema(sel *fnv1.SchemaSelector, pool []map[string]any) (map[string]any, bool) {
+	gv, err := schema.ParseGroupVersion(sel.GetApiVersion())
+	if err != nil {
+		return nil, false
+	}
+	for _, o := range pool {
+		if o["apiVersion"] != "apiextensions.k8s.io/v1" || o["kind"] != "CustomResourceDefinition" {
+			continue
+		}
+		crd := &unstructured.Unstructured{Object: o}
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+		if group != gv.Group || kind != sel.GetKind() {
+			continue
+		}
+		versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+		for _, v := range versions {
+			vm, _ := v.(map[string]any)
+			if vm["name"] == gv.Version && vm["served"] == true {
+				schema, _, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema")
+				if schema == nil {
+					schema = map[string]any{}
+				}
+				return schema, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // Select returns the objects of pool that answer a selector, in pool

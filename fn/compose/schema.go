@@ -1,0 +1,37 @@
+package compose
+
+import (
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// SchemaRequirer is a composer that checks whether optional kinds are
+// served (their CRDs installed), through required schemas (GVK.Schema).
+type SchemaRequirer interface {
+	// Schemas are the kinds it checks on this call, by requirement key.
+	Schemas() map[string]*fnv1.SchemaSelector
+}
+
+// SchemasOf returns a composer's schema requirements: none unless it is a
+// SchemaRequirer.
+func SchemasOf(c any) map[string]*fnv1.SchemaSelector {
+	if s, ok := c.(SchemaRequirer); ok {
+		return s.Schemas()
+	}
+	return nil
+}
+
+// Served puts a resolved schema into the form of a required resource, so a
+// composer reads every requirement alike: one item naming the kind when
+// the API server serves it, none when it does not (a nil schema).
+func Served(sel *fnv1.SchemaSelector, schema *structpb.Struct) []resource.Required {
+	if schema == nil {
+		return []resource.Required{}
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(sel.GetApiVersion())
+	u.SetKind(sel.GetKind())
+	return []resource.Required{{Resource: u}}
+}
