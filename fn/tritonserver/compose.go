@@ -283,11 +283,19 @@ func (c *Composer) ttl(ready, waiting bool, conds []compose.Condition) time.Dura
 		return compose.PollTTL
 	}
 	for _, cond := range conds {
-		if cond.Type == ConditionAutoscaling && cond.Reason == reasonMetricsAPIUnavailable {
+		if slices.Contains(awaitedAPIs[cond.Type], cond.Reason) {
 			return compose.PollTTL
 		}
 	}
 	return compose.IdleTTL
+}
+
+// awaitedAPIs are the conditions of a running server that wait for an API
+// to be served (an APIService, a CRD), by type: it looks again every
+// minute, so installing the API takes effect within one.
+var awaitedAPIs = map[string][]string{
+	ConditionAutoscaling:     {reasonMetricsAPIUnavailable},
+	ConditionMetricsScraping: {reasonServiceMonitorCRDMissing},
 }
 
 func (c *Composer) metricsInterval() string {

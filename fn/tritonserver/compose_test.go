@@ -2235,6 +2235,11 @@ func TestTTL(t *testing.T) {
 			reason: "Available, but queue-time autoscaling waits for the custom metrics API.",
 			spec:   queueTime, observed: created(t, queueTime, deployAvailable), required: map[string][]string{reqApplication: {readyApp}}, want: compose.PollTTL,
 		},
+		"ServiceMonitorCRDMissing": {
+			reason: "Available, but the ServiceMonitor waits for its CRD: installing it takes effect within a minute.",
+			spec:   "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n", observed: created(t, "", deployAvailable),
+			required: map[string][]string{reqApplication: {readyApp}}, want: compose.PollTTL,
+		},
 		"MetricsAPIServed": {
 			reason: "…and idles once it is served.",
 			spec:   queueTime, observed: created(t, queueTime, deployAvailable), required: map[string][]string{reqApplication: {readyApp}, reqMetricsAPI: {metricsAPISvc}}, want: compose.IdleTTL,

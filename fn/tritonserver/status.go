@@ -178,7 +178,7 @@ func (c *Composer) metricsCondition(required map[string][]resource.Required) com
 	case !c.wantsServiceMonitor():
 		cond.Reason, cond.Message = "ServiceMonitorDisabled", "metrics are served on the Service's metrics port; set observability.enabled and observability.metrics.enableServiceMonitor to compose a ServiceMonitor"
 	case !c.serviceMonitorComposed() && len(required[reqServiceMonitor]) == 0:
-		cond.Reason, cond.Message = "ServiceMonitorCRDMissing", "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way"
+		cond.Reason, cond.Message = reasonServiceMonitorCRDMissing, "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way"
 	default:
 		cond.Status, cond.Reason, cond.Message = true, "ServiceMonitorComposed", fmt.Sprintf("ServiceMonitor %s scrapes the metrics port every %s", c.name("monitor"), c.metricsInterval())
 	}
@@ -220,9 +220,14 @@ func (c *Composer) profilingCondition() compose.Condition {
 	return cond
 }
 
-// reasonMetricsAPIUnavailable: queue-time autoscaling waits for the custom
-// metrics API.
-const reasonMetricsAPIUnavailable = "CustomMetricsAPIUnavailable"
+// Reasons of a running server waiting for an API to be served.
+const (
+	// reasonMetricsAPIUnavailable: queue-time autoscaling waits for the
+	// custom metrics API.
+	reasonMetricsAPIUnavailable = "CustomMetricsAPIUnavailable"
+	// reasonServiceMonitorCRDMissing: a ServiceMonitor waits for its CRD.
+	reasonServiceMonitorCRDMissing = "ServiceMonitorCRDMissing"
+)
 
 // cpuRequestMissing: CPU autoscaling on a container without a CPU
 // request. The autoscaler measures utilisation as a share of the request

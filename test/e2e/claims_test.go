@@ -128,7 +128,7 @@ spec:
 		if l := mustGet(t, apiVersionKalypso, "XKalypsoApplication", "", appXR).GetLabels(); l["crossplane.io/in-use"] != "true" {
 			t.Errorf("XKalypsoApplication %s is not labelled crossplane.io/in-use: %v", appXR, l)
 		}
-		waitFor(t, "detector counts its Ready server", 45*time.Second, func() (bool, string, error) {
+		waitFor(t, "detector counts its Ready server", 90*time.Second, func() (bool, string, error) {
 			x, err := lab.Kube.get(t.Context(), apiVersionKalypso, "XKalypsoApplication", "", appXR)
 			if err != nil || x == nil {
 				return false, "absent", err

@@ -246,8 +246,10 @@ spec: {projectRef: vision}
 		start := time.Now()
 		mustDelete(t, apiVersionKalypso, "KalypsoApplication", "vision-stage", "detector")
 		waitGone(t, apiVersionKalypso, "KalypsoApplication", "vision-stage", "detector", 60*time.Second)
-		// The project re-polls its required resources every 15 s.
-		waitGone(t, "v1", "Namespace", "", "vision-stage", 90*time.Second)
+		// The project re-polls its required resources every minute while
+		// a removed environment is kept (sooner when the quota's count of
+		// applications changes).
+		waitGone(t, "v1", "Namespace", "", "vision-stage", 120*time.Second)
 		t.Logf("vision-stage deleted %s after its last application", time.Since(start).Round(100*time.Millisecond))
 		waitXRCondition(t, kindProject, "", "vision", "EnvironmentRemoval", "True", "NoRemovalPending", 30*time.Second)
 		xr := mustGet(t, apiVersionKalypso, kindProject, "", "vision")

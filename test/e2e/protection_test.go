@@ -209,7 +209,7 @@ func mustDecode(t testing.TB, y string) []*unstructured.Unstructured {
 //     composes its ClusterUsage first and its namespaces only once that
 //     ClusterUsage is Ready, so the delete must already be refused;
 //   - (b) right after an application in it turns Ready, the project long
-//     settled (it learns about applications only by polling, every 15 s):
+//     settled (it learns about applications only by polling):
 //     the ClusterUsage has protected it since before its namespace existed.
 //
 // Every delete must be refused, quoting the release step; an accepted one

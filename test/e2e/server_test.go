@@ -178,7 +178,7 @@ func TestApplicationServer(t *testing.T) {
 	})
 
 	step(t, "ApplicationCounts", func(t *testing.T) {
-		waitFor(t, "detector status activeModels=1 readyModels=1", 45*time.Second, func() (bool, string, error) {
+		waitFor(t, "detector status activeModels=1 readyModels=1", 90*time.Second, func() (bool, string, error) {
 			app, err := lab.Kube.get(t.Context(), apiVersionKalypso, kindApplication, prod, "detector")
 			if err != nil || app == nil {
 				return false, "", err
@@ -186,7 +186,7 @@ func TestApplicationServer(t *testing.T) {
 			a, r := integer(app, "status", "activeModels"), integer(app, "status", "readyModels")
 			return a == 1 && r == 1, fmt.Sprintf("activeModels %d readyModels %d", a, r), nil
 		})
-		measure(t, "application detector counted its Ready server %s after the server turned Ready (the application re-reads its servers every 30 s)",
+		measure(t, "application detector counted its Ready server %s after the server turned Ready (the application re-reads its servers every minute)",
 			time.Since(serverReady).Round(100*time.Millisecond))
 	})
 
