@@ -119,3 +119,22 @@ e2e: e2e-tools function
 .PHONY: e2e-packages
 e2e-packages: xpkg $(E2E_REGISTRY)
 	@$(MAKE) --no-print-directory e2e E2E_FLAVOURS=packages
+
+# make scale: TestScale alone in the v2 lab, at a size where the comparison
+# with the bound and the idle traffic mean something; it writes its table
+# into test/scale/README.md (see there). Inside make e2e the scenario runs
+# with its small defaults (20 servers, 4 applications, 2 projects × 2
+# environments, 60 s idle) and writes nothing. Override on the command line:
+#   make scale SCALE_SERVERS=1000 SCALE_APPS=50 SCALE_PROJECTS=20 SCALE_ENVS=3
+SCALE_SERVERS  ?= 100
+SCALE_APPS     ?= 10
+SCALE_PROJECTS ?= 5
+SCALE_ENVS     ?= 2
+SCALE_IDLE     ?= 5m
+SCALE_TIMEOUT  ?= 90m
+
+.PHONY: scale
+scale:
+	@SCALE_SERVERS=$(SCALE_SERVERS) SCALE_APPS=$(SCALE_APPS) SCALE_PROJECTS=$(SCALE_PROJECTS) \
+		SCALE_ENVS=$(SCALE_ENVS) SCALE_IDLE=$(SCALE_IDLE) SCALE_REPORT=test/scale/README.md \
+		$(MAKE) --no-print-directory e2e E2E_FLAVOURS=v2 E2E_RUN='^TestScale$$' E2E_TIMEOUT=$(SCALE_TIMEOUT)

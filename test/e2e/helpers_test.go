@@ -450,8 +450,13 @@ func scrape(addr string) ([]sample, error) {
 		b, _ := io.ReadAll(resp.Body)
 		return nil, fmt.Errorf("GET %s/metrics: %s: %s", addr, resp.Status, b)
 	}
+	return parseSamples(resp.Body)
+}
+
+// parseSamples reads the Prometheus text format.
+func parseSamples(r io.Reader) ([]sample, error) {
 	var out []sample
-	s := bufio.NewScanner(resp.Body)
+	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
 		line := s.Text()

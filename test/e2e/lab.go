@@ -132,6 +132,8 @@ type Lab struct {
 	// and Crossplane core's Prometheus endpoints.
 	FunctionMetrics, CoreMetrics string
 	coreHealth                   string
+	// AuditLog is kube-apiserver's audit log (JSON lines; auditPolicy).
+	AuditLog string
 
 	mu    sync.Mutex
 	procs []*proc
@@ -457,6 +459,11 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	l.apiServer = fmt.Sprintf("https://127.0.0.1:%d", secure)
+	policy := filepath.Join(l.workDir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
+		return err
+	}
+	l.AuditLog = filepath.Join(l.LogDir, "kube-apiserver-audit.log")
 	apiserver, err := l.start("kube-apiserver", l.bins.APIServer, []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -476,6 +483,10 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 		// 127.0.0.1 is not a valid endpoint for the kubernetes Service.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		"--audit-policy-file=" + policy, "--audit-log-path=" + l.AuditLog,
+		// One file for the whole run (rotation would split a scenario's
+		// window across files).
+		"--audit-log-maxsize=10000",
 	})
 	if err != nil {
 		return err
@@ -491,6 +502,18 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 	}
 	return l.waitAPIServer(ctx, apiserver)
 }
+
+// auditPolicy logs the requests of Crossplane core's identity, and no other,
+// at Metadata level: TestScale attributes API server requests to core from
+// it, and one client's metadata costs the API server little.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["` + coreUser + `"]
+- level: None
+`
 
 // waitAPIServer waits until the API server is ready: every post-start hook
 // (bootstrap RBAC roles included) ran.
@@ -530,6 +553,10 @@ func (l *Lab) startControllers(ctx context.Context) error {
 		"--cluster-signing-key-file="+filepath.Join(l.pki.dir, "ca.key"),
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--controllers=*,-nodeipam",
+		// The default client limits (20 QPS, burst 30) would make the
+		// Deployment and ReplicaSet controllers the bottleneck of any run
+		// with more than a few dozen Deployments (TestScale).
+		"--kube-api-qps=200", "--kube-api-burst=400",
 	)); err != nil {
 		return err
 	}
@@ -591,20 +618,30 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
-	// The general-purpose pool: no GPU, no taint.
+	if _, err := l.Kube.Typed.CoreV1().Nodes().Create(ctx, newCPUNode(cpuNode), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create node %s: %w", cpuNode, err)
+	}
+	return nil
+}
+
+// cpuNodePods is how many pods a node of the general-purpose pool takes.
+const cpuNodePods = 250
+
+// newCPUNode is a node of the general-purpose pool: no GPU, no taint.
+func newCPUNode(name string) *corev1.Node {
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("64"),
 		corev1.ResourceMemory: resource.MustParse("512Gi"),
-		corev1.ResourcePods:   resource.MustParse("250"),
+		corev1.ResourcePods:   *resource.NewQuantity(cpuNodePods, resource.DecimalSI),
 		// Room for the model caches of every server the lab schedules here.
 		corev1.ResourceEphemeralStorage: resource.MustParse("20Ti"),
 	}
-	n := &corev1.Node{
+	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        cpuNode,
+			Name:        name,
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
 			Labels: map[string]string{
-				"kubernetes.io/hostname": cpuNode, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 				"type": "kwok", "node.kubernetes.io/instance-type": "m6i.16xlarge",
 			},
 		},
@@ -614,10 +651,6 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			Phase:    corev1.NodeRunning,
 		},
 	}
-	if _, err := l.Kube.Typed.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create node %s: %w", cpuNode, err)
-	}
-	return nil
 }
 
 func (l *Lab) waitNodes(ctx context.Context) error {

@@ -78,21 +78,62 @@ func (p *proc) sampleRSS() {
 }
 
 func (p *proc) readRSS() {
+	if kb, ok := p.vmHWM(); ok {
+		p.mu.Lock()
+		p.peakRSS = max(p.peakRSS, kb)
+		p.mu.Unlock()
+	}
+}
+
+// vmHWM reads the process's peak RSS in kB (since it started, or since
+// resetPeakRSS).
+func (p *proc) vmHWM() (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return
+		return 0, false
 	}
 	s := bufio.NewScanner(strings.NewReader(string(b)))
 	for s.Scan() {
 		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err == nil {
-				p.mu.Lock()
-				p.peakRSS = max(p.peakRSS, kb)
-				p.mu.Unlock()
-			}
+			return kb, err == nil
 		}
 	}
+	return 0, false
+}
+
+// resetPeakRSS starts VmHWM again from the current RSS (proc(5),
+// clear_refs); PeakRSSMB keeps the highest value seen before.
+func (p *proc) resetPeakRSS() error {
+	p.readRSS()
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports (Go cannot call sysconf without cgo).
+const clockTicks = 100
+
+// cpuSeconds is the CPU time (user plus system) the process has used.
+func (p *proc) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, may hold spaces: count from its ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", p.cmd.Process.Pid)
+	}
+	utime, err := strconv.ParseFloat(f[11], 64)
+	if err != nil {
+		return 0, err
+	}
+	stime, err := strconv.ParseFloat(f[12], 64)
+	if err != nil {
+		return 0, err
+	}
+	return (utime + stime) / clockTicks, nil
 }
 
 // PeakRSSMB is the highest resident set size seen, in MB.

@@ -3,171 +3,655 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
-// scaleServers is how many servers TestScale runs at once.
-const scaleServers = 50
+// scaleParams size the scale scenario. make e2e runs it small (the
+// defaults); make scale sets SCALE_* for a larger run and SCALE_REPORT.
+type scaleParams struct {
+	servers, apps, projects, envs int
+	idle                          time.Duration
+	// report is the README (relative to the repository) whose marked
+	// section receives the report; empty: none.
+	report string
+}
 
-// TestScale runs 50 servers across two applications at once and measures
-// the wall time until every one is Ready, and the function's share of it.
+func scaleParamsFromEnv() (scaleParams, error) {
+	p := scaleParams{servers: 20, apps: 4, projects: 2, envs: 2, idle: time.Minute, report: os.Getenv("SCALE_REPORT")}
+	for _, v := range []struct {
+		env string
+		dst *int
+	}{{"SCALE_SERVERS", &p.servers}, {"SCALE_APPS", &p.apps}, {"SCALE_PROJECTS", &p.projects}, {"SCALE_ENVS", &p.envs}} {
+		if s := os.Getenv(v.env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return p, fmt.Errorf("%s=%q: want a positive integer", v.env, s)
+			}
+			*v.dst = n
+		}
+	}
+	if s := os.Getenv("SCALE_IDLE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("SCALE_IDLE=%q: want a positive duration such as 60s or 5m", s)
+		}
+		p.idle = d
+	}
+	return p, nil
+}
+
+func (p scaleParams) project(i int) string { return fmt.Sprintf("scale-p%d", i) }
+
+// projectNamespaces are a project's environment namespaces.
+func (p scaleParams) projectNamespaces(i int) []string {
+	var out []string
+	for e := range p.envs {
+		out = append(out, fmt.Sprintf("scale-p%d-e%d", i, e))
+	}
+	return out
+}
+
+// namespaces are every environment namespace, project by project.
+func (p scaleParams) namespaces() []string {
+	var out []string
+	for i := range p.projects {
+		out = append(out, p.projectNamespaces(i)...)
+	}
+	return out
+}
+
+// ours tells the scenario's objects from other scenarios'.
+func ours(ns, name string) bool {
+	return strings.HasPrefix(ns, "scale-p") || (ns == "" && strings.HasPrefix(name, "scale-p"))
+}
+
+// scalePlan is what the scenario applies: the projects, then in each
+// environment namespace, once it exists, the platform's two Secrets, its
+// applications and its servers (applications round-robin over the
+// namespaces, servers round-robin over the applications).
+type scalePlan struct {
+	projects []*unstructured.Unstructured
+	batches  map[string][][]*unstructured.Unstructured // by namespace, applied in order
+	xrs      []objKey
+	// serversOf counts each application's servers.
+	serversOf map[objKey]int64
+}
+
+func newScalePlan(t testing.TB, p scaleParams) scalePlan {
+	t.Helper()
+	plan := scalePlan{batches: map[string][][]*unstructured.Unstructured{}, serversOf: map[objKey]int64{}}
+	decode := func(y string) []*unstructured.Unstructured {
+		objs, err := decodeYAML([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	projectOf := map[string]string{}
+	for i := range p.projects {
+		var envs []env
+		for e, ns := range p.projectNamespaces(i) {
+			envs = append(envs, env{name: fmt.Sprintf("e%d", e), namespace: ns})
+			projectOf[ns] = p.project(i)
+		}
+		plan.projects = append(plan.projects, decode(projectYAML(p.project(i), envs...))...)
+		plan.xrs = append(plan.xrs, keyOf(apiVersionKalypso, kindProject, "", p.project(i)))
+	}
+	nss := p.namespaces()
+	apps := map[string][]*unstructured.Unstructured{}
+	servers := map[string][]*unstructured.Unstructured{}
+	for a := range p.apps {
+		ns, name := nss[a%len(nss)], fmt.Sprintf("app-%d", a)
+		apps[ns] = append(apps[ns], decode(applicationYAML(name, ns, projectOf[ns]))...)
+		plan.xrs = append(plan.xrs, keyOf(apiVersionKalypso, kindApplication, ns, name))
+	}
+	for s := range p.servers {
+		a := s % p.apps
+		ns, app := nss[a%len(nss)], fmt.Sprintf("app-%d", a)
+		servers[ns] = append(servers[ns], newServer(fmt.Sprintf("srv-%d", s), ns, app).object())
+		plan.xrs = append(plan.xrs, keyOf(apiVersionKalypso, kindServer, ns, fmt.Sprintf("srv-%d", s)))
+		plan.serversOf[keyOf(apiVersionKalypso, kindApplication, ns, app)]++
+	}
+	for _, ns := range nss {
+		plan.batches[ns] = [][]*unstructured.Unstructured{
+			decode(storageSecretYAML(ns) + "---\n" + apiKeySecretYAML(ns)), apps[ns], servers[ns],
+		}
+	}
+	return plan
+}
+
+// scaleWorkers is how many requests the scenario's client has in flight
+// when it applies the Kalypso composites, and the bound's reference.
+const scaleWorkers = 10
+
+// scaleRun is one creation measured from its first apply.
+type scaleRun struct {
+	applied          time.Duration // every apply returned
+	exist, available time.Duration // (a), (b)
+	ready            time.Duration // (c): composites Ready (the bound: (b))
+	creating         scaleWindow
+	deleted          time.Duration // deleting everything, until it is gone
+}
+
+// TestScale runs N servers over A applications in P projects of E
+// environments at once and measures, per phase, Kalypso against a bound:
+// the same objects applied directly by one client. See test/scale/README.md.
 func TestScale(t *testing.T) {
 	requireFlavour(t, flavourV2)
-	const (
-		project = "fleet"
-		ns      = "fleet-prod"
-	)
-	apps := []string{"fleet-a", "fleet-b"}
-	teardown(t, project, ns)
+	p, err := scaleParamsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d servers, %d applications, %d projects × %d environments, idle %s", p.servers, p.apps, p.projects, p.envs, p.idle)
+	for i := range p.projects {
+		teardown(t, p.project(i), p.projectNamespaces(i)...)
+	}
+	plan := newScalePlan(t, p)
+	// Generous limits: only something broken should reach them.
+	createTimeout := 3*time.Minute + time.Duration(p.servers)*300*time.Millisecond
+	deleteTimeout := 5*time.Minute + time.Duration(p.servers)*200*time.Millisecond
 
-	step(t, "Setup", func(t *testing.T) {
-		// Measure on a quiet lab: earlier scenarios' projects are still
-		// being deleted in the background.
+	var (
+		obs      *observer
+		wl       *kube
+		nodes    string
+		rssNote  string
+		kalypso  scaleRun
+		perKind  = map[string]time.Duration{}
+		idle     scaleWindow
+		composed []composedRef
+		bound    []*unstructured.Unstructured
+		bounds   = map[int]scaleRun{}
+	)
+	step(t, "Setup", func(st *testing.T) {
 		start := time.Now()
+		// Measure on a quiet lab: earlier scenarios' projects may still be
+		// being deleted in the background.
 		waitBackground(3 * time.Minute)
-		t.Logf("earlier clean-ups done after %s", time.Since(start).Round(100*time.Millisecond))
-		applyYAML(t, projectYAML(project, env{name: "prod", namespace: ns}))
-		waitXRCondition(t, kindProject, "", project, "Ready", "True", "", 90*time.Second)
-		environmentSecrets(t, ns)
-		for _, a := range apps {
-			applyYAML(t, applicationYAML(a, ns, project))
+		st.Logf("earlier clean-ups done after %s", time.Since(start).Round(100*time.Millisecond))
+		settleGarbageCollector(st)
+		nodes = scaleNodes(st, t, p.servers)
+		var err error
+		if obs, err = startObserver(st.Context()); err != nil {
+			st.Fatal(err)
 		}
-		for _, a := range apps {
-			waitReady(t, kindApplication, ns, a, 60*time.Second)
+		t.Cleanup(obs.close)
+		// The workload goes without a client-side rate limit: the control
+		// plane is measured, not the client.
+		cfg := rest.CopyConfig(lab.Kube.cfg)
+		cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+		if wl, err = newKube(cfg); err != nil {
+			st.Fatal(err)
 		}
 	})
 
-	var names []string
-	step(t, "FiftyServersReady", func(t *testing.T) {
-		fnBefore, err := scrape(lab.FunctionMetrics)
-		if err != nil {
+	step(t, "Create", func(t *testing.T) {
+		core := lab.proc("crossplane-core")
+		// Peak RSS of this scenario, not of the scenarios before it.
+		if err := core.resetPeakRSS(); err != nil {
+			rssNote = fmt.Sprintf(" (since core started: resetting VmHWM failed: %v)", err)
+		}
+		before := takeSnapshot(t, obs)
+		ctx := t.Context()
+		slots := make(chan struct{}, scaleWorkers)
+		if err := applyAll(ctx, wl, fieldManager, slots, plan.projects); err != nil {
 			t.Fatal(err)
 		}
-		coreBefore, err := scrape(lab.CoreMetrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		for i := range scaleServers {
-			app := apps[i%len(apps)]
-			s := newServer(fmt.Sprintf("%s-%02d", app, i/len(apps)), ns, app)
-			s.apply(t)
-			names = append(names, s.Name)
-		}
-		appliedIn := time.Since(start)
-		readyAt := map[string]time.Duration{}
-		waitFor(t, fmt.Sprintf("%d servers Ready", scaleServers), 5*time.Minute, func() (bool, string, error) {
-			items, err := lab.Kube.list(t.Context(), apiVersionKalypso, kindServer, ns)
-			if err != nil {
-				return false, "", err
-			}
-			for _, it := range items {
-				if _, ok := readyAt[it.GetName()]; !ok && getCondition(&it, "Ready").Status == "True" {
-					readyAt[it.GetName()] = time.Since(start)
+		deadline := before.at.Add(createTimeout)
+		var wg sync.WaitGroup
+		errs := make(chan error, len(plan.batches))
+		for ns, batches := range plan.batches {
+			wg.Go(func() {
+				// A namespaced object can be applied once its namespace exists.
+				for !obs.exists(keyOf("v1", "Namespace", "", ns)) {
+					if time.Now().After(deadline) {
+						errs <- fmt.Errorf("namespace %s not created within %s", ns, createTimeout)
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
-			}
-			return len(readyAt) == scaleServers, fmt.Sprintf("%d/%d Ready", len(readyAt), scaleServers), nil
+				for _, b := range batches {
+					if err := applyAll(ctx, wl, fieldManager, slots, b); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		kalypso.applied = time.Since(before.at)
+
+		waitFor(t, fmt.Sprintf("%d composites Ready", len(plan.xrs)), time.Until(deadline), func() (bool, string, error) {
+			_, missing := obs.latest(obs.ready, plan.xrs)
+			return len(missing) == 0, fmt.Sprintf("%d not Ready, e.g. %v", len(missing), first(missing)), nil
 		})
-		wall := time.Since(start)
-		fnAfter, err := scrape(lab.FunctionMetrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-		coreAfter, err := scrape(lab.CoreMetrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-
-		lat := make([]time.Duration, 0, len(readyAt))
-		for _, d := range readyAt {
-			lat = append(lat, d)
-		}
-		slices.Sort(lat)
-		pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(10 * time.Millisecond) }
-		measure(t, "%d servers (applied in %s) all Ready %s after the first apply; per server Ready after p50 %s, p90 %s, max %s",
-			scaleServers, appliedIn.Round(10*time.Millisecond), wall.Round(10*time.Millisecond), pct(0.5), pct(0.9), pct(1))
-
-		delta := func(before, after []sample, name string, parts ...string) (float64, bool) {
-			a, ok := sum(after, name, parts...)
-			b, _ := sum(before, name, parts...)
-			return a - b, ok
-		}
-		calls, _ := delta(fnBefore, fnAfter, "grpc_server_handled_total", `grpc_method="RunFunction"`)
-		coreSum, okSum := delta(coreBefore, coreAfter, "function_run_function_seconds_sum", `function_name="`+functionName+`"`)
-		coreCount, _ := delta(coreBefore, coreAfter, "function_run_function_seconds_count", `function_name="`+functionName+`"`)
-		if okSum && coreCount > 0 {
-			measure(t, "as core sees it (function_run_function_seconds, gRPC over mTLS included): %.0f RunFunction calls (%.1f per server), %.3f s in total, %.2f ms each on average: %.1f%% of the %s wall time",
-				coreCount, coreCount/scaleServers, coreSum, 1000*coreSum/coreCount, 100*coreSum/wall.Seconds(), wall.Round(10*time.Millisecond))
-		} else {
-			softErrorf(t, "Crossplane core's metrics endpoint has no function_run_function_seconds for %s", functionName)
-		}
-		fnSum, okFnSum := delta(fnBefore, fnAfter, "grpc_server_handling_seconds_sum", `grpc_method="RunFunction"`)
-		fnCount, _ := delta(fnBefore, fnAfter, "grpc_server_handling_seconds_count", `grpc_method="RunFunction"`)
-		switch {
-		case okFnSum && fnCount > 0:
-			measure(t, "as the function sees it (grpc_server_handling_seconds): %.0f RunFunction calls, %.3f s in total, %.2f ms each on average: %.1f%% of the %s wall time",
-				fnCount, fnSum, 1000*fnSum/fnCount, 100*fnSum/wall.Seconds(), wall.Round(10*time.Millisecond))
-		default:
-			var grpcNames []string
-			for _, n := range metricNames(fnAfter) {
-				if strings.HasPrefix(n, "grpc_server_") {
-					grpcNames = append(grpcNames, n)
+		readyAt, _ := obs.latest(obs.ready, plan.xrs)
+		for _, kind := range []string{kindProject, kindApplication, kindServer} {
+			var keys []objKey
+			for _, k := range plan.xrs {
+				if k.kind == keyOf(apiVersionKalypso, kind, "", "").kind {
+					keys = append(keys, k)
 				}
 			}
-			measure(t, "the function handled %.0f RunFunction calls (grpc_server_handled_total) but reports no handling time", calls)
-			softErrorf(t, "the function's metrics endpoint (--metrics-address) serves no grpc_server_handling_seconds histogram, only %v: "+
-				"fn/cmd/function/main.go calls function.Serve(..., function.WithMetricsServer(addr)) without "+
-				"function.WithMetricsServerOpts(grpcprometheus.WithServerHandlingTimeHistogram()) "+
-				"(grpcprometheus = github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus, as function-sdk-go v0.7.1 uses), "+
-				"so the function's own time per RunFunction cannot be read from it (core's function_run_function_seconds is reported above instead)", grpcNames)
+			at, _ := obs.latest(obs.ready, keys)
+			perKind[kind] = at.Sub(before.at)
 		}
+		kalypso.ready = readyAt.Sub(before.at)
+		kalypso.creating = windowOf(before, takeSnapshot(t, obs))
+
+		composed = obs.composedOf(t, plan.xrs)
+		count := map[string]int{}
+		var keys, deployments []objKey
+		for _, r := range composed {
+			k := keyOf(r.APIVersion, r.Kind, r.Namespace, r.Name)
+			keys = append(keys, k)
+			count[r.Kind]++
+			if k.kind == "Deployment.apps" {
+				deployments = append(deployments, k)
+			}
+		}
+		for kind, want := range map[string]int{"Namespace": p.projects * p.envs, "Deployment": p.servers, "Service": p.servers} {
+			if count[kind] != want {
+				t.Errorf("the composites compose %d %ss, want %d", count[kind], kind, want)
+			}
+		}
+		existAt, missing := obs.latest(obs.created, keys)
+		if len(missing) > 0 {
+			t.Fatalf("%d composed objects the observer does not have (a kind missing from scaleWatchedKinds?), e.g. %v", len(missing), first(missing))
+		}
+		kalypso.exist = existAt.Sub(before.at)
+		availAt, missing := obs.latest(obs.available, deployments)
+		if len(missing) > 0 {
+			t.Fatalf("every server is Ready but %d Deployments are not available, e.g. %v", len(missing), first(missing))
+		}
+		kalypso.available = availAt.Sub(before.at)
+		measure(t, "%d servers, %d applications, %d projects × %d environments (%d composed objects): all applied %s, (a) every composed object exists %s, (b) every Deployment available %s, (c) every composite Ready %s after the first apply",
+			p.servers, p.apps, p.projects, p.envs, len(composed), sec(kalypso.applied), sec(kalypso.exist), sec(kalypso.available), sec(kalypso.ready))
+	})
+
+	step(t, "Idle", func(t *testing.T) {
+		before := takeSnapshot(t, obs)
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(p.idle):
+		}
+		idle = windowOf(before, takeSnapshot(t, obs))
+		measure(t, "idle for %s: %.2f API server requests per server per minute, %.2f of them Crossplane core's",
+			p.idle, perServerMinute(total(idle.requests), p.servers, idle.took), perServerMinute(total(idle.core), p.servers, idle.took))
 	})
 
 	step(t, "ApplicationCounts", func(t *testing.T) {
-		per := int64(scaleServers / len(apps))
-		start := time.Now()
-		for _, a := range apps {
-			waitFor(t, fmt.Sprintf("%s counts %d Ready servers", a, per), 45*time.Second, func() (bool, string, error) {
-				u, err := lab.Kube.get(t.Context(), apiVersionKalypso, kindApplication, ns, a)
+		// Servers are required resources of their application, which
+		// counts them at its poll (compose.PollTTL, a minute).
+		for app, n := range plan.serversOf {
+			waitFor(t, fmt.Sprintf("%s counts %d Ready servers", app, n), 90*time.Second, func() (bool, string, error) {
+				u, err := lab.Kube.get(t.Context(), apiVersionKalypso, kindApplication, app.ns, app.name)
 				if err != nil || u == nil {
 					return false, "absent", err
 				}
 				act, ready := integer(u, "status", "activeModels"), integer(u, "status", "readyModels")
-				return act == per && ready == per, fmt.Sprintf("activeModels %d readyModels %d", act, ready), nil
+				return act == n && ready == n, fmt.Sprintf("activeModels %d readyModels %d", act, ready), nil
 			})
 		}
-		measure(t, "both applications counted their %d Ready servers %s after all were Ready", per, time.Since(start).Round(100*time.Millisecond))
 	})
 
-	step(t, "DeleteAll", func(t *testing.T) {
-		start := time.Now()
-		for _, n := range names {
-			mustDelete(t, apiVersionKalypso, kindServer, ns, n)
-		}
-		waitFor(t, "every server, Deployment and pod of "+ns+" gone", 3*time.Minute, func() (bool, string, error) {
-			xrs, err := lab.Kube.list(t.Context(), apiVersionKalypso, kindServer, ns)
-			if err != nil {
-				return false, "", err
-			}
-			deps, err := lab.Kube.list(t.Context(), "apps/v1", "Deployment", ns)
-			if err != nil {
-				return false, "", err
-			}
-			pods, err := lab.Kube.list(t.Context(), "v1", "Pod", ns)
-			if err != nil {
-				return false, "", err
-			}
-			return len(xrs)+len(deps)+len(pods) == 0, fmt.Sprintf("%d servers, %d Deployments, %d pods left", len(xrs), len(deps), len(pods)), nil
+	step(t, "CaptureBound", func(t *testing.T) {
+		bound = captureBound(t, wl, composed)
+		t.Logf("the bound applies %d objects (every composed object but Crossplane's Usages)", len(bound))
+	})
+
+	step(t, "Delete", func(t *testing.T) {
+		kalypso.deleted = deleteKalypso(t, p, plan, wl, obs, deleteTimeout)
+		measure(t, "deleting every composite and everything composed took %s", sec(kalypso.deleted))
+	})
+
+	for _, workers := range []int{scaleWorkers, 1, 50} {
+		step(t, fmt.Sprintf("Bound%dWorkers", workers), func(t *testing.T) {
+			bounds[workers] = runBound(t, obs, wl, bound, workers, createTimeout, deleteTimeout)
 		})
-		measure(t, "%d servers and everything they composed gone %s after their deletes", scaleServers, time.Since(start).Round(100*time.Millisecond))
-		for _, a := range apps {
-			if _, _, err := deleteEventually(t.Context(), apiVersionKalypso, kindApplication, ns, a, 60*time.Second); err != nil {
+	}
+
+	step(t, "Report", func(t *testing.T) {
+		scenario := func(k objKey) bool { return ours(k.ns, k.name) }
+		r := scaleReport{
+			params: p, nodes: nodes, rss: peakRSS(lab.proc("crossplane-core")) + rssNote, kalypso: kalypso, perKind: perKind,
+			idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
+			unresponsive: obs.unresponsiveOf(scenario),
+		}
+		r.lostReady, r.lostReadyTimes = obs.lostReadyOf(scenario)
+		table := r.markdown()
+		t.Log("\n" + table)
+		b := bounds[scaleWorkers]
+		measure(t, "Kalypso ÷ bound (%d workers): (a) %.2f×, (b) %.2f×, (c) %.2f×; %.1f API server requests per server while creating; %.2f per server per minute idle",
+			scaleWorkers, ratio(kalypso.exist, b.exist), ratio(kalypso.available, b.available), ratio(kalypso.ready, b.ready),
+			total(kalypso.creating.requests)/float64(p.servers), perServerMinute(total(idle.requests), p.servers, idle.took))
+		if p.report != "" {
+			if err := writeReport(lab.repoPath(p.report), table); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("report written to %s", p.report)
 		}
 	})
 }
+
+// scaleNodes adds CPU nodes until there is one per 200 servers (each takes
+// cpuNodePods), so that scheduling is never the limit, and describes the
+// lab's nodes. Extra nodes go at the end of the scenario (cleanup).
+func scaleNodes(t, cleanup *testing.T, servers int) string {
+	want := (servers + 199) / 200
+	for i := 1; i < want; i++ {
+		n := newCPUNode(fmt.Sprintf("kwok-cpu-%d", i))
+		if _, err := lab.Kube.Typed.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		cleanup.Cleanup(func() {
+			_ = lab.Kube.Typed.CoreV1().Nodes().Delete(context.Background(), n.Name, metav1.DeleteOptions{})
+		})
+	}
+	var desc string
+	waitFor(t, fmt.Sprintf("%d CPU nodes Ready", want), time.Minute, func() (bool, string, error) {
+		l, err := lab.Kube.Typed.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		cpu, ready := 0, 0
+		for _, n := range l.Items {
+			if _, gpu := n.Status.Capacity[gpuResource]; !gpu {
+				cpu++
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		desc = fmt.Sprintf("%d nodes (%d with GPUs, tainted; %d CPU nodes of %d pods)", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
+		return cpu >= want && ready == len(l.Items), desc + fmt.Sprintf(", %d Ready", ready), nil
+	})
+	return desc
+}
+
+// settleGarbageCollector waits until 40 s after the Kalypso CRDs appeared.
+// kube-controller-manager's garbage collector learns about new kinds at its
+// discovery resync, every 30 s; until then it retries, with back-off, every
+// dependent of an owner of a kind it does not know, one GET each time, which
+// a cluster whose CRDs were installed long before does not see (make scale
+// starts right after the lab).
+func settleGarbageCollector(t *testing.T) {
+	crds, err := lab.Kube.list(t.Context(), "apiextensions.k8s.io/v1", "CustomResourceDefinition", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest time.Time
+	for _, c := range crds {
+		if str(&c, "spec", "group") == "serving.kalypso.io" && c.GetCreationTimestamp().After(newest) {
+			newest = c.GetCreationTimestamp().Time
+		}
+	}
+	if wait := time.Until(newest.Add(40 * time.Second)); wait > 0 {
+		t.Logf("waiting %s for the garbage collector to know the Kalypso kinds", wait.Round(100*time.Millisecond))
+		time.Sleep(wait)
+	}
+}
+
+// applyAll server-side applies objects as manager, with at most cap(slots)
+// requests in flight across every caller sharing slots.
+func applyAll(ctx context.Context, k *kube, manager string, slots chan struct{}, objs []*unstructured.Unstructured) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(objs))
+	for _, o := range objs {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			c, err := k.client(ctx, o.GroupVersionKind(), o.GetNamespace())
+			if err == nil {
+				_, err = c.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: manager, Force: true})
+			}
+			if err != nil {
+				errs <- fmt.Errorf("apply %s %s: %w", o.GetKind(), nsName(o.GetNamespace(), o.GetName()), err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// composedOf reads from the observer what the composites composed.
+func (o *observer) composedOf(t testing.TB, xrs []objKey) []composedRef {
+	t.Helper()
+	var out []composedRef
+	for _, k := range xrs {
+		obj, ok, err := o.stores[k.kind].GetByKey(nsName(k.ns, k.name))
+		if err != nil || !ok {
+			t.Fatalf("the observer has no %v: %v", k, err)
+		}
+		out = append(out, composedRefs(t, obj.(*unstructured.Unstructured))...)
+	}
+	return out
+}
+
+// captureBound reads what Kalypso composed, but Crossplane's Usages, as a
+// client would apply it itself: without what the API server, the
+// controllers and Crossplane added. Namespaces keep their names: the bound
+// runs once Kalypso's are gone.
+func captureBound(t testing.TB, k *kube, composed []composedRef) []*unstructured.Unstructured {
+	t.Helper()
+	want := map[objKey]bool{}
+	kinds := map[schema.GroupVersionKind]bool{}
+	for _, r := range composed {
+		gvk := schema.FromAPIVersionAndKind(r.APIVersion, r.Kind)
+		if gvk.Group == "protection.crossplane.io" {
+			continue
+		}
+		want[keyOf(r.APIVersion, r.Kind, r.Namespace, r.Name)] = true
+		kinds[gvk] = true
+	}
+	var out []*unstructured.Unstructured
+	for gvk := range kinds {
+		m, err := k.resourceFor(t.Context(), gvk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := k.Dyn.Resource(m.Resource).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kalypso-serving"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range l.Items {
+			u := &l.Items[i]
+			key := keyOf(u.GetAPIVersion(), u.GetKind(), u.GetNamespace(), u.GetName())
+			if want[key] {
+				delete(want, key)
+				out = append(out, boundObject(u))
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("%d composed objects lack the label app.kubernetes.io/managed-by=kalypso-serving, e.g. %v", len(want), first(slices.Collect(maps.Keys(want))))
+	}
+	return out
+}
+
+// boundObject strips an object of what others than its author wrote.
+func boundObject(u *unstructured.Unstructured) *unstructured.Unstructured {
+	o := u.DeepCopy()
+	for _, f := range []string{"uid", "resourceVersion", "managedFields", "ownerReferences", "creationTimestamp", "generation"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(o.Object, "status")
+	// The Service's allocated addresses.
+	unstructured.RemoveNestedField(o.Object, "spec", "clusterIP")
+	unstructured.RemoveNestedField(o.Object, "spec", "clusterIPs")
+	// Crossplane's labels and annotations (composite, resource name) would
+	// also make core map the bound's events to composites; the Deployment
+	// controller's revision.
+	strip := func(m map[string]string) map[string]string {
+		for k := range m {
+			if strings.HasPrefix(k, "crossplane.io/") || strings.HasPrefix(k, "deployment.kubernetes.io/") {
+				delete(m, k)
+			}
+		}
+		return m
+	}
+	o.SetLabels(strip(o.GetLabels()))
+	o.SetAnnotations(strip(o.GetAnnotations()))
+	return o
+}
+
+// deleteKalypso deletes every composite at once, as a GitOps prune would:
+// the projects released first, deletes a Usage refuses (an application
+// while it has servers, a project while it has applications) retried every
+// second. It returns how long until every composite, and every Namespace,
+// Deployment and pod they composed, is gone.
+func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *observer, timeout time.Duration) time.Duration {
+	start := time.Now()
+	for i := range p.projects {
+		if err := releaseProject(t.Context(), p.project(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tried := map[objKey]time.Time{}
+	var lastErr error
+	var mu sync.Mutex
+	slots := make(chan struct{}, scaleWorkers)
+	waitFor(t, fmt.Sprintf("%d composites gone", len(plan.xrs)), timeout, func() (bool, string, error) {
+		var left []objKey
+		var wg sync.WaitGroup
+		for _, k := range plan.xrs {
+			obj, ok, _ := obs.stores[k.kind].GetByKey(nsName(k.ns, k.name))
+			if !ok {
+				continue
+			}
+			left = append(left, k)
+			if obj.(*unstructured.Unstructured).GetDeletionTimestamp() != nil || time.Since(tried[k]) < time.Second {
+				continue
+			}
+			tried[k] = time.Now()
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				kind, _, _ := strings.Cut(k.kind, ".")
+				if err := wl.del(t.Context(), apiVersionKalypso, kind, k.ns, k.name); err != nil {
+					mu.Lock()
+					lastErr = err
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return len(left) == 0, fmt.Sprintf("%d left, e.g. %v; last refusal: %v", len(left), first(left), lastErr), nil
+	})
+	waitGoneFrom(t, obs, timeout-time.Since(start))
+	return time.Since(start)
+}
+
+// waitGoneFrom waits until the scenario's Namespaces, Deployments and pods
+// are gone.
+func waitGoneFrom(t *testing.T, obs *observer, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "every Namespace, Deployment and pod of the scenario gone", timeout, func() (bool, string, error) {
+		counts := map[string]int{}
+		for _, kind := range []string{"Namespace", "Deployment.apps", "Pod"} {
+			counts[kind] = len(obs.list(kind, func(m metav1.Object) bool { return ours(m.GetNamespace(), m.GetName()) }))
+		}
+		return counts["Namespace"]+counts["Deployment.apps"]+counts["Pod"] == 0, fmt.Sprint(counts), nil
+	})
+}
+
+// runBound applies the bound's objects with the given number of workers
+// (Namespaces first), measures until they exist and every Deployment is
+// available, then deletes them (their Namespaces) until they are gone.
+func runBound(t *testing.T, obs *observer, wl *kube, objs []*unstructured.Unstructured, workers int, createTimeout, deleteTimeout time.Duration) scaleRun {
+	var run scaleRun
+	var namespaces, rest []*unstructured.Unstructured
+	var keys, deployments []objKey
+	for _, o := range objs {
+		k := keyOf(o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName())
+		keys = append(keys, k)
+		switch k.kind {
+		case "Namespace":
+			namespaces = append(namespaces, o)
+		case "Deployment.apps":
+			deployments = append(deployments, k)
+		}
+		if k.kind != "Namespace" {
+			rest = append(rest, o)
+		}
+	}
+	before := takeSnapshot(t, obs)
+	slots := make(chan struct{}, workers)
+	for _, batch := range [][]*unstructured.Unstructured{namespaces, rest} {
+		if err := applyAll(t.Context(), wl, "bound", slots, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run.applied = time.Since(before.at)
+	waitFor(t, fmt.Sprintf("%d objects exist, %d Deployments available", len(keys), len(deployments)), createTimeout, func() (bool, string, error) {
+		_, absent := obs.latest(obs.created, keys)
+		_, unavailable := obs.latest(obs.available, deployments)
+		return len(absent)+len(unavailable) == 0, fmt.Sprintf("%d absent, %d Deployments not available", len(absent), len(unavailable)), nil
+	})
+	existAt, _ := obs.latest(obs.created, keys)
+	availAt, _ := obs.latest(obs.available, deployments)
+	run.creating = windowOf(before, takeSnapshot(t, obs))
+	run.exist, run.available = existAt.Sub(before.at), availAt.Sub(before.at)
+	run.ready = run.available
+	measure(t, "bound, %d workers: %d objects applied %s, (a) all exist %s, (b) every Deployment available %s after the first apply",
+		workers, len(objs), sec(run.applied), sec(run.exist), sec(run.available))
+
+	start := time.Now()
+	slots = make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := wl.del(t.Context(), o.GetAPIVersion(), o.GetKind(), "", o.GetName()); err != nil {
+				t.Errorf("delete %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		})
+	}
+	wg.Wait()
+	waitGoneFrom(t, obs, deleteTimeout)
+	run.deleted = time.Since(start)
+	return run
+}
+
+func first[T any](s []T) any {
+	if len(s) == 0 {
+		return "none"
+	}
+	return s[0]
+}
+
+func sec(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func ratio(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }
