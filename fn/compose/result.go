@@ -60,3 +60,18 @@ const (
 	// server within this; any change to the server itself applies at once.
 	IdleTTL = 10 * time.Minute
 )
+
+// BreakerTTL bounds the TTL of a composite whose watch circuit Crossplane
+// core has opened (its Responsive condition False): core then drops its
+// watch events, its own spec changes included, and closes the circuit only
+// at an event after the cooldown (v2.2.1 internal/circuit/token_bucket.go
+// RecordEvent; GetState never looks at the cooldown), while a TTL requeue
+// bypasses it (the breaker wraps only the watches' map functions,
+// internal/controller/apiextensions/definition/reconciler.go). A composite
+// that would idle polls every PollTTL meanwhile.
+func BreakerTTL(xr map[string]any, ttl time.Duration) time.Duration {
+	if ConditionStatus(xr, "Responsive") != "False" || (ttl > 0 && ttl <= PollTTL) {
+		return ttl
+	}
+	return PollTTL
+}
