@@ -67,11 +67,15 @@ const (
 // at an event after the cooldown (v2.2.1 internal/circuit/token_bucket.go
 // RecordEvent; GetState never looks at the cooldown), while a TTL requeue
 // bypasses it (the breaker wraps only the watches' map functions,
-// internal/controller/apiextensions/definition/reconciler.go). A composite
-// that would idle polls every PollTTL meanwhile.
+// internal/controller/apiextensions/definition/reconciler.go). Meanwhile
+// the composite polls every WaitTTL, as one waiting on a required
+// resource: a spec change (a project's release, a removed environment)
+// then takes effect within seconds. The breaker opens mostly for projects
+// of several environments, through core's duplicate watches (README,
+// "Crossplane versions").
 func BreakerTTL(xr map[string]any, ttl time.Duration) time.Duration {
-	if ConditionStatus(xr, "Responsive") != "False" || (ttl > 0 && ttl <= PollTTL) {
+	if ConditionStatus(xr, "Responsive") != "False" || (ttl > 0 && ttl <= WaitTTL) {
 		return ttl
 	}
-	return PollTTL
+	return WaitTTL
 }
