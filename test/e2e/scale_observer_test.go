@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,7 +78,7 @@ type observer struct {
 	available    map[objKey]time.Time // Deployments: available since
 	ready        map[objKey]time.Time // composites: Ready since
 	unresponsive map[objKey]string    // composites seen Responsive≠True: the reason
-	lostReady    map[objKey]int       // composites: times Ready went from True to not True
+	lostReady    map[objKey][]string  // composites: the Ready reason each time it went from True to not True
 
 	audit auditReader
 }
@@ -87,7 +89,7 @@ func startObserver(ctx context.Context) (*observer, error) {
 	o := &observer{
 		counter: &requestCounter{n: map[string]float64{}}, stop: make(chan struct{}),
 		stores: map[string]cache.Store{}, created: map[objKey]time.Time{}, available: map[objKey]time.Time{},
-		ready: map[objKey]time.Time{}, unresponsive: map[objKey]string{}, lostReady: map[objKey]int{},
+		ready: map[objKey]time.Time{}, unresponsive: map[objKey]string{}, lostReady: map[objKey][]string{},
 		audit: auditReader{path: lab.AuditLog},
 	}
 	cfg := rest.CopyConfig(lab.Kube.cfg)
@@ -179,9 +181,10 @@ func (o *observer) saw(kind string, obj any, added bool) {
 	case *appsv1.Deployment:
 		since(o.available, deploymentAvailable(v))
 	case *unstructured.Unstructured:
-		ready := getCondition(v, "Ready").Status == "True"
-		if _, was := o.ready[k]; was && !ready {
-			o.lostReady[k]++
+		c := getCondition(v, "Ready")
+		ready := c.Status == "True"
+		if _, was := o.ready[k]; was && !ready && v.GetDeletionTimestamp() == nil {
+			o.lostReady[k] = append(o.lostReady[k], c.Reason)
 		}
 		since(o.ready, ready)
 		if c := getCondition(v, "Responsive"); c.Status != "" && c.Status != "True" {
@@ -281,17 +284,26 @@ func (o *observer) unresponsiveOf(keep func(objKey) bool) map[objKey]string {
 }
 
 // lostReadyOf counts how often the composites keep selects went from Ready
-// to not Ready (deletion aside).
-func (o *observer) lostReadyOf(keep func(objKey) bool) (composites, times int) {
+// to not Ready (deletion aside), and lists how often by kind and reason.
+func (o *observer) lostReadyOf(keep func(objKey) bool) (composites, times int, reasons string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for k, n := range o.lostReady {
+	count := map[string]int{}
+	for k, reasons := range o.lostReady {
 		if keep(k) {
 			composites++
-			times += n
+			times += len(reasons)
+			kind, _, _ := strings.Cut(k.kind, ".")
+			for _, r := range reasons {
+				count[kind+" "+r]++
+			}
 		}
 	}
-	return composites, times
+	var rs []string
+	for _, r := range slices.Sorted(maps.Keys(count)) {
+		rs = append(rs, fmt.Sprintf("%s %d", r, count[r]))
+	}
+	return composites, times, strings.Join(rs, ", ")
 }
 
 // requestCounter counts a client's requests by requestKey.

@@ -118,15 +118,18 @@ const (
 type scaleReport struct {
 	params       scaleParams
 	nodes, rss   string
+	load         string
 	kalypso      scaleRun
-	perKind      map[string]time.Duration
+	perKind      map[string]time.Duration // composites of each kind Ready
+	goneAt       map[string]time.Duration // … and gone, from the first delete
 	idle         scaleWindow
 	bounds       map[int]scaleRun
 	composed     int // objects Kalypso composed
 	bound        int // objects the bound applies
 	unresponsive map[objKey]string
-	// composites that went from Ready to not Ready, and how often
+	// composites that went from Ready to not Ready, how often, and why
 	lostReady, lostReadyTimes int
+	lostReasons               string
 }
 
 // heartbeats are the kwok nodes' requests, whatever the servers do.
@@ -137,8 +140,8 @@ func (r scaleReport) markdown() string {
 	n := float64(p.servers)
 	var s strings.Builder
 	fmt.Fprintf(&s, "### %d servers, %d applications, %d projects × %d environments\n\n", p.servers, p.apps, p.projects, p.envs)
-	fmt.Fprintf(&s, "- run: %s; %d CPUs; Crossplane core %s; Kubernetes %s; %s\n",
-		time.Now().UTC().Format(time.UnixDate), runtime.NumCPU(), coreVersion(), kubeVersion(), r.nodes)
+	fmt.Fprintf(&s, "- run: %s; %d CPUs, load average %s before the first apply; Crossplane core %s; Kubernetes %s; %s\n",
+		time.Now().UTC().Format(time.UnixDate), runtime.NumCPU(), r.load, coreVersion(), kubeVersion(), r.nodes)
 	s.WriteString("- kube-controller-manager runs with `--kube-api-qps=200 --kube-api-burst=400` (the defaults, 20 and 30, would dominate every run)\n")
 	fmt.Fprintf(&s, "- Kalypso composed %d objects; the bound applies %d of them (all but Crossplane's Usages and ClusterUsages)\n", r.composed, r.bound)
 	fmt.Fprintf(&s, "- idle period %s; times from the first apply\n\n", p.idle)
@@ -204,8 +207,10 @@ func (r scaleReport) markdown() string {
 	row("circuit breaker opens / dropped watch events (creating and idle)", fmt.Sprintf("%.0f / %.0f",
 		k.creating.breakerOpens+r.idle.breakerOpens, k.creating.breakerDropped+r.idle.breakerDropped), "", "", "", none)
 	row("composites seen with Responsive≠True", fmt.Sprint(len(r.unresponsive)), "", "", "", none)
-	row("composites that lost Ready once they had it (times)", fmt.Sprintf("%d (%d)", r.lostReady, r.lostReadyTimes), "", "", "", none)
+	row("composites that lost Ready once they had it (times: kind and reason)", fmt.Sprintf("%d (%d: %s)", r.lostReady, r.lostReadyTimes, r.lostReasons), "", "", "", none)
 	phase("deleting everything, until every Namespace, Deployment and pod is gone", func(x scaleRun) time.Duration { return x.deleted }, 0)
+	row("↳ servers / applications / projects gone", fmt.Sprintf("%s / %s / %s",
+		sec(r.goneAt[kindServer]), sec(r.goneAt[kindApplication]), sec(r.goneAt[kindProject])), "", "", "", none)
 
 	s.WriteString("\nAPI server requests by verb and resource, every client but the test's observer (apiserver_request_total; the top 12 while Kalypso creates, then the top 8 idle):\n\n")
 	fmt.Fprintf(&s, "| request | Kalypso, creating | bound (%d workers), creating | Kalypso idle, per server per minute |\n|---|---:|---:|---:|\n", scaleWorkers)

@@ -173,8 +173,10 @@ func TestScale(t *testing.T) {
 		wl       *kube
 		nodes    string
 		rssNote  string
+		load     string // 1-minute load average before the first apply
 		kalypso  scaleRun
 		perKind  = map[string]time.Duration{}
+		goneAt   map[string]time.Duration
 		idle     scaleWindow
 		composed []composedRef
 		bound    []*unstructured.Unstructured
@@ -207,6 +209,10 @@ func TestScale(t *testing.T) {
 		// Peak RSS of this scenario, not of the scenarios before it.
 		if err := core.resetPeakRSS(); err != nil {
 			rssNote = fmt.Sprintf(" (since core started: resetting VmHWM failed: %v)", err)
+		}
+		// The lab shares the machine: say how busy it was.
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			load, _, _ = strings.Cut(string(b), " ")
 		}
 		before := takeSnapshot(t, obs)
 		ctx := t.Context()
@@ -326,8 +332,9 @@ func TestScale(t *testing.T) {
 	})
 
 	step(t, "Delete", func(t *testing.T) {
-		kalypso.deleted = deleteKalypso(t, p, plan, wl, obs, deleteTimeout)
-		measure(t, "deleting every composite and everything composed took %s", sec(kalypso.deleted))
+		kalypso.deleted, goneAt = deleteKalypso(t, p, plan, wl, obs, deleteTimeout)
+		measure(t, "deleting every composite and everything composed took %s (servers gone after %s, applications %s, projects %s)",
+			sec(kalypso.deleted), sec(goneAt[kindServer]), sec(goneAt[kindApplication]), sec(goneAt[kindProject]))
 	})
 
 	for _, workers := range []int{scaleWorkers, 1, 50} {
@@ -339,11 +346,11 @@ func TestScale(t *testing.T) {
 	step(t, "Report", func(t *testing.T) {
 		scenario := func(k objKey) bool { return ours(k.ns, k.name) }
 		r := scaleReport{
-			params: p, nodes: nodes, rss: peakRSS(lab.proc("crossplane-core")) + rssNote, kalypso: kalypso, perKind: perKind,
+			params: p, nodes: nodes, load: load, rss: peakRSS(lab.proc("crossplane-core")) + rssNote, kalypso: kalypso, perKind: perKind, goneAt: goneAt,
 			idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
 			unresponsive: obs.unresponsiveOf(scenario),
 		}
-		r.lostReady, r.lostReadyTimes = obs.lostReadyOf(scenario)
+		r.lostReady, r.lostReadyTimes, r.lostReasons = obs.lostReadyOf(scenario)
 		table := r.markdown()
 		t.Log("\n" + table)
 		b := bounds[scaleWorkers]
@@ -390,7 +397,7 @@ func scaleNodes(t, cleanup *testing.T, servers int) string {
 				}
 			}
 		}
-		desc = fmt.Sprintf("%d nodes (%d with GPUs, tainted; %d CPU nodes of %d pods)", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
+		desc = fmt.Sprintf("%d nodes: %d with GPUs (tainted), %d CPU nodes of %d pods", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
 		return cpu >= want && ready == len(l.Items), desc + fmt.Sprintf(", %d Ready", ready), nil
 	})
 	return desc
@@ -527,9 +534,11 @@ func boundObject(u *unstructured.Unstructured) *unstructured.Unstructured {
 // the projects released first, deletes a Usage refuses (an application
 // while it has servers, a project while it has applications) retried every
 // second. It returns how long until every composite, and every Namespace,
-// Deployment and pod they composed, is gone.
-func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *observer, timeout time.Duration) time.Duration {
+// Deployment and pod they composed, is gone, and until the composites of
+// each kind were.
+func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *observer, timeout time.Duration) (time.Duration, map[string]time.Duration) {
 	start := time.Now()
+	goneAt := map[string]time.Duration{}
 	for i := range p.projects {
 		if err := releaseProject(t.Context(), p.project(i)); err != nil {
 			t.Fatal(err)
@@ -542,12 +551,15 @@ func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *o
 	waitFor(t, fmt.Sprintf("%d composites gone", len(plan.xrs)), timeout, func() (bool, string, error) {
 		var left []objKey
 		var wg sync.WaitGroup
+		leftOf := map[string]int{kindProject: 0, kindApplication: 0, kindServer: 0}
 		for _, k := range plan.xrs {
+			kind, _, _ := strings.Cut(k.kind, ".")
 			obj, ok, _ := obs.stores[k.kind].GetByKey(nsName(k.ns, k.name))
 			if !ok {
 				continue
 			}
 			left = append(left, k)
+			leftOf[kind]++
 			if obj.(*unstructured.Unstructured).GetDeletionTimestamp() != nil || time.Since(tried[k]) < time.Second {
 				continue
 			}
@@ -555,7 +567,6 @@ func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *o
 			slots <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				kind, _, _ := strings.Cut(k.kind, ".")
 				if err := wl.del(t.Context(), apiVersionKalypso, kind, k.ns, k.name); err != nil {
 					mu.Lock()
 					lastErr = err
@@ -564,10 +575,15 @@ func deleteKalypso(t *testing.T, p scaleParams, plan scalePlan, wl *kube, obs *o
 			})
 		}
 		wg.Wait()
+		for kind, n := range leftOf {
+			if _, done := goneAt[kind]; n == 0 && !done {
+				goneAt[kind] = time.Since(start)
+			}
+		}
 		return len(left) == 0, fmt.Sprintf("%d left, e.g. %v; last refusal: %v", len(left), first(left), lastErr), nil
 	})
 	waitGoneFrom(t, obs, timeout-time.Since(start))
-	return time.Since(start)
+	return time.Since(start), goneAt
 }
 
 // waitGoneFrom waits until the scenario's Namespaces, Deployments and pods
