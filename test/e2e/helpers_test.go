@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -498,15 +497,6 @@ func sum(samples []sample, name string, labelParts ...string) (total float64, fo
 		}
 	}
 	return total, found
-}
-
-// metricNames lists the distinct metric names of a scrape.
-func metricNames(samples []sample) []string {
-	set := map[string]bool{}
-	for _, s := range samples {
-		set[s.name] = true
-	}
-	return slices.Sorted(maps.Keys(set))
 }
 
 // replicasOwners lists the field managers that own a Deployment's
