@@ -14,7 +14,12 @@
 
 KUBE_VERSION           := v1.35.4
 KWOK_VERSION           := v0.7.0
-CROSSPLANE_CORE        := $(BIN)/crossplane-core-$(CROSSPLANE_VERSION)
+# Crossplane core the lab runs: the CLI's version by default. Each core
+# minor builds from its own pinned module (their dependencies differ):
+# make e2e-core-v2.3 runs the v2 flavour against v2.3.4.
+E2E_CORE_VERSION       ?= $(CROSSPLANE_VERSION)
+CROSSPLANE_CORE        := $(BIN)/crossplane-core-$(E2E_CORE_VERSION)
+CROSSPLANE_CORE_TOOLS  := test/tools/crossplane-core$(if $(filter v2.3.%,$(E2E_CORE_VERSION)),-v2.3)
 KUBE_APISERVER         := $(BIN)/kube-apiserver-$(KUBE_VERSION)
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager-$(KUBE_VERSION)
 KUBE_SCHEDULER         := $(BIN)/kube-scheduler-$(KUBE_VERSION)
@@ -64,8 +69,8 @@ $(KWOK):
 
 $(CROSSPLANE_CORE):
 	@mkdir -p $(BIN)
-	cd test/tools/crossplane-core && go build -trimpath \
-		-ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$(CROSSPLANE_VERSION)" \
+	cd $(CROSSPLANE_CORE_TOOLS) && go build -trimpath \
+		-ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$(E2E_CORE_VERSION)" \
 		-o $@.tmp github.com/crossplane/crossplane/v2/cmd/crossplane && mv $@.tmp $@
 
 $(FUNCTION_PREVIOUS):
@@ -103,6 +108,7 @@ e2e: e2e-tools function
 		E2E_KUBE_SCHEDULER=$(KUBE_SCHEDULER) \
 		E2E_KWOK=$(KWOK) \
 		E2E_CROSSPLANE=$(CROSSPLANE_CORE) \
+		E2E_CROSSPLANE_VERSION=$(E2E_CORE_VERSION) \
 		E2E_FUNCTION=$(FUNCTION) \
 		E2E_FUNCTION_PREVIOUS=$(FUNCTION_PREVIOUS) \
 		E2E_REGISTRY=$(E2E_REGISTRY) \
@@ -119,6 +125,11 @@ e2e: e2e-tools function
 .PHONY: e2e-packages
 e2e-packages: xpkg $(E2E_REGISTRY)
 	@$(MAKE) --no-print-directory e2e E2E_FLAVOURS=packages
+
+# The v2 flavour against Crossplane core v2.3.4 (CI runs it after make e2e).
+.PHONY: e2e-core-v2.3
+e2e-core-v2.3:
+	@$(MAKE) --no-print-directory e2e E2E_CORE_VERSION=v2.3.4 E2E_FLAVOURS=v2
 
 # make scale: TestScale alone in the v2 lab, at a size where the comparison
 # with the bound and the idle traffic mean something; it writes its table
