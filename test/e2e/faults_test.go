@@ -149,7 +149,7 @@ func TestFaults(t *testing.T) {
 	step(t, "Delete", func(t *testing.T) {
 		mustDelete(t, apiVersionKalypso, kindServer, ns, srv.Name)
 		waitGone(t, apiVersionKalypso, kindServer, ns, srv.Name, 60*time.Second)
-		if _, _, err := deleteEventually(t.Context(), apiVersionKalypso, kindApplication, ns, app, 60*time.Second); err != nil {
+		if _, _, err := deleteEventually(t.Context(), apiVersionKalypso, kindApplication, ns, app, 120*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	})

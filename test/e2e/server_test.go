@@ -171,9 +171,20 @@ func TestApplicationServer(t *testing.T) {
 			}
 		}
 		mustGet(t, "v1", "Service", prod, "yolo-svc")
-		u := mustGet(t, apiVersionProtection, "Usage", prod, "yolo-uses-application")
+		// The application is protected: by the server's own Usage until
+		// the application's Usage of itself (once it counts a server).
+		var u *unstructured.Unstructured
+		waitFor(t, "a Usage of application detector", 30*time.Second, func() (bool, string, error) {
+			for _, name := range []string{"detector-has-servers", "yolo-uses-application"} {
+				var err error
+				if u, err = lab.Kube.get(t.Context(), apiVersionProtection, "Usage", prod, name); err != nil || u != nil {
+					return u != nil, "", err
+				}
+			}
+			return false, "neither detector-has-servers nor yolo-uses-application", nil
+		})
 		if of := str(u, "spec", "of", "resourceRef", "name"); of != "detector" {
-			t.Errorf("Usage yolo-uses-application protects %q, want detector", of)
+			t.Errorf("Usage %s protects %q, want detector", u.GetName(), of)
 		}
 	})
 

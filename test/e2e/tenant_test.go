@@ -145,13 +145,15 @@ func TestTenantAccess(t *testing.T) {
 		// The refused delete is not replayed once the last Usage goes
 		// (replayDeletion: false): Crossplane would replay it about 2 s
 		// after removing the Usage's finalizer (usage/reconciler.go).
-		waitFor(t, "no usage of application "+app+" left", 60*time.Second, func() (bool, string, error) {
+		// The application drops its Usage of itself at its next count
+		// (a poll every minute).
+		waitFor(t, "no usage of application "+app+" left", 90*time.Second, func() (bool, string, error) {
 			items, err := lab.Kube.list(t.Context(), apiVersionProtection, "Usage", nsA)
 			if err != nil {
 				return false, "", err
 			}
 			for _, u := range items {
-				if strings.HasPrefix(u.GetName(), srv+"-uses-application") {
+				if strings.HasPrefix(u.GetName(), srv+"-uses-application") || u.GetName() == app+"-has-servers" {
 					return false, u.GetName() + " still there", nil
 				}
 			}
@@ -175,6 +177,8 @@ func deleteApplication(t *testing.T, k *kube, ns, app string) {
 	if err := k.del(t.Context(), apiVersionKalypso, kindApplication, ns, app); err != nil {
 		t.Fatalf("deleting application %s once its servers are gone: %v", app, err)
 	}
-	waitGone(t, apiVersionKalypso, kindApplication, ns, app, 60*time.Second)
+	// The claim flavour's composite goes once the application's
+	// ClusterUsage of itself goes, at its next count (a poll every minute).
+	waitGone(t, apiVersionKalypso, kindApplication, ns, app, 150*time.Second)
 	measure(t, "delete of application %s (%s flavour) after its server was gone done in %s", app, lab.Flavour, time.Since(start).Round(10*time.Millisecond))
 }
