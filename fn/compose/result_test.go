@@ -16,10 +16,9 @@ func TestBreakerTTL(t *testing.T) {
 	}{
 		"ClosedIdles":      {reason: "A responsive composite keeps its TTL.", xr: closed, ttl: IdleTTL, want: IdleTTL},
 		"NoCondition":      {reason: "No Responsive condition yet: as responsive.", xr: map[string]any{}, ttl: IdleTTL, want: IdleTTL},
-		"OpenPolls":        {reason: "An open circuit drops its watch events: an idle composite polls instead.", xr: open, ttl: IdleTTL, want: WaitTTL},
-		"OpenPollsSooner":  {reason: "…and one that polls every minute, sooner.", xr: open, ttl: PollTTL, want: WaitTTL},
-		"OpenKeepsShorter": {reason: "A TTL as short stays.", xr: open, ttl: WaitTTL, want: WaitTTL},
-		"OpenDefault":      {reason: "The default TTL (zero: the SDK's minute) polls sooner too.", xr: open, ttl: 0, want: WaitTTL},
+		"OpenPolls":        {reason: "An open circuit drops its watch events: an idle composite polls instead.", xr: open, ttl: IdleTTL, want: PollTTL},
+		"OpenKeepsShorter": {reason: "A shorter TTL stays.", xr: open, ttl: WaitTTL, want: WaitTTL},
+		"OpenDefault":      {reason: "The default TTL (zero: the SDK's minute) is the same minute.", xr: open, ttl: 0, want: PollTTL},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -267,12 +267,14 @@ spec: {projectRef: vision}
 
 	step(t, "Delete", func(t *testing.T) {
 		// A project is deleted after its release (spec.release), which
-		// completes once no application lives in its environments.
+		// completes once no application lives in its environments. With
+		// its watch circuit open (core's duplicate watches) the release is
+		// seen at its next poll, within a minute.
 		for _, p := range []string{"ml-platform", "vision"} {
 			if err := releaseProject(t.Context(), p); err != nil {
 				t.Fatal(err)
 			}
-			waitXRCondition(t, kindProject, "", p, "Released", "True", "Released", 60*time.Second)
+			waitXRCondition(t, kindProject, "", p, "Released", "True", "Released", 90*time.Second)
 		}
 		mustDelete(t, apiVersionKalypso, kindProject, "", "ml-platform")
 		waitGone(t, apiVersionKalypso, kindProject, "", "ml-platform", 60*time.Second)
