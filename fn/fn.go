@@ -169,7 +169,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 
 	res := c.Compose(platform, required)
-	res.TTL = compose.BreakerTTL(oxr.Resource.Object, res.TTL)
+	res.TTL = compose.BreakerTTL(oxr.Resource.Object, res.TTL, res.Ready)
 	if res.Fatal != nil {
 		fatal(rsp, oxr, k.conditionTypes, errors.Wrapf(res.Fatal, "invalid %s %s", gvk.Kind, oxr.Resource.GetName()))
 		return rsp, nil

@@ -76,16 +76,25 @@ const (
 // RecordEvent; GetState never looks at the cooldown), while a TTL requeue
 // bypasses it (the breaker wraps only the watches' map functions,
 // internal/controller/apiextensions/definition/reconciler.go). Meanwhile
-// the composite polls every PollTTL: a spec change (a project's release, a
-// removed environment) takes effect within a minute during the cooldown,
-// and at once after it (the change's event closes the circuit). Not
-// faster: Responsive stays False after the cooldown until such an event,
-// so a settled composite would poll at this rate for good. The breaker
-// opens mostly for projects of several environments, through core's
-// duplicate watches (README, "Crossplane versions").
-func BreakerTTL(xr map[string]any, ttl time.Duration) time.Duration {
-	if ConditionStatus(xr, "Responsive") != "False" || (ttl > 0 && ttl <= PollTTL) {
+// a composite that is not Ready, whose progress its composed objects'
+// events would drive, polls every WaitTTL; a Ready one every PollTTL: a
+// spec change (a project's release, a removed environment) takes effect
+// within a minute during the cooldown, and at once after it (the change's
+// event closes the circuit). Not faster: Responsive stays False after the
+// cooldown until such an event, so a settled composite would poll at this
+// rate for good. The breaker opens mostly for projects of several
+// environments, through core's duplicate watches (README, "Crossplane
+// versions").
+func BreakerTTL(xr map[string]any, ttl time.Duration, ready bool) time.Duration {
+	if ConditionStatus(xr, "Responsive") != "False" {
 		return ttl
 	}
-	return PollTTL
+	limit := PollTTL
+	if !ready {
+		limit = WaitTTL
+	}
+	if ttl > 0 && ttl <= limit {
+		return ttl
+	}
+	return limit
 }
