@@ -77,7 +77,7 @@ type observer struct {
 	created      map[objKey]time.Time // latest Add
 	available    map[objKey]time.Time // Deployments: available since
 	ready        map[objKey]time.Time // composites: Ready since
-	unresponsive map[objKey]string    // composites seen Responsive≠True: the reason
+	unresponsive map[objKey]seen      // composites seen Responsive≠True
 	lostReady    map[objKey][]string  // composites: the Ready reason each time it went from True to not True
 
 	audit auditReader
@@ -89,7 +89,7 @@ func startObserver(ctx context.Context) (*observer, error) {
 	o := &observer{
 		counter: &requestCounter{n: map[string]float64{}}, stop: make(chan struct{}),
 		stores: map[string]cache.Store{}, created: map[objKey]time.Time{}, available: map[objKey]time.Time{},
-		ready: map[objKey]time.Time{}, unresponsive: map[objKey]string{}, lostReady: map[objKey][]string{},
+		ready: map[objKey]time.Time{}, unresponsive: map[objKey]seen{}, lostReady: map[objKey][]string{},
 		audit: auditReader{path: lab.AuditLog},
 	}
 	cfg := rest.CopyConfig(lab.Kube.cfg)
@@ -187,8 +187,10 @@ func (o *observer) saw(kind string, obj any, added bool) {
 			o.lostReady[k] = append(o.lostReady[k], c.Reason)
 		}
 		since(o.ready, ready)
-		if c := getCondition(v, "Responsive"); c.Status != "" && c.Status != "True" {
-			o.unresponsive[k] = c.Reason
+		if _, was := o.unresponsive[k]; !was {
+			if c := getCondition(v, "Responsive"); c.Status != "" && c.Status != "True" {
+				o.unresponsive[k] = seen{at: now, reason: c.Reason}
+			}
 		}
 	}
 }
@@ -269,12 +271,18 @@ func (o *observer) list(kind string, keep func(metav1.Object) bool) []metav1.Obj
 	return out
 }
 
+// seen is when a condition was first seen, and its reason.
+type seen struct {
+	at     time.Time
+	reason string
+}
+
 // unresponsiveOf lists the composites keep selects that were seen with a
-// Responsive condition that was not True, with its reason.
-func (o *observer) unresponsiveOf(keep func(objKey) bool) map[objKey]string {
+// Responsive condition that was not True.
+func (o *observer) unresponsiveOf(keep func(objKey) bool) map[objKey]seen {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := map[objKey]string{}
+	out := map[objKey]seen{}
 	for k, r := range o.unresponsive {
 		if keep(k) {
 			out[k] = r

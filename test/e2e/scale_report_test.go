@@ -126,7 +126,8 @@ type scaleReport struct {
 	bounds       map[int]scaleRun
 	composed     int // objects Kalypso composed
 	bound        int // objects the bound applies
-	unresponsive map[objKey]string
+	unresponsive map[objKey]seen
+	idleEnd      time.Time // the end of the idle period, when the deletes start
 	// composites that went from Ready to not Ready, how often, and why
 	lostReady, lostReadyTimes int
 	lostReasons               string
@@ -206,7 +207,13 @@ func (r scaleReport) markdown() string {
 	row("Crossplane core peak RSS (whole scenario)", r.rss, "", "", "", none)
 	row("circuit breaker opens / dropped watch events (creating and idle)", fmt.Sprintf("%.0f / %.0f",
 		k.creating.breakerOpens+r.idle.breakerOpens, k.creating.breakerDropped+r.idle.breakerDropped), "", "", "", none)
-	row("composites seen with Responsive≠True", fmt.Sprint(len(r.unresponsive)), "", "", "", none)
+	early := 0
+	for _, u := range r.unresponsive {
+		if u.at.Before(r.idleEnd) {
+			early++
+		}
+	}
+	row("composites seen with Responsive≠True: creating and idle (by the end of deleting)", fmt.Sprintf("%d (%d)", early, len(r.unresponsive)), "", "", "", none)
 	row("composites that lost Ready once they had it (times: kind and reason)", fmt.Sprintf("%d (%d: %s)", r.lostReady, r.lostReadyTimes, r.lostReasons), "", "", "", none)
 	phase("deleting everything, until every Namespace, Deployment and pod is gone", func(x scaleRun) time.Duration { return x.deleted }, 0)
 	row("↳ servers / applications / projects gone", fmt.Sprintf("%s / %s / %s",
@@ -238,7 +245,11 @@ func (r scaleReport) markdown() string {
 	if len(r.unresponsive) > 0 {
 		s.WriteString("\nComposites seen with Responsive≠True:\n\n")
 		for _, key := range slices.SortedFunc(maps.Keys(r.unresponsive), func(a, b objKey) int { return strings.Compare(a.String(), b.String()) }) {
-			fmt.Fprintf(&s, "- %s: %s\n", key, r.unresponsive[key])
+			u, when := r.unresponsive[key], "while creating or idle"
+			if !u.at.Before(r.idleEnd) {
+				when = "while deleting"
+			}
+			fmt.Fprintf(&s, "- %s: %s, %s\n", key, u.reason, when)
 		}
 	}
 	return s.String()

@@ -178,6 +178,7 @@ func TestScale(t *testing.T) {
 		perKind  = map[string]time.Duration{}
 		goneAt   map[string]time.Duration
 		idle     scaleWindow
+		idleEnd  time.Time
 		composed []composedRef
 		bound    []*unstructured.Unstructured
 		bounds   = map[int]scaleRun{}
@@ -306,7 +307,8 @@ func TestScale(t *testing.T) {
 			t.Fatal(t.Context().Err())
 		case <-time.After(p.idle):
 		}
-		idle = windowOf(before, takeSnapshot(t, obs))
+		after := takeSnapshot(t, obs)
+		idle, idleEnd = windowOf(before, after), after.at
 		measure(t, "idle for %s: %.2f API server requests per server per minute, %.2f of them Crossplane core's",
 			p.idle, perServerMinute(total(idle.requests), p.servers, idle.took), perServerMinute(total(idle.core), p.servers, idle.took))
 	})
@@ -348,7 +350,7 @@ func TestScale(t *testing.T) {
 		r := scaleReport{
 			params: p, nodes: nodes, load: load, rss: peakRSS(lab.proc("crossplane-core")) + rssNote, kalypso: kalypso, perKind: perKind, goneAt: goneAt,
 			idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
-			unresponsive: obs.unresponsiveOf(scenario),
+			unresponsive: obs.unresponsiveOf(scenario), idleEnd: idleEnd,
 		}
 		r.lostReady, r.lostReadyTimes, r.lostReasons = obs.lostReadyOf(scenario)
 		table := r.markdown()
@@ -397,7 +399,7 @@ func scaleNodes(t, cleanup *testing.T, servers int) string {
 				}
 			}
 		}
-		desc = fmt.Sprintf("%d nodes: %d with GPUs (tainted), %d CPU nodes of %d pods", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
+		desc = fmt.Sprintf("%d nodes: %d with GPUs (tainted) and %d CPU (%d pods each)", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
 		return cpu >= want && ready == len(l.Items), desc + fmt.Sprintf(", %d Ready", ready), nil
 	})
 	return desc
