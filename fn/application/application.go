@@ -284,18 +284,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		// not per server.
 		TTL: compose.PollTTL,
 	}
-	switch {
-	case st.Phase == PhasePending && projectSettling(required):
-		r.TTL = compose.SettleTTL
-	case !valid:
+	if !valid {
 		r.TTL = compose.WaitTTL
 	}
 	return r
-}
-
-// projectSettling: the project exists and is still provisioning its
-// environments (not Failed), so it will be Ready soon.
-func projectSettling(required map[string][]resource.Required) bool {
-	items := required[reqProject]
-	return len(items) > 0 && compose.Str(items[0].Resource.Object, "status", "phase") != "Failed"
 }

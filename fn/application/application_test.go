@@ -66,8 +66,7 @@ func TestCompose(t *testing.T) {
 		valid      bool
 		conditions map[string]string // type → reason
 		resources  []string
-		ttl        bool // the wait TTL
-		settle     bool // the settle TTL: the project is still provisioning
+		ttl        bool // short wait TTL
 	}
 	good := func(exposed string) map[string]string {
 		return map[string]string{ConditionProjectValid: "ProjectValid", ConditionStorageReady: "StorageReady", ConditionExposed: exposed}
@@ -97,12 +96,6 @@ func TestCompose(t *testing.T) {
 			reason:   "A project still provisioning leaves the application Pending.",
 			spec:     "  projectRef: vision\n" + s3Storage,
 			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}},
-			want:     want{phase: PhasePending, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, settle: true},
-		},
-		"ProjectFailed": {
-			reason:   "A project that reports a failure (phase Failed) may stay so: the application waits at the slower pace.",
-			spec:     "  projectRef: vision\n" + s3Storage,
-			required: map[string][]string{reqProject: {strings.Replace(provisioningProject, "status: {", "status: {phase: Failed, ", 1)}, reqSecret: {s3Secret}},
 			want:     want{phase: PhasePending, env: "prod", conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "GatewayDisabled"}, ttl: true},
 		},
 		"NamespaceNotInProject": {
@@ -198,7 +191,7 @@ func TestCompose(t *testing.T) {
 			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want: want{phase: PhasePending, env: "prod", active: 1, ready: 1, endpoint: "https://models.example.com/detector/",
 				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "RoutesAccepted"},
-				resources:  []string{"usage", "grpcroute-yolo", "httproute-yolo"}, settle: true},
+				resources:  []string{"usage", "grpcroute-yolo", "httproute-yolo"}, ttl: true},
 		},
 		"NoRoutesBeforeProject": {
 			reason:   "No route is created before the project is valid.",
@@ -206,7 +199,7 @@ func TestCompose(t *testing.T) {
 			gateway:  true,
 			required: map[string][]string{reqProject: {provisioningProject}, reqSecret: {s3Secret}, reqServers: {readyServer}, reqRouteSchema: {routesServed}},
 			want: want{resources: []string{"usage"}, phase: PhasePending, env: "prod", active: 1, ready: 1,
-				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "WaitingForProject"}, settle: true},
+				conditions: map[string]string{ConditionProjectValid: "ProjectNotReady", ConditionStorageReady: "StorageReady", ConditionExposed: "WaitingForProject"}, ttl: true},
 		},
 	}
 	for name, tc := range cases {
@@ -249,15 +242,8 @@ func TestCompose(t *testing.T) {
 			if diff := cmp.Diff(tc.want.resources, names, cmpopts.SortSlices(func(a, b string) bool { return a < b }), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s\ndesired resources: -want, +got:\n%s", tc.reason, diff)
 			}
-			wantTTL := compose.PollTTL
-			switch {
-			case tc.want.settle:
-				wantTTL = compose.SettleTTL
-			case tc.want.ttl:
-				wantTTL = compose.WaitTTL
-			}
-			if got.TTL != wantTTL {
-				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, wantTTL, got.TTL)
+			if (got.TTL == compose.WaitTTL) != tc.want.ttl {
+				t.Errorf("%s\nTTL %v, want the short wait TTL: %v", tc.reason, got.TTL, tc.want.ttl)
 			}
 		})
 	}

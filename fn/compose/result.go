@@ -47,14 +47,6 @@ type Result struct {
 // applies, the composite's patch and two status writes, a Secret GET past
 // core's cache), so the TTL is the idle cost.
 const (
-	// SettleTTL: a required resource that exists is still being provisioned
-	// (a project creating its namespaces, an application waiting for its
-	// project), and the composite creates nothing before it is Ready. A
-	// user applying a project, its applications and servers at once, as a
-	// GitOps tool does, waits for this chain of polls, so it is short; a
-	// dependency that reports a failure is polled at WaitTTL instead, so
-	// that a long-broken one costs little.
-	SettleTTL = 2 * time.Second
 	// WaitTTL: a required resource is awaited before something can be
 	// created (an application for its first server, a quota's room).
 	WaitTTL = 15 * time.Second

@@ -444,22 +444,17 @@ func TestComposeApplication(t *testing.T) {
 			},
 		},
 		"ApplicationNotReadyBeforeCreate": {
-			reason: "An application that is not Ready is waited for too; one still waiting for its project (no phase Failed) is polled every 2 s, as it will be Ready soon.",
+			reason: "An application that is not Ready is waited for too.",
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {notReadyApp}}},
 			want: want{
-				resources: map[string]resource.Ready{}, conditions: appPending("ApplicationNotReady"), phase: PhasePending, ttl: compose.SettleTTL,
+				resources: map[string]resource.Ready{}, conditions: appPending("ApplicationNotReady"), phase: PhasePending, ttl: compose.WaitTTL,
 				messages: map[string]string{ConditionApplicationReady: "KalypsoApplication classifier is not Ready yet"},
 			},
 		},
-		"ApplicationFailedBeforeCreate": {
-			reason: "An application that reports a failure is polled every 15 s: it may stay broken for long.",
-			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {notReadyApp + "  phase: Failed\n"}}},
-			want:   want{resources: map[string]resource.Ready{}, conditions: appPending("ApplicationNotReady"), phase: PhasePending, ttl: compose.WaitTTL},
-		},
 		"ApplicationWithoutConditions": {
-			reason: "An application its function has not processed yet has no Ready condition: not Ready, and soon to be.",
+			reason: "An application its function has not processed yet has no Ready condition: not Ready.",
 			scene:  scene{xr: serverXR("", ""), required: map[string][]string{reqApplication: {strings.Split(readyApp, "status:")[0]}}},
-			want:   want{resources: map[string]resource.Ready{}, conditions: appPending("ApplicationNotReady"), phase: PhasePending, ttl: compose.SettleTTL},
+			want:   want{resources: map[string]resource.Ready{}, conditions: appPending("ApplicationNotReady"), phase: PhasePending, ttl: compose.WaitTTL},
 		},
 		"FirstCreate": {
 			reason: "A Ready application: the Deployment, Service and Usage are composed (none ready yet) and the application's settings recorded.",

@@ -239,7 +239,7 @@ func (c *Composer) application(required map[string][]resource.Required) applicat
 	}
 	app := items[0].Resource
 	if compose.ConditionStatus(app.Object, "Ready") != "True" {
-		return applicationState{app: app, snapshot: last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: reasonApplicationNotReady,
+		return applicationState{app: app, snapshot: last, problem: &compose.Condition{Type: ConditionApplicationReady, Reason: "ApplicationNotReady",
 			Message: fmt.Sprintf("KalypsoApplication %s is not Ready yet: see its conditions (kubectl describe kalypsoapplication %s -n %s)", ref, ref, c.id.Namespace)}}
 	}
 	snap := &v1alpha1.ServerApplicationStatus{Name: ref}
@@ -252,15 +252,6 @@ func (c *Composer) application(required map[string][]resource.Required) applicat
 		}
 	}
 	return applicationState{app: app, snapshot: snap}
-}
-
-// reasonApplicationNotReady: the application exists and is not Ready.
-const reasonApplicationNotReady = "ApplicationNotReady"
-
-// applicationSettling: the application exists and is still waiting for its
-// project (Pending, or not reconciled yet), not Failed.
-func applicationSettling(app *unstructured.Unstructured) bool {
-	return app != nil && compose.Str(app.Object, "status", "phase") != "Failed"
 }
 
 func (c *Composer) owner(snap *v1alpha1.ServerApplicationStatus) compose.Owner {
@@ -317,11 +308,7 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 			conds[i] = problem
 		}
 	}
-	ttl := compose.WaitTTL
-	if problem.Reason == reasonApplicationNotReady && applicationSettling(app) {
-		ttl = compose.SettleTTL
-	}
-	return compose.Result{Desired: d.Objects, Status: st, Conditions: conds, TTL: ttl}
+	return compose.Result{Desired: d.Objects, Status: st, Conditions: conds, TTL: compose.WaitTTL}
 }
 
 // offConditions fill the feature conditions when nothing is composed.
