@@ -19,7 +19,7 @@ func TestBreakerTTL(t *testing.T) {
 		"NoCondition":      {reason: "No Responsive condition yet: as responsive.", xr: map[string]any{}, ttl: IdleTTL, ready: true, want: IdleTTL},
 		"OpenPolls":        {reason: "An open circuit drops its watch events: a Ready composite polls every minute instead of idling.", xr: open, ttl: IdleTTL, ready: true, want: PollTTL},
 		"OpenNotReady":     {reason: "…and one not Ready yet, whose events would drive it, every 15 s.", xr: open, ttl: PollTTL, want: WaitTTL},
-		"OpenKeepsShorter": {reason: "A shorter TTL stays.", xr: open, ttl: SettleTTL, want: SettleTTL},
+		"OpenKeepsShorter": {reason: "A shorter TTL stays.", xr: open, ttl: WaitTTL, ready: true, want: WaitTTL},
 		"OpenDefault":      {reason: "The default TTL (zero: the SDK's minute) is the same minute.", xr: open, ttl: 0, ready: true, want: PollTTL},
 	}
 	for name, tc := range cases {
