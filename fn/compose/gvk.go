@@ -121,10 +121,11 @@ func (g GVK) Labelled(namespace string, labels map[string]string) *fnv1.Resource
 // Schema selects the kind's OpenAPI schema. Crossplane core answers from
 // the API server's OpenAPI v3 discovery, with an empty schema when the kind
 // is not served (v2.2.1 internal/xfn/required_schemas.go), so checking that
-// an optional CRD is installed costs core no cache of CRD objects; a
-// required CustomResourceDefinition would start an informer holding every
-// CRD of the cluster. Core parses the group-version's whole document each
-// time, so composers ask only until they compose an object of the kind.
+// an optional CRD is installed adds nothing to core's caches; a required
+// CustomResourceDefinition would start a second, unstructured informer of
+// every CRD of the cluster beside the typed one core keeps. Core parses
+// the group-version's whole document each time, so composers ask only
+// until they compose an object of the kind.
 func (g GVK) Schema() *fnv1.SchemaSelector {
 	return &fnv1.SchemaSelector{ApiVersion: g.APIVersion(), Kind: g.Kind}
 }

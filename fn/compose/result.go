@@ -45,7 +45,9 @@ type Result struct {
 // follows, takes to reach the composite. Every call costs the API server
 // about seven requests per composite (the composed objects' server-side
 // applies, the composite's patch and two status writes, a Secret GET past
-// core's cache), so the TTL is the idle cost.
+// core's cache; v2.3 skips the status update when nothing changed), so the
+// TTL is the idle cost. A TTL is always returned, so the v2.3
+// crossplane.io/poll-interval annotation has no effect on these composites.
 const (
 	// WaitTTL: a required resource is awaited before something can be
 	// created (an application for its first server, a quota's room).
@@ -63,7 +65,8 @@ const (
 
 // BreakerTTL bounds the TTL of a composite whose watch circuit Crossplane
 // core has opened (its Responsive condition False): core then drops its
-// watch events, its own spec changes included, and closes the circuit only
+// watch events, its own spec changes included, but one per 30 s
+// (internal/circuit/mapfunc.go, half-open), and closes the circuit only
 // at an event after the cooldown (v2.2.1 internal/circuit/token_bucket.go
 // RecordEvent; GetState never looks at the cooldown), while a TTL requeue
 // bypasses it (the breaker wraps only the watches' map functions,

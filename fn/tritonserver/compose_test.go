@@ -202,22 +202,32 @@ func observe(t *testing.T, d *resource.DesiredComposed, patch string) string {
 // created composes a server with extra spec lines for a Ready application
 // and returns its objects as observed afterwards: the Deployment with the
 // given patch, the Service with a cluster IP, the rest as they are.
+//
+// It reconciles until nothing new is composed: a ServiceMonitor follows the
+// Deployment one call later (Schemas).
 func created(t *testing.T, spec, deployPatch string) map[string]string {
 	t.Helper()
-	r := scene{xr: serverXR(spec, ""), required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}}}.run(t, int64s, platform(t))
-	if r.Fatal != nil {
-		t.Fatalf("first compose: %v", r.Fatal)
-	}
-	out := map[string]string{}
-	for n, d := range r.Desired {
-		switch n {
-		case resDeployment:
-			out[string(n)] = observe(t, d, deployPatch)
-		case resService:
-			out[string(n)] = observe(t, d, serviceReady)
-		default:
-			out[string(n)] = observe(t, d, "")
+	var out map[string]string
+	for range 3 {
+		r := scene{xr: serverXR(spec, ""), observed: out, required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}}}.run(t, int64s, platform(t))
+		if r.Fatal != nil {
+			t.Fatalf("compose: %v", r.Fatal)
 		}
+		next := map[string]string{}
+		for n, d := range r.Desired {
+			switch n {
+			case resDeployment:
+				next[string(n)] = observe(t, d, deployPatch)
+			case resService:
+				next[string(n)] = observe(t, d, serviceReady)
+			default:
+				next[string(n)] = observe(t, d, "")
+			}
+		}
+		if out != nil && len(next) == len(out) {
+			return next
+		}
+		out = next
 	}
 	return out
 }
@@ -765,6 +775,7 @@ func TestComposeMetrics(t *testing.T) {
 	cases := map[string]struct {
 		reason   string
 		spec     string
+		status   string
 		observed map[string]string
 		crd      bool
 		wantSM   bool
@@ -789,6 +800,16 @@ func TestComposeMetrics(t *testing.T) {
 					t.Errorf("servicemonitor: -want, +got:\n%s", diff)
 				}
 			},
+		},
+		"FirstCreate": {
+			reason: "A new server checks the CRD at its first call and composes the ServiceMonitor with its Deployment.",
+			spec:   smOn, crd: true, observed: map[string]string{}, wantSM: true,
+			want: cond{true, "ServiceMonitorComposed"},
+		},
+		"CreateAfterWaiting": {
+			reason: "A server that waited to be created (and polled) does not check the CRD (core parses a large OpenAPI document per check): the ServiceMonitor follows its Deployment one call later.",
+			spec:   smOn, status: "conditions: [{type: ServerAvailable, status: 'False', reason: WaitingToCreate}]", crd: true, observed: map[string]string{},
+			want: cond{false, "WaitingForDeployment"},
 		},
 		"CRDMissing": {
 			reason: "Without the Prometheus Operator's CRD nothing is composed and the condition says so; the server still works.",
@@ -841,7 +862,13 @@ func TestComposeMetrics(t *testing.T) {
 			if tc.crd {
 				req[reqServiceMonitor] = []string{smCRD}
 			}
-			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: req}.run(t, int64s, platform(t))
+			// A running server, its ServiceMonitor not composed yet,
+			// unless the case says otherwise.
+			observed := tc.observed
+			if observed == nil {
+				observed = without(created(t, tc.spec, deployAvailable), string(resServiceMonitor))
+			}
+			r := scene{xr: serverXR(tc.spec, tc.status), observed: observed, required: req}.run(t, int64s, platform(t))
 			if r.Fatal != nil {
 				t.Fatal(r.Fatal)
 			}
@@ -2034,11 +2061,16 @@ func TestComposeDeterministic(t *testing.T) {
 // every feature on into its typed struct, rejecting unknown fields, and
 // checks the ones no other test looks at in full.
 func TestComposedObjectsDecodeStrictly(t *testing.T) {
-	r := maximalScene().run(t, int64s, platform(t))
+	// The call after the first create, which adds the ServiceMonitor.
+	s := maximalScene()
+	s.observed = without(created(t, maximal, deployProgressing), string(resServiceMonitor))
+	r := s.run(t, int64s, platform(t))
 	if r.Fatal != nil {
 		t.Fatal(r.Fatal)
 	}
-	if diff := cmp.Diff(all(resource.ReadyFalse, resDeployment, resService, resServiceMonitor, resPDB, resHPA, resUsage), readiness(r)); diff != "" {
+	want := all(resource.ReadyTrue, resService, resPDB, resHPA, resUsage)
+	want[string(resDeployment)], want[string(resServiceMonitor)] = resource.ReadyFalse, resource.ReadyFalse
+	if diff := cmp.Diff(want, readiness(r)); diff != "" {
 		t.Fatalf("resources: -want, +got:\n%s", diff)
 	}
 	d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
@@ -2113,6 +2145,7 @@ func TestComposedObjectsDecodeStrictly(t *testing.T) {
 	wantConds := composedConds(map[string]cond{
 		ConditionMetricsScraping: {true, "ServiceMonitorComposed"}, ConditionTracing: {true, "TracingEnabled"},
 		ConditionProfiling: {true, "EBPFProfiling"}, ConditionAutoscaling: {true, "HorizontalPodAutoscalerComposed"},
+		ConditionServerAvailable: {false, "Progressing"},
 	})
 	if diff := cmp.Diff(wantConds, condsOf(r)); diff != "" {
 		t.Errorf("conditions: -want, +got:\n%s", diff)
@@ -2277,17 +2310,20 @@ func TestSchemas(t *testing.T) {
 	cases := map[string]struct {
 		reason   string
 		spec     string
+		status   string
 		observed map[string]string
 		want     []string
 	}{
-		"NotWanted":  {reason: "No ServiceMonitor wanted: nothing to check."},
-		"Wanted":     {reason: "Wanted and none composed: the kind is checked.", spec: smOn, want: []string{reqServiceMonitor}},
-		"Composed":   {reason: "One is observed: its kind is served.", spec: smOn, observed: created(t, smOn, deployAvailable)},
-		"CRDRemoved": {reason: "It went (with its CRD): checked again.", spec: smOn, observed: without(created(t, smOn, deployAvailable), string(resServiceMonitor)), want: []string{reqServiceMonitor}},
+		"NotWanted":       {reason: "No ServiceMonitor wanted: nothing to check."},
+		"FirstCreate":     {reason: "Wanted, at the first call: checked.", spec: smOn, want: []string{reqServiceMonitor}},
+		"WaitingToCreate": {reason: "Wanted, but the server waits to be created (and polls): not checked.", spec: smOn, status: "conditions: [{type: ServerAvailable, status: 'False', reason: WaitingToCreate}]"},
+		"Wanted":          {reason: "Wanted, the Deployment there and none composed: the kind is checked.", spec: smOn, observed: without(created(t, smOn, deployAvailable), string(resServiceMonitor)), want: []string{reqServiceMonitor}},
+		"Composed":        {reason: "One is observed: its kind is served.", spec: smOn, observed: created(t, smOn, deployAvailable)},
+		"CRDRemoved":      {reason: "It went (with its CRD): checked again.", spec: smOn, observed: without(created(t, smOn, deployAvailable), string(resServiceMonitor)), want: []string{reqServiceMonitor}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			c, err := scene{xr: serverXR(tc.spec, ""), observed: tc.observed}.composer(t, int64s)
+			c, err := scene{xr: serverXR(tc.spec, tc.status), observed: tc.observed}.composer(t, int64s)
 			if err != nil {
 				t.Fatal(err)
 			}

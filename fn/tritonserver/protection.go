@@ -33,20 +33,6 @@ func applicationProtected(required map[string][]resource.Required) bool {
 	return len(items) > 0 && items[0].Resource.GetDeletionTimestamp() == nil
 }
 
-// usageNamesBy: the server's Usage, as observed, names the server in
-// spec.by (an older release composed it so). Dropped like that, Crossplane
-// would keep it being deleted until the server is gone, and a foreground
-// delete of the server would wait for it forever; so it is first composed
-// reason-only (server-side apply drops spec.by) and dropped at a later call.
-func (c *Composer) usageNamesBy() bool {
-	o, ok := c.observed[resUsage]
-	if !ok {
-		return false
-	}
-	by, _, _ := unstructured.NestedMap(o.Resource.Object, "spec", "by")
-	return by != nil
-}
-
 // addUsage composes the server's own Usage of its application until the
 // application protects itself; then Crossplane deletes it. The server finds
 // the application's Usage in core's cache only after the application's
@@ -54,9 +40,14 @@ func (c *Composer) usageNamesBy() bool {
 // no time when neither protects it, except one: an application that counts
 // no server drops its Usage, and a server created while that call runs may
 // have seen the Usage a moment before. That application is protected again
-// at its next count, within a minute.
+// at its next count, about a minute later. A dropped Usage is never held:
+// Crossplane strips its crossplane.io/composite label before deleting it
+// (v2.2.1 composition_functions.go, garbage collection), and the Usage
+// controller waits for a `by` object only while that label is there
+// (internal/controller/protection/usage/reconciler.go), so one an older
+// release composed with spec.by goes as well.
 func (c *Composer) addUsage(d *compose.Desired, app *unstructured.Unstructured, labels map[string]string, required map[string][]resource.Required) error {
-	if applicationProtected(required) && !c.usageNamesBy() {
+	if applicationProtected(required) {
 		return nil
 	}
 	reason := fmt.Sprintf("KalypsoTritonServer %s/%s serves this application: delete the server first, then delete the application again", c.id.Namespace, c.id.Name)

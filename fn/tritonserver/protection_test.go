@@ -1,8 +1,6 @@
 package tritonserver
 
 import (
-	"encoding/json"
-	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -41,10 +39,6 @@ func TestUsageHandOff(t *testing.T) {
 			reason:     "A new server in an application that protects itself composes none.",
 			protection: []string{appUsage}, want: false,
 		},
-		"ApplicationProtectsOlderUsage": {
-			reason:   "A Usage an older release composed names the server in spec.by: it is composed reason-only first, not dropped as it is (Crossplane would keep it until the server is gone).",
-			observed: withBy(t, running), protection: []string{appUsage}, want: true,
-		},
 		"ApplicationProtectionGoing": {
 			reason:   "An application's Usage being deleted (it counted no server) does not count: the server composes its own.",
 			observed: running, protection: []string{deleting}, want: true,
@@ -79,22 +73,4 @@ func TestUsageHandOff(t *testing.T) {
 			}
 		})
 	}
-}
-
-// withBy returns the observed objects with the server's Usage naming the
-// server in spec.by, as v0.1.0 composed it.
-func withBy(t *testing.T, observed map[string]string) map[string]string {
-	t.Helper()
-	out := maps.Clone(observed)
-	u := map[string]any{}
-	if err := json.Unmarshal([]byte(out[string(resUsage)]), &u); err != nil {
-		t.Fatal(err)
-	}
-	u["spec"].(map[string]any)["by"] = map[string]any{"apiVersion": "serving.kalypso.io/v1alpha1", "kind": "KalypsoTritonServer", "resourceRef": map[string]any{"name": "resnet"}}
-	b, err := json.Marshal(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out[string(resUsage)] = string(b)
-	return out
 }

@@ -145,10 +145,31 @@ func (c *Composer) readsPods(p compose.Platform) bool {
 // Schemas: whether ServiceMonitors are served (the Prometheus Operator's
 // CRD installed), asked while one is wanted and none composed yet.
 func (c *Composer) Schemas() map[string]*fnv1.SchemaSelector {
-	if !c.wantsServiceMonitor() || c.serviceMonitorComposed() {
+	if !c.checksServiceMonitorKind() {
 		return nil
 	}
 	return map[string]*fnv1.SchemaSelector{reqServiceMonitor: compose.KindServiceMonitor.Schema()}
+}
+
+// reasonWaitingToCreate: the server waits for something before its first
+// create.
+const reasonWaitingToCreate = "WaitingToCreate"
+
+// checksServiceMonitorKind: a ServiceMonitor is wanted and none composed,
+// and the server is not waiting to be created. Core parses the
+// group-version's whole OpenAPI document (about 2 MB for
+// monitoring.coreos.com/v1) at every fetch (internal/xfn/required_schemas.go),
+// and a waiting server polls; once it is created, the Deployment's events
+// wake it and the ServiceMonitor follows one call later.
+func (c *Composer) checksServiceMonitorKind() bool {
+	if !c.wantsServiceMonitor() || c.serviceMonitorComposed() {
+		return false
+	}
+	if c.deploy != nil {
+		return true
+	}
+	cond := compose.FindCondition(c.xr.Resource.Object, ConditionServerAvailable)
+	return cond == nil || cond["reason"] != reasonWaitingToCreate
 }
 
 // serviceMonitorComposed: a ServiceMonitor is observed, so its kind is
@@ -300,7 +321,7 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
 	conds := []compose.Condition{
 		appCond,
-		{Type: ConditionServerAvailable, Reason: "WaitingToCreate", Message: "the Deployment is not created yet: " + problem.Message},
+		{Type: ConditionServerAvailable, Reason: reasonWaitingToCreate, Message: "the Deployment is not created yet: " + problem.Message},
 	}
 	conds = append(conds, c.offConditions("the server is not created yet")...)
 	for i := range conds {

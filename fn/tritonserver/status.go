@@ -177,6 +177,8 @@ func (c *Composer) metricsCondition(required map[string][]resource.Required) com
 		cond.Reason, cond.Message = "MetricsDisabled", "observability.metrics.enabled is false: Triton serves no metrics"
 	case !c.wantsServiceMonitor():
 		cond.Reason, cond.Message = "ServiceMonitorDisabled", "metrics are served on the Service's metrics port; set observability.enabled and observability.metrics.enableServiceMonitor to compose a ServiceMonitor"
+	case !c.serviceMonitorComposed() && !c.checksServiceMonitorKind():
+		cond.Reason, cond.Message = "WaitingForDeployment", "the ServiceMonitor is composed once the Deployment exists (its CRD is checked then)"
 	case !c.serviceMonitorComposed() && len(required[reqServiceMonitor]) == 0:
 		cond.Reason, cond.Message = reasonServiceMonitorCRDMissing, "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way"
 	default:
