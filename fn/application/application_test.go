@@ -292,11 +292,15 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestClaimFlavourLooksUpInClaimNamespace(t *testing.T) {
-	c, err := New(composetest.Composite(t, `apiVersion: serving.kalypso.io/v1alpha1
+// claimApplicationXR is the claim flavour's composite of claim
+// vision-prod/detector.
+const claimApplicationXR = `apiVersion: serving.kalypso.io/v1alpha1
 kind: XKalypsoApplication
 metadata: {name: detector-x7k2p, labels: {crossplane.io/claim-name: detector, crossplane.io/claim-namespace: vision-prod}}
-spec: {projectRef: vision, storage: {secretName: models-s3}}`), nil)
+spec: {projectRef: vision, storage: {secretName: models-s3}}`
+
+func TestClaimFlavourLooksUpInClaimNamespace(t *testing.T) {
+	c, err := New(composetest.Composite(t, claimApplicationXR), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,10 +60,7 @@ func TestProtection(t *testing.T) {
 // scoped, so the application protects its composite with a ClusterUsage
 // named after its claim, which its servers look up by that name.
 func TestClaimFlavourProtection(t *testing.T) {
-	c, err := New(composetest.Composite(t, `apiVersion: serving.kalypso.io/v1alpha1
-kind: XKalypsoApplication
-metadata: {name: detector-x7k2p, labels: {crossplane.io/claim-name: detector, crossplane.io/claim-namespace: vision-prod}}
-spec: {projectRef: vision, storage: {secretName: models-s3}}`), nil)
+	c, err := New(composetest.Composite(t, claimApplicationXR), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
