@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -141,8 +142,8 @@ func (r scaleReport) markdown() string {
 	n := float64(p.servers)
 	var s strings.Builder
 	fmt.Fprintf(&s, "### %d servers, %d applications, %d projects × %d environments\n\n", p.servers, p.apps, p.projects, p.envs)
-	fmt.Fprintf(&s, "- run: %s; %d CPUs, load average %s before the first apply; Crossplane core %s; Kubernetes %s; %s\n",
-		time.Now().UTC().Format(time.UnixDate), runtime.NumCPU(), r.load, coreVersion(), kubeVersion(), r.nodes)
+	fmt.Fprintf(&s, "- run: %s; function built from %s; %d CPUs, load average %s before the first apply; Crossplane core %s; Kubernetes %s; %s\n",
+		time.Now().UTC().Format(time.UnixDate), sourceRevision(), runtime.NumCPU(), r.load, coreVersion(), kubeVersion(), r.nodes)
 	s.WriteString("- kube-controller-manager runs with `--kube-api-qps=200 --kube-api-burst=400` (the defaults, 20 and 30, would dominate every run)\n")
 	fmt.Fprintf(&s, "- Kalypso composed %d objects; the bound applies %d of them (all but Crossplane's Usages and ClusterUsages)\n", r.composed, r.bound)
 	fmt.Fprintf(&s, "- idle period %s; times from the first apply\n\n", p.idle)
@@ -275,6 +276,21 @@ func top(m map[string]float64, n int) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// sourceRevision names the commit the function was built from (make e2e
+// builds the working tree), and whether the function's sources differed
+// from it.
+func sourceRevision() string {
+	out, err := exec.Command("git", "-C", lab.Root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "an unknown commit"
+	}
+	rev := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", lab.Root, "status", "--porcelain", "--", "fn", "apis", "input").Output(); err == nil && len(st) > 0 {
+		rev += " with uncommitted changes to fn/, apis/ or input/"
+	}
+	return rev
 }
 
 // coreVersion is the version of Crossplane's module the lab runs.
