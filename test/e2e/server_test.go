@@ -346,7 +346,8 @@ func TestApplicationServer(t *testing.T) {
 		for _, r := range refs {
 			kinds[r.Kind] = true
 		}
-		for _, k := range []string{"Deployment", "Service", "ServiceMonitor", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Usage"} {
+		// No Usage of its own: application detector protects itself by now.
+		for _, k := range []string{"Deployment", "Service", "ServiceMonitor", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
 			if !kinds[k] {
 				t.Errorf("yolo composes no %s before its deletion: %v", k, refs)
 			}
