@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 
@@ -169,11 +170,12 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 
 	res := c.Compose(platform, required)
-	res.TTL = compose.BreakerTTL(oxr.Resource.Object, res.TTL, res.Ready)
 	if res.Fatal != nil {
 		fatal(rsp, oxr, k.conditionTypes, errors.Wrapf(res.Fatal, "invalid %s %s", gvk.Kind, oxr.Resource.GetName()))
 		return rsp, nil
 	}
+	res.TTL = compose.BreakerTTL(oxr.Resource.Object, res.TTL, res.Ready)
+	maps.Copy(requirements, compose.WatchPrimers(observed, res.Desired))
 	if err := write(rsp, req, res); err != nil {
 		fatal(rsp, oxr, k.conditionTypes, err)
 		return rsp, nil

@@ -199,7 +199,9 @@ spec:
 		}
 		// The released project's quotas admit no new application claim
 		// (count/kalypsoapplications.serving.kalypso.io is the claim's).
-		waitFor(t, "quota of "+ns+" admits no application claim", 60*time.Second, func() (bool, string, error) {
+		// Within seconds, or, if core opened the project's watch circuit,
+		// at its next poll (compose.BreakerTTL, a minute).
+		waitFor(t, "quota of "+ns+" admits no application claim", 90*time.Second, func() (bool, string, error) {
 			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-quota")
 			if err != nil || q == nil {
 				return false, "absent", err

@@ -281,6 +281,35 @@ func checkResponsive(t *testing.T) {
 	}
 }
 
+// projectComposedKinds are the kinds a project can compose: ClusterUsage,
+// Namespace, ResourceQuota, LimitRange, NetworkPolicy and RoleBinding.
+const projectComposedKinds = 6
+
+// checkWatchHandlers fails the test when Crossplane core runs more
+// composed-resource watch handlers for projects than a project composes
+// kinds. Core v2.2.x and v2.3.x start one handler per resourceRef of a kind
+// whose informer is not yet active (internal/engine/engine.go
+// StartWatches) and never stop the extra ones; each one spends the
+// project's circuit breaker tokens on every event. compose.WatchPrimers
+// keeps it to one per kind. Started minus stopped is what runs now
+// (engine_watches_{started,stopped}_total, since core's last start).
+func checkWatchHandlers(t *testing.T) {
+	t.Helper()
+	samples, err := scrape(lab.CoreMetrics)
+	if err != nil {
+		t.Errorf("scrape Crossplane core's metrics: %v", err)
+		return
+	}
+	parts := []string{`controller="composite/kalypsoprojects.serving.kalypso.io"`, `type="ComposedResource"`}
+	started, _ := sum(samples, "engine_watches_started_total", parts...)
+	stopped, _ := sum(samples, "engine_watches_stopped_total", parts...)
+	measure(t, "Crossplane core runs %.0f watch handlers for the kinds projects compose (%.0f started, %.0f stopped)", started-stopped, started, stopped)
+	if started-stopped > projectComposedKinds {
+		t.Errorf("Crossplane core runs %.0f watch handlers for the kinds projects compose, more than the %d kinds a project composes: "+
+			"duplicate handlers multiply the watch events charged to a project's circuit breaker (compose.WatchPrimers)", started-stopped, projectComposedKinds)
+	}
+}
+
 // dumpState writes what the cluster holds of interest to state.yaml in the
 // log folder, for failures.
 func (l *Lab) dumpState() {

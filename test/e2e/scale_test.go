@@ -296,6 +296,7 @@ func TestScale(t *testing.T) {
 			t.Fatalf("every server is Ready but %d Deployments are not available, e.g. %v", len(missing), first(missing))
 		}
 		kalypso.available = availAt.Sub(before.at)
+		checkWatchHandlers(t)
 		measure(t, "%d servers, %d applications, %d projects × %d environments (%d composed objects): all applied %s, (a) every composed object exists %s, (b) every Deployment available %s, (c) every composite Ready %s after the first apply",
 			p.servers, p.apps, p.projects, p.envs, len(composed), sec(kalypso.applied), sec(kalypso.exist), sec(kalypso.available), sec(kalypso.ready))
 	})

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // TestApplicationServer runs an application and GPU servers on the fake GPU
@@ -206,12 +207,8 @@ func TestApplicationServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		installed := time.Now()
-		sm := waitExists(t, "monitoring.coreos.com/v1", "ServiceMonitor", prod, "yolo-monitor", 100*time.Second)
-		took := time.Since(installed)
-		measure(t, "ServiceMonitor yolo-monitor composed %s after its CRD was installed (no watch: the server's next poll, TTL 60 s)", took.Round(100*time.Millisecond))
-		if took > 70*time.Second {
-			softErrorf(t, "the ServiceMonitor appeared %s after its CRD was installed, later than the server's 60 s TTL", took.Round(time.Second))
-		}
+		sm := serviceMonitorAfterCRD(t, prod, "yolo-monitor")
+		measure(t, "ServiceMonitor yolo-monitor composed %s after its CRD was installed (no watch: the server's next poll, TTL 60 s)", time.Since(installed).Round(100*time.Millisecond))
 		if got := sm.GetLabels()["release"]; got != "prometheus" {
 			t.Errorf("ServiceMonitor label release = %q, want prometheus (platform default)", got)
 		}
@@ -515,4 +512,46 @@ func (w *replicaWatch) stop() replicaSeen {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.seen
+}
+
+// serviceMonitorAfterCRD waits for a server's ServiceMonitor once its CRD is
+// installed: the server checks the kind through a required schema at its
+// next poll (TTL 60 s). Crossplane core answers from a discovery cache that
+// it invalidates on CRD events (v2.2.1 and v2.3.4
+// internal/xfn/cached_discovery.go), while the API server publishes a new
+// CRD's OpenAPI only after it is Established, from a queue of its own
+// (apiextensions-apiserver pkg/controller/openapiv3/controller.go sync): a
+// fetch in between caches the group as absent until the next CRD event.
+// When that happens (the API server lists the group, the server still
+// waits), the lab records it and applies the workaround the README and the
+// condition name, an annotation on the CRD.
+func serviceMonitorAfterCRD(t *testing.T, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	gvk := schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}
+	for deadline := time.Now().Add(75 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		sm, err := lab.Kube.get(t.Context(), gvk.GroupVersion().String(), gvk.Kind, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sm != nil {
+			return sm
+		}
+	}
+	paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
+	if err != nil {
+		t.Fatalf("read the API server's OpenAPI v3 paths: %v", err)
+	}
+	if _, ok := paths["apis/monitoring.coreos.com/v1"]; !ok {
+		t.Fatalf("no ServiceMonitor 75 s after its CRD was installed, and the API server does not publish monitoring.coreos.com/v1 in its OpenAPI v3 either")
+	}
+	finding(t, "no ServiceMonitor 75 s after its CRD was installed although the API server publishes its OpenAPI: "+
+		"Crossplane core cached the group as absent between the CRD's last event and its OpenAPI (README, ServiceMonitor); annotating the CRD")
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": serviceMonitorCRD, "annotations": map[string]any{"kalypso-serving.io/refresh": "1"}},
+	}}
+	if _, err := lab.Kube.apply(t.Context(), crd); err != nil {
+		t.Fatal(err)
+	}
+	return waitExists(t, gvk.GroupVersion().String(), gvk.Kind, ns, name, 75*time.Second)
 }
