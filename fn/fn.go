@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 
@@ -174,8 +173,11 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		fatal(rsp, oxr, k.conditionTypes, errors.Wrapf(res.Fatal, "invalid %s %s", gvk.Kind, oxr.Resource.GetName()))
 		return rsp, nil
 	}
+	if held := compose.HoldBackNewKinds(observed, res.Desired); held > 0 {
+		res.Ready = false
+		log.Debug("holding back objects of kinds composed for the first time", "held", held)
+	}
 	res.TTL = compose.BreakerTTL(oxr.Resource.Object, res.TTL, res.Ready)
-	maps.Copy(requirements, compose.WatchPrimers(observed, res.Desired))
 	if err := write(rsp, req, res); err != nil {
 		fatal(rsp, oxr, k.conditionTypes, err)
 		return rsp, nil

@@ -2,6 +2,7 @@ package fn_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -171,9 +172,13 @@ func TestRunFunctionEnvironmentConfig(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			req := newRequest(t, projectXR, tc.in, tc.required)
-			// The project's ClusterUsage is Ready: its namespaces are composed.
-			req.Observed.Resources = map[string]*fnv1.Resource{"usage": {Resource: composetest.Struct(t,
-				`{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}, status: {conditions: [{type: Ready, status: "True"}]}}`)}}
+			// The project's ClusterUsage is Ready: its namespaces are composed,
+			// both at once since one exists (compose.HoldBackNewKinds).
+			req.Observed.Resources = map[string]*fnv1.Resource{
+				"usage": {Resource: composetest.Struct(t,
+					`{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}, status: {conditions: [{type: Ready, status: "True"}]}}`)},
+				"namespace-dev": {Resource: composetest.Struct(t, `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev}}`)},
+			}
 			rsp := run(t, req)
 			if tc.wantFatal != "" {
 				if len(rsp.GetResults()) != 1 || !strings.Contains(rsp.GetResults()[0].GetMessage(), tc.wantFatal) {
@@ -248,5 +253,25 @@ status:
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("a Fatal keeps the composed objects and re-sends the last known conditions: -want, +got:\n%s", diff)
+	}
+}
+
+func TestRunFunctionHoldsBackNewKinds(t *testing.T) {
+	req := newRequest(t, projectXR, input, resolved(t, nil))
+	req.Observed.Resources = map[string]*fnv1.Resource{"usage": {Resource: composetest.Struct(t,
+		`{apiVersion: protection.crossplane.io/v1beta1, kind: ClusterUsage, metadata: {name: kalypsoproject-vision}, status: {conditions: [{type: Ready, status: "True"}]}}`)}}
+	rsp := run(t, req)
+	var got []string
+	for name := range rsp.GetDesired().GetResources() {
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	// Core would start a watch handler per new Namespace, for good: the
+	// first Namespace goes now, the second once the first is observed.
+	if diff := cmp.Diff([]string{"namespace-dev", "usage"}, got); diff != "" {
+		t.Errorf("a project's first call with namespaces composes one of them: -want, +got:\n%s", diff)
+	}
+	if r := rsp.GetDesired().GetComposite().GetReady(); r != fnv1.Ready_READY_FALSE {
+		t.Errorf("a project with a namespace held back must not be Ready, got %v", r)
 	}
 }

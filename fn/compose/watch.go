@@ -4,64 +4,86 @@ import (
 	"cmp"
 	"slices"
 
-	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
 )
 
-// watchPrimerPrefix names the requirements WatchPrimers adds.
-const watchPrimerPrefix = "watch-primer/"
-
-// WatchPrimers works around a watch leak in Crossplane core (v2.2.x and
-// v2.3.x, internal/engine/engine.go StartWatches). After applying a
-// composite's objects, core starts a watch per resourceRef; for a kind
-// whose informer is not yet active it decides "start" from a map of active
-// informers taken before its loop, so every ref of that kind adds one more
-// event handler for good. All of them enqueue the composite, and each
-// Update costs two tokens of its circuit breaker per handler
-// (internal/circuit/token_bucket.go): a project of 16 environments, with
-// 16 ResourceQuotas created in one call, would spend 32 tokens of its 100
-// on each quota status update, for as long as core runs.
+// HoldBackNewKinds works around a watch leak in Crossplane core (v2.2.x and
+// v2.3.x). After applying a composite's objects, core starts a watch per
+// resourceRef (composite/reconciler.go, "ws[i] = engine.WatchFor"); for a
+// kind whose informer its engine has not marked active yet, StartWatches
+// decides from a map of active informers taken before its loop, so every
+// ref of that kind starts one more event handler, for as long as core runs
+// (internal/engine/engine.go StartWatches). Each handler enqueues the
+// composite and charges its circuit breaker two tokens per update
+// (internal/circuit/token_bucket.go): a project whose first call created 16
+// ResourceQuotas spends 32 of its 100 tokens on every quota status update.
+// Only the engine's own GetInformer marks a kind active
+// (engine/cache.go InformerTrackingCache); core's client Gets and required
+// resources read the cache beneath it and do not (cmd/crossplane/core
+// core.go: the client's Reader is the untracked cache).
 //
-// Core fetches required resources through the same informer cache
-// (composite/composition_functions.go NewExistingRequiredResourcesFetcher
-// with the engine's cached client), and a cached Get marks the kind's
-// informer active (engine/cache.go InformerTrackingCache.Get). So when the
-// desired state holds several objects of a kind none of which is observed
-// yet, the function requires one of them by name in the same call: core
-// fetches it (absent is fine), calls again with the same requirements,
-// applies, and starts a single handler. Observed objects need no primer:
-// core Gets every resourceRef through the cache before composing
-// (ExistingComposedResourceObserver). The answer is never read.
-func WatchPrimers(observed map[resource.Name]resource.ObservedComposed, desired map[resource.Name]*resource.DesiredComposed) map[string]*fnv1.ResourceSelector {
+// So when the desired state holds several objects of a kind none of which
+// is observed, only the first (by namespace and name) is composed in this
+// call, and the others in the next, which the new object's watch event
+// triggers at once. Objects inside a Namespace held back go with it. It
+// returns how many objects it held back. Composites that already compose
+// a kind are not helped after core restarts: their first reconcile then
+// starts one handler per ref again (README, "Crossplane versions").
+func HoldBackNewKinds(observed map[resource.Name]resource.ObservedComposed, desired map[resource.Name]*resource.DesiredComposed) int {
 	seen := map[string]bool{}
 	for _, o := range observed {
-		seen[o.Resource.GetAPIVersion()+"/"+o.Resource.GetKind()] = true
+		seen[kindOf(o.Resource)] = true
 	}
-	type ref struct{ apiVersion, kind, namespace, name string }
-	byKind := map[string][]ref{}
-	for _, d := range desired {
-		r := ref{d.Resource.GetAPIVersion(), d.Resource.GetKind(), d.Resource.GetNamespace(), d.Resource.GetName()}
-		if k := r.apiVersion + "/" + r.kind; !seen[k] {
-			byKind[k] = append(byKind[k], r)
+	held := 0
+	// Namespaces first: what a held-back Namespace holds cannot be applied.
+	heldNamespaces := map[string]bool{}
+	for _, name := range heldBack(seen, desired, namespaceKind) {
+		heldNamespaces[desired[name].Resource.GetName()] = true
+		delete(desired, name)
+		held++
+	}
+	for name, d := range desired {
+		if heldNamespaces[d.Resource.GetNamespace()] {
+			delete(desired, name)
+			held++
 		}
 	}
-	out := map[string]*fnv1.ResourceSelector{}
-	for k, refs := range byKind {
-		if len(refs) < 2 {
+	for _, name := range heldBack(seen, desired, "") {
+		delete(desired, name)
+		held++
+	}
+	return held
+}
+
+const namespaceKind = "v1/Namespace"
+
+func kindOf(u *composed.Unstructured) string { return u.GetAPIVersion() + "/" + u.GetKind() }
+
+// heldBack lists, for every kind (or only the kind named) of which several
+// objects are desired and none observed, all of them but the first by
+// namespace and name.
+func heldBack(seen map[string]bool, desired map[resource.Name]*resource.DesiredComposed, only string) []resource.Name {
+	byKind := map[string][]resource.Name{}
+	for name, d := range desired {
+		if k := kindOf(d.Resource); !seen[k] && (only == "" || k == only) {
+			byKind[k] = append(byKind[k], name)
+		}
+	}
+	var out []resource.Name
+	for _, names := range byKind {
+		if len(names) < 2 {
 			continue
 		}
-		first := slices.MinFunc(refs, func(a, b ref) int {
-			return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
+		first := slices.MinFunc(names, func(a, b resource.Name) int {
+			x, y := desired[a].Resource, desired[b].Resource
+			return cmp.Or(cmp.Compare(x.GetNamespace(), y.GetNamespace()), cmp.Compare(x.GetName(), y.GetName()))
 		})
-		sel := &fnv1.ResourceSelector{
-			ApiVersion: first.apiVersion,
-			Kind:       first.kind,
-			Match:      &fnv1.ResourceSelector_MatchName{MatchName: first.name},
+		for _, name := range names {
+			if name != first {
+				out = append(out, name)
+			}
 		}
-		if first.namespace != "" {
-			sel.Namespace = &first.namespace
-		}
-		out[watchPrimerPrefix+k] = sel
 	}
 	return out
 }

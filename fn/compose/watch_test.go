@@ -1,17 +1,16 @@
 package compose
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
-	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/testing/protocmp"
-	"k8s.io/utils/ptr"
 )
 
-func TestWatchPrimers(t *testing.T) {
+func TestHoldBackNewKinds(t *testing.T) {
 	obj := func(apiVersion, kind, namespace, name string) *composed.Unstructured {
 		u := composed.New()
 		u.SetAPIVersion(apiVersion)
@@ -38,52 +37,57 @@ func TestWatchPrimers(t *testing.T) {
 		reason   string
 		observed map[resource.Name]resource.ObservedComposed
 		desired  map[resource.Name]*resource.DesiredComposed
-		want     map[string]*fnv1.ResourceSelector
+		want     []resource.Name
+		held     int
 	}{
 		"SeveralNewOfAKind": {
-			reason: "Several quotas, none observed: the first by namespace and name is required, in its namespace.",
+			reason: "Of several new Namespaces only the first by name is composed, and what a held-back Namespace holds waits with it; of the other quotas only one is left, so it goes.",
 			desired: desired(
-				obj("v1", "ResourceQuota", "p-prod", "p-quota"),
-				obj("v1", "ResourceQuota", "p-dev", "p-quota"),
 				obj("v1", "Namespace", "", "p-prod"),
 				obj("v1", "Namespace", "", "p-dev"),
+				obj("v1", "ResourceQuota", "p-prod", "p-quota"),
+				obj("v1", "ResourceQuota", "shared", "p-quota"),
+				obj("v1", "LimitRange", "p-prod", "p-limits"),
 			),
-			want: map[string]*fnv1.ResourceSelector{
-				"watch-primer/v1/ResourceQuota": {ApiVersion: "v1", Kind: "ResourceQuota", Namespace: ptr.To("p-dev"), Match: &fnv1.ResourceSelector_MatchName{MatchName: "p-quota"}},
-				"watch-primer/v1/Namespace":     {ApiVersion: "v1", Kind: "Namespace", Match: &fnv1.ResourceSelector_MatchName{MatchName: "p-dev"}},
-			},
+			want: []resource.Name{"Namespace--p-dev", "ResourceQuota-shared-p-quota"},
+			held: 3,
 		},
 		"OneNewOfAKind": {
-			reason:  "A single new object of a kind starts a single handler: nothing to prime.",
-			desired: desired(obj("apps/v1", "Deployment", "ns", "a")),
-			want:    map[string]*fnv1.ResourceSelector{},
+			reason:  "A single new object of a kind starts a single handler: nothing is held back.",
+			desired: desired(obj("apps/v1", "Deployment", "ns", "a"), obj("v1", "Service", "ns", "a")),
+			want:    []resource.Name{"Deployment-ns-a", "Service-ns-a"},
 		},
 		"KindAlreadyObserved": {
-			reason:   "Core Gets observed objects through its cache before it starts watches: the kind's informer is active.",
+			reason:   "A composite that already composes the kind has its watch: new objects of it all go at once.",
 			observed: observed(obj("v1", "ResourceQuota", "p-dev", "p-quota")),
 			desired: desired(
 				obj("v1", "ResourceQuota", "p-prod", "p-quota"),
 				obj("v1", "ResourceQuota", "p-dev", "p-quota"),
+				obj("v1", "ResourceQuota", "p-lab", "p-quota"),
 			),
-			want: map[string]*fnv1.ResourceSelector{},
+			want: []resource.Name{"ResourceQuota-p-dev-p-quota", "ResourceQuota-p-lab-p-quota", "ResourceQuota-p-prod-p-quota"},
 		},
 		"SameKindOtherGroup": {
 			reason:   "Kinds are told apart by apiVersion.",
 			observed: observed(obj("gateway.networking.k8s.io/v1", "HTTPRoute", "ns", "r")),
 			desired: desired(
+				obj("gateway.networking.k8s.io/v1", "HTTPRoute", "ns", "r"),
 				obj("example.org/v1", "HTTPRoute", "ns", "b"),
 				obj("example.org/v1", "HTTPRoute", "ns", "a"),
 			),
-			want: map[string]*fnv1.ResourceSelector{
-				"watch-primer/example.org/v1/HTTPRoute": {ApiVersion: "example.org/v1", Kind: "HTTPRoute", Namespace: ptr.To("ns"), Match: &fnv1.ResourceSelector_MatchName{MatchName: "a"}},
-			},
+			want: []resource.Name{"HTTPRoute-ns-a", "HTTPRoute-ns-r"},
+			held: 1,
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := WatchPrimers(tc.observed, tc.desired)
-			if diff := cmp.Diff(tc.want, got, protocmp.Transform()); diff != "" {
+			held := HoldBackNewKinds(tc.observed, tc.desired)
+			got := slices.Sorted(maps.Keys(tc.desired))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+			if held != tc.held {
+				t.Errorf("%s\nheld back %d, want %d", tc.reason, held, tc.held)
 			}
 		})
 	}

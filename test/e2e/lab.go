@@ -248,6 +248,13 @@ func (l *Lab) stopComponent(name string, sig syscall.Signal, grace time.Duration
 	return p, nil
 }
 
+// restarted tells whether a scenario stopped and started a component.
+func (l *Lab) restarted(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.retired, func(p *proc) bool { return p.name == name })
+}
+
 // startComponent runs a stopped component again with the same binary,
 // arguments and environment (so the same ports), and waits until it serves.
 func (l *Lab) startComponent(ctx context.Context, old *proc) error {

@@ -288,11 +288,14 @@ const projectComposedKinds = 6
 // checkWatchHandlers fails the test when Crossplane core runs more
 // composed-resource watch handlers for projects than a project composes
 // kinds. Core v2.2.x and v2.3.x start one handler per resourceRef of a kind
-// whose informer is not yet active (internal/engine/engine.go
-// StartWatches) and never stop the extra ones; each one spends the
-// project's circuit breaker tokens on every event. compose.WatchPrimers
-// keeps it to one per kind. Started minus stopped is what runs now
-// (engine_watches_{started,stopped}_total, since core's last start).
+// its engine has not watched yet (internal/engine/engine.go StartWatches)
+// and never stop the extra ones; each one spends the project's circuit
+// breaker tokens on every event. compose.HoldBackNewKinds keeps it to one
+// per kind for composites created while core runs; after a core restart
+// the first reconcile of an existing project starts one per ref again,
+// which the function cannot avoid: then it is a finding. Started minus
+// stopped is what runs now (engine_watches_{started,stopped}_total, since
+// core's last start).
 func checkWatchHandlers(t *testing.T) {
 	t.Helper()
 	samples, err := scrape(lab.CoreMetrics)
@@ -304,9 +307,14 @@ func checkWatchHandlers(t *testing.T) {
 	started, _ := sum(samples, "engine_watches_started_total", parts...)
 	stopped, _ := sum(samples, "engine_watches_stopped_total", parts...)
 	measure(t, "Crossplane core runs %.0f watch handlers for the kinds projects compose (%.0f started, %.0f stopped)", started-stopped, started, stopped)
-	if started-stopped > projectComposedKinds {
+	switch {
+	case started-stopped <= projectComposedKinds:
+	case lab.restarted("crossplane-core"):
+		finding(t, "Crossplane core runs %.0f watch handlers for the kinds projects compose, more than the %d kinds a project composes: "+
+			"a scenario restarted core, whose first reconcile of each existing project starts one per resourceRef (README, \"Crossplane versions\")", started-stopped, projectComposedKinds)
+	default:
 		t.Errorf("Crossplane core runs %.0f watch handlers for the kinds projects compose, more than the %d kinds a project composes: "+
-			"duplicate handlers multiply the watch events charged to a project's circuit breaker (compose.WatchPrimers)", started-stopped, projectComposedKinds)
+			"duplicate handlers multiply the watch events charged to a project's circuit breaker (compose.HoldBackNewKinds)", started-stopped, projectComposedKinds)
 	}
 }
 

@@ -28,9 +28,7 @@ func KindsOutsideTable(rsp *fnv1.RunFunctionResponse) error {
 	sels := rsp.GetRequirements().GetResources()
 	for _, name := range slices.Sorted(maps.Keys(sels)) {
 		s := sels[name]
-		// Composing grants the read verbs too (compose.WatchPrimers
-		// requires composed kinds).
-		check("requirement "+name, s.GetApiVersion(), s.GetKind(), compose.Read|compose.Compose)
+		check("requirement "+name, s.GetApiVersion(), s.GetKind(), compose.Read)
 	}
 	desired := rsp.GetDesired().GetResources()
 	for _, name := range slices.Sorted(maps.Keys(desired)) {
