@@ -52,6 +52,17 @@ func TestHoldBackNewKinds(t *testing.T) {
 			want: []resource.Name{"Namespace--p-dev", "ResourceQuota-shared-p-quota"},
 			held: 3,
 		},
+		"ObservedObjectStays": {
+			reason:   "An object core already observes is never dropped with a held-back Namespace: core would delete it.",
+			observed: observed(obj("v1", "ConfigMap", "p-prod", "kept")),
+			desired: desired(
+				obj("v1", "Namespace", "", "p-prod"),
+				obj("v1", "Namespace", "", "p-dev"),
+				obj("v1", "ConfigMap", "p-prod", "kept"),
+			),
+			want: []resource.Name{"ConfigMap-p-prod-kept", "Namespace--p-dev"},
+			held: 1,
+		},
 		"OneNewOfAKind": {
 			reason:  "A single new object of a kind starts a single handler: nothing is held back.",
 			desired: desired(obj("apps/v1", "Deployment", "ns", "a"), obj("v1", "Service", "ns", "a")),
