@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestApplicationServer runs an application and GPU servers on the fake GPU
@@ -546,12 +547,13 @@ func serviceMonitorAfterCRD(t *testing.T, ns, name string) *unstructured.Unstruc
 	}
 	finding(t, "no ServiceMonitor 75 s after its CRD was installed although the API server publishes its OpenAPI: "+
 		"Crossplane core cached the group as absent between the CRD's last event and its OpenAPI (README, ServiceMonitor); annotating the CRD")
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": serviceMonitorCRD, "annotations": map[string]any{"kalypso-serving.io/refresh": "1"}},
-	}}
-	if _, err := lab.Kube.apply(t.Context(), crd); err != nil {
-		t.Fatal(err)
+	// A merge patch, as kubectl annotate sends: the lab applied the CRD
+	// with its own field manager, and applying only the annotation with it
+	// would give up (and so remove) the CRD's spec.
+	crds := lab.Kube.Dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Patch(t.Context(), serviceMonitorCRD, types.MergePatchType,
+		fmt.Appendf(nil, `{"metadata":{"annotations":{"kalypso-serving.io/refresh":"%d"}}}`, time.Now().Unix()), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("annotate CRD %s: %v", serviceMonitorCRD, err)
 	}
 	return waitExists(t, gvk.GroupVersion().String(), gvk.Kind, ns, name, 75*time.Second)
 }
