@@ -112,10 +112,11 @@ func TestUsageUpgrade(t *testing.T) {
 			return by == "" && reason != "", "by " + by + ", reason " + reason, nil
 		})
 		measure(t, "%s of a v0.1.0 server converted in place %s after the upgrade", usageKind, time.Since(start).Round(100*time.Millisecond))
-		// Ready again within a minute: the application's first call by this
-		// release can change the settings the server reads from it, and the
-		// Deployment then rolls once (seen in CI on core v2.3.4: a new
-		// ReplicaSet 62 s after the upgrade, Ready=False for 1.3 s).
+		// Ready again within a minute: this release's pod template differs
+		// from v0.1.0's (preStop, HOME, --exit-timeout-secs, …), so the
+		// server's first call by it, at its poll up to a minute after the
+		// upgrade, rolls the Deployment once (seen in CI on core v2.3.4:
+		// a new ReplicaSet 62 s after the upgrade, Ready=False for 1.3 s).
 		if c := getXRCondition(t, kindServer, ns, srv, "Ready"); c.Status != "True" {
 			t.Logf("server %s not Ready right after the conversion: %+v", srv, c)
 			waitXRCondition(t, kindServer, ns, srv, "Ready", "True", "", 60*time.Second)
