@@ -19,17 +19,20 @@ func TestHoldBackNewKinds(t *testing.T) {
 		u.SetName(name)
 		return u
 	}
+	key := func(o *composed.Unstructured) resource.Name {
+		return resource.Name(o.GetKind() + "-" + o.GetNamespace() + "-" + o.GetName())
+	}
 	desired := func(objs ...*composed.Unstructured) map[resource.Name]*resource.DesiredComposed {
 		out := map[resource.Name]*resource.DesiredComposed{}
 		for _, o := range objs {
-			out[resource.Name(o.GetKind()+"-"+o.GetNamespace()+"-"+o.GetName())] = &resource.DesiredComposed{Resource: o}
+			out[key(o)] = &resource.DesiredComposed{Resource: o}
 		}
 		return out
 	}
 	observed := func(objs ...*composed.Unstructured) map[resource.Name]resource.ObservedComposed {
 		out := map[resource.Name]resource.ObservedComposed{}
 		for _, o := range objs {
-			out[resource.Name(o.GetKind()+"-"+o.GetNamespace()+"-"+o.GetName())] = resource.ObservedComposed{Resource: o}
+			out[key(o)] = resource.ObservedComposed{Resource: o}
 		}
 		return out
 	}
