@@ -2,7 +2,9 @@ package project
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
 	corev1 "k8s.io/api/core/v1"
@@ -29,9 +31,37 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 
 // part is one composed object of an environment.
 type part struct {
-	name  string // pipeline name, before the environment suffix
+	name  string // pipeline name, before the environment
 	obj   runtime.Object
 	ready compose.ReadyCheck
+}
+
+// Names of an environment's objects. The Namespace is composed as
+// namespace-<env>. Every object inside it is named <project>-<env>-<suffix>
+// and composed as <part>.<env>: v0.1.0 named them <project>-<suffix> in
+// every environment, and Crossplane v2.2.1 then reorders the project's
+// resourceRefs at every reconcile (composetest.RefKeysCollide), which
+// reconciles the project again and again until core's circuit breaker
+// opens. Environment names hold no dot, so the two pipeline schemes never
+// meet; keepLegacy retires v0.1.0's objects (<part>-<env>).
+func namespacePart(env string) resource.Name { return resource.Name("namespace-" + env) }
+
+func partName(part, env string) resource.Name { return resource.Name(part + "." + env) }
+
+func (pt part) pipelineName(env string) resource.Name {
+	if pt.name == "namespace" {
+		return namespacePart(env)
+	}
+	return partName(pt.name, env)
+}
+
+func (c *Composer) objectName(env, suffix string) string { return c.name + "-" + env + "-" + suffix }
+
+// legacyPart: an object of an environment composed under v0.1.0's pipeline
+// name, <part>-<env> (no dot), other than its Namespace.
+func legacyPart(name resource.Name, o resource.ObservedComposed, env string) bool {
+	return o.Resource.GetLabels()[compose.LabelEnvironment] == env && o.Resource.GetKind() != "Namespace" &&
+		!strings.Contains(string(name), ".")
 }
 
 // composeEnvironment adds one environment's objects and reports whether all
@@ -68,7 +98,7 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 	}
 	if limits := limitRangeItems(p, e, hard); len(limits) > 0 {
 		parts = append(parts, part{"limitrange", &corev1.LimitRange{
-			ObjectMeta: c.meta(owner, "limitrange", c.name+"-limits", e.Namespace),
+			ObjectMeta: c.meta(owner, "limitrange", c.objectName(env, "limits"), e.Namespace),
 			Spec:       corev1.LimitRangeSpec{Limits: limits},
 		}, compose.Exists})
 	}
@@ -77,7 +107,7 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 		return false, err
 	}
 	parts = append(parts, policies...)
-	bindings, err := c.roleBindings(owner, e)
+	bindings, err := c.roleBindings(owner, env, e)
 	if err != nil {
 		return false, err
 	}
@@ -86,26 +116,55 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 	// The namespace first, its contents once it exists: Crossplane applies
 	// composed objects in no particular order and would fail on every object
 	// of a namespace not created yet.
-	_, nsObserved := c.observed[resource.Name("namespace-"+env)]
+	_, nsObserved := c.observed[namespacePart(env)]
 	nsFirst := st == nsCompose && !nsObserved
+	replaced := true
 	for _, pt := range parts {
 		if nsFirst && pt.name != "namespace" {
 			ready = false
 			continue
 		}
-		ok, err := d.Add(resource.Name(pt.name+"-"+env), pt.obj, pt.ready)
+		name := pt.pipelineName(env)
+		ok, err := d.Add(name, pt.obj, pt.ready)
 		if err != nil {
 			return false, err
 		}
 		ready = ready && ok
+		_, exists := c.observed[name]
+		replaced = replaced && exists
 	}
-	return ready, nil
+	if replaced {
+		return ready, nil
+	}
+	return ready, c.keepLegacy(d, env)
 }
 
-// quota is an environment's ResourceQuota, <project>-quota.
+// keepLegacy keeps the objects v0.1.0 composed inside an environment's
+// namespace while their replacements do not all exist yet, so that the
+// namespace is never without its quota, NetworkPolicies or RoleBindings:
+// a replacement has the same content under another name, and two equal
+// quotas, LimitRanges, NetworkPolicies or RoleBindings act as one. Once
+// every replacement is observed the project no longer composes them, and
+// Crossplane deletes them.
+func (c *Composer) keepLegacy(d *compose.Desired, env string) error {
+	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
+		if o := c.observed[name]; legacyPart(name, o, env) {
+			if _, err := d.Keep(name, o.Resource, compose.Exists); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// quota is an environment's ResourceQuota, <project>-<env>-quota.
 func (c *Composer) quota(env, namespace string, hard corev1.ResourceList) *corev1.ResourceQuota {
+	return c.quotaNamed(c.objectName(env, "quota"), env, namespace, hard)
+}
+
+func (c *Composer) quotaNamed(name, env, namespace string, hard corev1.ResourceList) *corev1.ResourceQuota {
 	return &corev1.ResourceQuota{
-		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", c.name+"-quota", namespace),
+		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", name, namespace),
 		Spec:       corev1.ResourceQuotaSpec{Hard: hard},
 	}
 }
@@ -185,13 +244,13 @@ func (c *Composer) networkPolicies(p compose.Platform, owner compose.Owner, env 
 
 	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 	deny := &networkingv1.NetworkPolicy{
-		ObjectMeta: c.meta(owner, "networkpolicy", c.name+"-default-deny-ingress", e.Namespace),
+		ObjectMeta: c.meta(owner, "networkpolicy", c.objectName(env, "default-deny-ingress"), e.Namespace),
 		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: ingress},
 	}
 	// A namespaceSelector peer alone admits every pod of the selected
 	// namespaces, the environment's own included.
 	allow := &networkingv1.NetworkPolicy{
-		ObjectMeta: c.meta(owner, "networkpolicy", c.name+"-allow-ingress", e.Namespace),
+		ObjectMeta: c.meta(owner, "networkpolicy", c.objectName(env, "allow-ingress"), e.Namespace),
 		Spec: networkingv1.NetworkPolicySpec{
 			PolicyTypes: ingress,
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
@@ -230,7 +289,7 @@ var roles = []struct {
 }
 
 // roleBindings bind the access lists in the environment namespace.
-func (c *Composer) roleBindings(owner compose.Owner, e v1alpha1.EnvironmentSpec) ([]part, error) {
+func (c *Composer) roleBindings(owner compose.Owner, env string, e v1alpha1.EnvironmentSpec) ([]part, error) {
 	if c.spec.Access == nil {
 		return nil, nil
 	}
@@ -248,7 +307,7 @@ func (c *Composer) roleBindings(owner compose.Owner, e v1alpha1.EnvironmentSpec)
 			}
 		}
 		out = append(out, part{"rolebinding-" + r.clusterRole, &rbacv1.RoleBinding{
-			ObjectMeta: c.meta(owner, "rolebinding", c.name+"-"+r.suffix, e.Namespace),
+			ObjectMeta: c.meta(owner, "rolebinding", c.objectName(env, r.suffix), e.Namespace),
 			Subjects:   subjects,
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.clusterRole},
 		}, compose.Exists})

@@ -164,7 +164,7 @@ func TestRemovingAnEnvironmentDeletesOnlyWhatTheProjectCreated(t *testing.T) {
 			t.Errorf("%s of removed stage left the desired state before its quota was closed", n)
 		}
 	}
-	if q, ok := closing.Desired["quota-stage"]; !ok || !strings.Contains(composetest.Bodies(t, closing)["quota-stage"], `"count/kalypsoapplications.serving.kalypso.io":"0"`) {
+	if q, ok := closing.Desired["quota.stage"]; !ok || !strings.Contains(composetest.Bodies(t, closing)["quota.stage"], `"count/kalypsoapplications.serving.kalypso.io":"0"`) {
 		t.Errorf("removed stage's quota is not closed to new applications: %v", q)
 	}
 	if got := conditions(closing)[project.ConditionEnvironmentRemoval]; got != "False/EnvironmentClosing" {
@@ -174,7 +174,7 @@ func TestRemovingAnEnvironmentDeletesOnlyWhatTheProjectCreated(t *testing.T) {
 	withoutStage := c.Reconcile(t)
 	neverAdoptedNamespace(withoutStage)
 	composetest.AssertOnlyLeft(t, composetest.Bodies(t, all), composetest.Bodies(t, withoutStage), ofEnvironment(all, "stage")...)
-	if _, ok := withoutStage.Desired["quota-stage"]; ok {
+	if _, ok := withoutStage.Desired["quota.stage"]; ok {
 		t.Error("removed stage's closed quota stays")
 	}
 	c.Apply(t, withoutStage)
@@ -340,12 +340,12 @@ func TestDisablingAFeatureRemovesOnlyItsObjects(t *testing.T) {
 	all := settle(t, c, nil)
 
 	c.Spec = access + envs(", networkIsolation: {enabled: false}")
-	composetest.AssertOnlyLeft(t, composetest.Bodies(t, all), composetest.Bodies(t, c.Reconcile(t)), "networkpolicy-allow-dev", "networkpolicy-deny-dev")
+	composetest.AssertOnlyLeft(t, composetest.Bodies(t, all), composetest.Bodies(t, c.Reconcile(t)), "networkpolicy-allow.dev", "networkpolicy-deny.dev")
 
 	c.Spec = envs("")
 	composetest.AssertOnlyLeft(t, composetest.Bodies(t, all), composetest.Bodies(t, c.Reconcile(t)),
-		"rolebinding-admin-dev", "rolebinding-edit-dev", "rolebinding-view-dev",
-		"rolebinding-admin-prod", "rolebinding-edit-prod", "rolebinding-view-prod",
+		"rolebinding-admin.dev", "rolebinding-edit.dev", "rolebinding-view.dev",
+		"rolebinding-admin.prod", "rolebinding-edit.prod", "rolebinding-view.prod",
 	)
 }
 
@@ -407,7 +407,7 @@ func TestReleaseLifecycle(t *testing.T) {
 	c.Spec = "  release: true\n" + envs
 	closing := c.Reconcile(t)
 	assertLeft(t, protected, closing)
-	for _, q := range []resource.Name{"quota-dev", "quota-stage"} {
+	for _, q := range []resource.Name{"quota.dev", "quota.stage"} {
 		if v, ok := appCount(closing, q); !ok || v != "0" {
 			t.Errorf("%s: want %s: 0, got %q (present %v)", q, countApps, v, ok)
 		}
@@ -436,14 +436,14 @@ func TestReleaseLifecycle(t *testing.T) {
 	if _, ok := back.Desired["usage"]; !ok {
 		t.Fatal("the ClusterUsage must come back when the release is withdrawn")
 	}
-	if v, ok := appCount(back, "quota-stage"); !ok || v != "0" {
-		t.Errorf("quota-stage must stay closed until the ClusterUsage is Ready, got %q (present %v)", v, ok)
+	if v, ok := appCount(back, "quota.stage"); !ok || v != "0" {
+		t.Errorf("quota.stage must stay closed until the ClusterUsage is Ready, got %q (present %v)", v, ok)
 	}
 	c.Apply(t, back)
 	reopened := c.Reconcile(t)
-	assertLeft(t, back, reopened, "quota-stage")
-	if _, ok := appCount(reopened, "quota-dev"); ok {
-		t.Errorf("quota-dev keeps the application count after the ClusterUsage is Ready again")
+	assertLeft(t, back, reopened, "quota.stage")
+	if _, ok := appCount(reopened, "quota.dev"); ok {
+		t.Errorf("quota.dev keeps the application count after the ClusterUsage is Ready again")
 	}
 }
 

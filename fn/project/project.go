@@ -112,7 +112,7 @@ const (
 )
 
 func (c *Composer) namespaceState(env string, e v1alpha1.EnvironmentSpec, existing *unstructured.Unstructured) namespaceState {
-	if _, ours := c.observed[resource.Name("namespace-"+env)]; ours {
+	if _, ours := c.observed[namespacePart(env)]; ours {
 		return nsCompose
 	}
 	if existing == nil {
@@ -167,7 +167,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			// A namespace is created only while the project is protected
 			// and not being released; one that exists (observed, or found
 			// controlled by this project) is always kept.
-			if _, observed := c.observed[resource.Name("namespace-"+env)]; !observed && existing == nil && !prot.newNamespaces {
+			if _, observed := c.observed[namespacePart(env)]; !observed && existing == nil && !prot.newNamespaces {
 				// Still validated: a bad spec is Fatal whether or not
 				// the namespace can be created yet.
 				if _, err := c.composeEnvironment(compose.NewDesired(c.observed), p, env, e, st, existing, prot.closeQuotas); err != nil {
@@ -212,7 +212,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	for _, env := range slices.Sorted(maps.Keys(c.removed)) {
 		if _, kept := inUse[env]; kept {
-			if obs, ok := c.observed[resource.Name("namespace-"+env)]; ok {
+			if obs, ok := c.observed[namespacePart(env)]; ok {
 				status.CreatedNamespaces = append(status.CreatedNamespaces, obs.Resource.GetName())
 			}
 		}
@@ -311,15 +311,15 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 		for _, a := range required[applicationsRequirement(env)] {
 			apps = append(apps, ns+"/"+a.Resource.GetName())
 		}
-		_, created := c.observed[resource.Name("namespace-"+env)]
-		quota, hasQuota := c.observed[resource.Name("quota-"+env)]
-		if len(apps) == 0 && (!created || hasQuota && quotaRefusesNew(quota.Resource)) {
+		_, created := c.observed[namespacePart(env)]
+		quotaName, quota := c.quotaOf(env)
+		if len(apps) == 0 && (!created || quota != nil && quotaRefusesNew(quota)) {
 			continue
 		}
 		sort.Strings(apps)
 		inUse[env] = apps
 		for name, o := range c.observed {
-			if o.Resource.GetLabels()[compose.LabelEnvironment] != env || name == resource.Name("quota-"+env) {
+			if o.Resource.GetLabels()[compose.LabelEnvironment] != env || name == quotaName {
 				continue
 			}
 			check := compose.Exists
@@ -330,7 +330,7 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 				return nil, err
 			}
 		}
-		if err := c.closeRemovedQuota(d, env, ns, quota.Resource); err != nil {
+		if err := c.closeRemovedQuota(d, env, ns); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -34,8 +35,8 @@ func platform(t *testing.T) compose.Platform {
 
 const (
 	activeNS = `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, labels: {kalypso-serving.io/environment: dev}}, status: {phase: Active}}`
-	denyNP   = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-default-deny-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
-	allowNP  = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-allow-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
+	denyNP   = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-dev-default-deny-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
+	allowNP  = `{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: vision-dev-allow-ingress, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}}`
 	foreign  = `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev}, status: {phase: Active}}`
 	// readyUsage is the project's ClusterUsage once Crossplane's Usage
 	// controller has labelled the project in use.
@@ -47,7 +48,7 @@ const (
 // leaves it: spec.hard, status.hard (what admission enforces) and the used
 // application count.
 func quotaObserved(spec, statusHard, used string) string {
-	q := `{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-quota, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}, spec: {hard: {` + spec + `}}`
+	q := `{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-dev-quota, namespace: vision-dev, labels: {kalypso-serving.io/environment: dev}}, spec: {hard: {` + spec + `}}`
 	if statusHard != "" {
 		q += `, status: {hard: {` + statusHard + `}, used: {` + used + `}}`
 	}
@@ -115,13 +116,42 @@ func TestCompose(t *testing.T) {
 			reason:      "A project whose namespace exists from before the ClusterUsage keeps everything while its new ClusterUsage becomes Ready.",
 			spec:        "  environments: {dev: {namespace: vision-dev}}\n",
 			unprotected: true,
-			observed:    map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			observed:    map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
 			want: want{idle: true,
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonProtectionPending),
+			},
+		},
+		"RenamesV010Objects": {
+			reason: "v0.1.0 named the objects inside every environment namespace alike (vision-default-deny-ingress as networkpolicy-deny-dev): they stay while their replacements, named per environment, are created, so the namespace is never without them.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
+			observed: map[string]string{"namespace-dev": activeNS,
+				"networkpolicy-deny-dev":  strings.Replace(denyNP, "vision-dev-default", "vision-default", 1),
+				"networkpolicy-allow-dev": strings.Replace(allowNP, "vision-dev-allow", "vision-allow", 1)},
+			want: want{
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
+					"networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue,
+					"networkpolicy-deny.dev": resource.ReadyFalse, "networkpolicy-allow.dev": resource.ReadyFalse},
+				phase: PhaseProvisioning, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
+				conditions: waiting,
+			},
+		},
+		"RenamedV010ObjectsRetire": {
+			reason: "Once every replacement exists, v0.1.0's objects are no longer composed: Crossplane deletes them.",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP,
+				"networkpolicy-deny-dev":  strings.Replace(denyNP, "vision-dev-default", "vision-default", 1),
+				"networkpolicy-allow-dev": strings.Replace(allowNP, "vision-dev-allow", "vision-allow", 1)},
+			want: want{idle: true,
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
+					"networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
+				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
 			},
 		},
 		"NewEnvironment": {
@@ -137,10 +167,10 @@ func TestCompose(t *testing.T) {
 		"EnvironmentReady": {
 			reason:   "Once the namespace is Active and the policies exist, the environment and the project are ready.",
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{idle: true,
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
@@ -149,9 +179,9 @@ func TestCompose(t *testing.T) {
 		"NamespaceTerminating": {
 			reason:   "A namespace that exists but is not Active is not ready.",
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
-			observed: map[string]string{"namespace-dev": strings.Replace(activeNS, "Active", "Terminating", 1), "networkpolicy-deny-dev": denyNP, "networkpolicy-allow-dev": allowNP},
+			observed: map[string]string{"namespace-dev": strings.Replace(activeNS, "Active", "Terminating", 1), "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyTrue, "networkpolicy-allow-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyFalse, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -172,7 +202,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, resourceQuota: {limits: {nvidia.com/gpu: '1'}}}}\n",
 			required: map[string][]string{"namespace-dev": {foreign}},
 			want: want{
-				resources:  map[string]resource.Ready{"usage": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "networkpolicy-deny-dev": resource.ReadyFalse, "networkpolicy-allow-dev": resource.ReadyFalse},
+				resources:  map[string]resource.Ready{"usage": resource.ReadyTrue, "quota.dev": resource.ReadyFalse, "networkpolicy-deny.dev": resource.ReadyFalse, "networkpolicy-allow.dev": resource.ReadyFalse},
 				phase:      PhaseProvisioning,
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Adopted: true}},
 				conditions: waiting,
@@ -214,10 +244,10 @@ func TestCompose(t *testing.T) {
 		"RemovedEnvironmentInUse": {
 			reason:   "An environment removed from the spec while applications live in it keeps all its objects.",
 			spec:     "  environments: {}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP},
 			required: map[string][]string{"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}}`}},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "quota.dev": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentInUse", ConditionReleased: ReasonProtected},
 			},
@@ -225,10 +255,10 @@ func TestCompose(t *testing.T) {
 		"RemovedEnvironmentClosing": {
 			reason:   "No application is found in a removed environment, but one may have been created since the last look: everything stays and its quota closes to new applications first.",
 			spec:     "  environments: {}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP},
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP},
 			required: map[string][]string{"applications-dev": {}},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "quota.dev": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentClosing", ConditionReleased: ReasonProtected},
 			},
@@ -236,24 +266,24 @@ func TestCompose(t *testing.T) {
 		"RemovedEnvironmentEmpty": {
 			reason:   "Once its quota enforces no application, counts none and none is found, a removed environment's objects are dropped, so Crossplane deletes them.",
 			spec:     "  environments: {}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny-dev": denyNP, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required: map[string][]string{"applications-dev": {}},
 			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
 		"RemovedEnvironmentQuotaNotCountingYet": {
 			reason:   "The quota enforces 0 applications but the quota controller does not count the kind yet (admission then refuses with 'status unknown for quota'): the removed environment goes.",
 			spec:     "  environments: {}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, `requests.cpu: "0"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, `requests.cpu: "0"`)},
 			required: map[string][]string{"applications-dev": {}},
 			want:     want{resources: map[string]resource.Ready{"usage": resource.ReadyTrue}, phase: PhaseReady, ready: true, conditions: allGood},
 		},
 		"RemovedEnvironmentQuotaCountsOne": {
 			reason:   "The quota controller counts an application the project has not seen yet: the removed environment stays.",
 			spec:     "  environments: {}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
 			required: map[string][]string{"applications-dev": {}},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				conditions: map[string]string{ConditionNamespacesOwned: "NamespacesOwned", ConditionEnvironmentsReady: "EnvironmentsReady", ConditionEnvironmentRemoval: "EnvironmentClosing", ConditionReleased: ReasonProtected},
 			},
@@ -279,7 +309,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "usage": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyFalse, "usage": resource.ReadyTrue},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: conditions("EnvironmentsNotReady", ReasonReleasePending),
@@ -288,10 +318,10 @@ func TestCompose(t *testing.T) {
 		"ReleaseWaitsForQuotaController": {
 			reason:   "Admission enforces status.hard, which only the quota controller writes: until it shows the closed count, the ClusterUsage stays.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, "", "")},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, "", "")},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
@@ -300,10 +330,10 @@ func TestCompose(t *testing.T) {
 		"ReleaseWaitsForQuotaUsage": {
 			reason:   "The quota controller wrote status.hard but cannot count the kind yet (no used value; admission refuses with \"status unknown for quota\"): the ClusterUsage stays.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, "")},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, "")},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
@@ -312,13 +342,13 @@ func TestCompose(t *testing.T) {
 		"ReleaseWaitsForApplications": {
 			reason:   "An application in an environment holds the release, whatever project it names: the namespace would take it along.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
 			required: map[string][]string{
 				"namespace-dev":    {activeNS},
 				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: stray, namespace: vision-dev}, spec: {projectRef: audio}}`},
 			},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
@@ -327,10 +357,10 @@ func TestCompose(t *testing.T) {
 		"ReleaseWaitsForQuotaCount": {
 			reason:   "The quota controller still counts an application the project has not seen yet (its cache lags): the ClusterUsage stays.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "1"`)},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonReleasePending),
@@ -339,10 +369,10 @@ func TestCompose(t *testing.T) {
 		"Released": {
 			reason:   "Release requested, every quota enforces 0 applications and counts none, and none is found: the ClusterUsage is dropped, the quota stays closed.",
 			spec:     "  release: true\n  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonReleased),
@@ -362,10 +392,10 @@ func TestCompose(t *testing.T) {
 			reason:      "Release set back to false after the ClusterUsage went: the quota stays closed until the new ClusterUsage is Ready.",
 			spec:        "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
 			unprotected: true,
-			observed:    map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			observed:    map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
 			want: want{idle: true,
-				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: conditions("EnvironmentsReady", ReasonProtectionPending),
@@ -374,7 +404,7 @@ func TestCompose(t *testing.T) {
 		"ProtectedQuotaReopens": {
 			reason:   "Once the ClusterUsage is Ready again the closed count leaves the quota (an environment without a quota of its own has none).",
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
-			observed: map[string]string{"namespace-dev": activeNS, "quota-dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
+			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required: map[string][]string{"namespace-dev": {activeNS}},
 			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
@@ -388,7 +418,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {requests: {nvidia.com/gpu: '2'}}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -399,7 +429,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}, resourceQuota: {limits: {cpu: '4'}}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			want: want{
-				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota-dev": resource.ReadyFalse, "limitrange-dev": resource.ReadyFalse},
+				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyFalse, "limitrange.dev": resource.ReadyFalse},
 				phase:     PhaseProvisioning, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev"}},
 				conditions: waiting,
@@ -534,46 +564,46 @@ func TestEnvironmentObjects(t *testing.T) {
 	if diff := cmp.Diff(wantNS, composetest.Decode[corev1.Namespace](t, got.Desired["namespace-prod"])); diff != "" {
 		t.Errorf("namespace: -want, +got:\n%s", diff)
 	}
-	wantQuota := &corev1.ResourceQuota{TypeMeta: typeMeta("v1", "ResourceQuota"), ObjectMeta: meta("quota", "vision-quota"),
+	wantQuota := &corev1.ResourceQuota{TypeMeta: typeMeta("v1", "ResourceQuota"), ObjectMeta: meta("quota", "vision-prod-quota"),
 		Spec: corev1.ResourceQuotaSpec{Hard: list("limits.cpu", "64", "requests.nvidia.com/gpu", "8")}}
-	if diff := cmp.Diff(wantQuota, composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-prod"])); diff != "" {
+	if diff := cmp.Diff(wantQuota, composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota.prod"])); diff != "" {
 		t.Errorf("quota: -want, +got:\n%s", diff)
 	}
-	wantLimits := &corev1.LimitRange{TypeMeta: typeMeta("v1", "LimitRange"), ObjectMeta: meta("limitrange", "vision-limits"),
+	wantLimits := &corev1.LimitRange{TypeMeta: typeMeta("v1", "LimitRange"), ObjectMeta: meta("limitrange", "vision-prod-limits"),
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: list("cpu", "2", "memory", "4Gi"), DefaultRequest: list("cpu", "100m", "memory", "256Mi", "ephemeral-storage", "1Gi")}}}}
-	if diff := cmp.Diff(wantLimits, composetest.Decode[corev1.LimitRange](t, got.Desired["limitrange-prod"])); diff != "" {
+	if diff := cmp.Diff(wantLimits, composetest.Decode[corev1.LimitRange](t, got.Desired["limitrange.prod"])); diff != "" {
 		t.Errorf("limit range: -want, +got:\n%s", diff)
 	}
 	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-	wantDeny := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-default-deny-ingress"),
+	wantDeny := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-prod-default-deny-ingress"),
 		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}}
-	if diff := cmp.Diff(wantDeny, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-deny-prod"])); diff != "" {
+	if diff := cmp.Diff(wantDeny, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-deny.prod"])); diff != "" {
 		t.Errorf("deny policy: -want, +got:\n%s", diff)
 	}
-	wantAllow := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-allow-ingress"),
+	wantAllow := &networkingv1.NetworkPolicy{TypeMeta: typeMeta("networking.k8s.io/v1", "NetworkPolicy"), ObjectMeta: meta("networkpolicy", "vision-prod-allow-ingress"),
 		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress, Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
 			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"monitoring", "vision-prod", "vision-stage"},
 			}}},
 		}}}}}}
-	if diff := cmp.Diff(wantAllow, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-allow-prod"])); diff != "" {
+	if diff := cmp.Diff(wantAllow, composetest.Decode[networkingv1.NetworkPolicy](t, got.Desired["networkpolicy-allow.prod"])); diff != "" {
 		t.Errorf("allow policy: -want, +got:\n%s", diff)
 	}
-	wantAdmins := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-admins"),
+	wantAdmins := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-prod-admins"),
 		Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "vision-leads"}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"}}
-	if diff := cmp.Diff(wantAdmins, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-admin-prod"])); diff != "" {
+	if diff := cmp.Diff(wantAdmins, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-admin.prod"])); diff != "" {
 		t.Errorf("admins: -want, +got:\n%s", diff)
 	}
-	wantEditors := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-editors"),
+	wantEditors := &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta("rolebinding", "vision-prod-editors"),
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "ci", Namespace: "vision-prod"}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "edit"}}
-	if diff := cmp.Diff(wantEditors, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-edit-prod"])); diff != "" {
+	if diff := cmp.Diff(wantEditors, composetest.Decode[rbacv1.RoleBinding](t, got.Desired["rolebinding-edit.prod"])); diff != "" {
 		t.Errorf("editors: -want, +got:\n%s", diff)
 	}
 	// The stage environment: restricted by default, no quota, no bindings for
 	// empty lists.
-	for _, n := range []string{"quota-stage", "limitrange-stage", "rolebinding-view-stage"} {
+	for _, n := range []string{"quota.stage", "limitrange.stage", "rolebinding-view.stage"} {
 		if _, ok := got.Desired[resource.Name(n)]; ok {
 			t.Errorf("%s should not be composed", n)
 		}
@@ -676,7 +706,7 @@ func TestClosedQuota(t *testing.T) {
 			if got.Fatal != nil {
 				t.Fatal(got.Fatal)
 			}
-			q := composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-dev"])
+			q := composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota.dev"])
 			if diff := cmp.Diff(tc.want, q.Spec.Hard); diff != "" {
 				t.Errorf("%s\nquota hard: -want, +got:\n%s", tc.reason, diff)
 			}
@@ -688,5 +718,30 @@ func TestNewMalformedSpec(t *testing.T) {
 	_, err := New(xr(t, "  environments: [dev]\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "spec.environments") {
 		t.Fatalf("want an error naming spec.environments, got %v", err)
+	}
+}
+
+// A removed environment that still has applications keeps v0.1.0's quota
+// and closes it in place: the same pipeline and object name, so Crossplane
+// updates the quota rather than replacing it.
+func TestRemovedEnvironmentClosesV010Quota(t *testing.T) {
+	legacy := strings.Replace(quotaObserved(`requests.nvidia.com/gpu: "4"`, "", ""), "vision-dev-quota", "vision-quota", 1)
+	c, err := New(xr(t, "  environments: {}\n"), composetest.Observed(t, map[string]string{
+		"usage": readyUsage, "namespace-dev": activeNS, "quota-dev": legacy,
+	}))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"applications-dev": {detector}}))
+	if got.Fatal != nil {
+		t.Fatalf("unexpected Fatal: %v", got.Fatal)
+	}
+	if _, ok := got.Desired["quota.dev"]; ok {
+		t.Errorf("a second quota was composed beside v0.1.0's")
+	}
+	q := composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-dev"])
+	want := list("requests.nvidia.com/gpu", "4", countApps, "0")
+	if q.Name != "vision-quota" || !equality.Semantic.DeepEqual(q.Spec.Hard, want) {
+		t.Errorf("want quota-dev closed as vision-quota with %v, got %s with %v", want, q.Name, q.Spec.Hard)
 	}
 }

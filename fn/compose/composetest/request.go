@@ -92,6 +92,9 @@ func Converge(f Runner, xr map[string]any, in *structpb.Struct, observed map[str
 		if err := KindsOutsideTable(rsp); err != nil {
 			return nil, nil, err
 		}
+		if err := RefKeysCollide(rsp); err != nil {
+			return nil, nil, err
+		}
 		if Fatal(rsp) != nil || (required != nil && proto.Equal(rsp.GetRequirements(), last)) {
 			return req, rsp, nil
 		}
