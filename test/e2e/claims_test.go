@@ -202,7 +202,7 @@ spec:
 		// Within seconds, or, if core opened the project's watch circuit,
 		// at its next poll (compose.BreakerTTL, a minute).
 		waitFor(t, "quota of "+ns+" admits no application claim", 90*time.Second, func() (bool, string, error) {
-			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-quota")
+			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-prod-quota")
 			if err != nil || q == nil {
 				return false, "absent", err
 			}

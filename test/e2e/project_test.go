@@ -72,13 +72,13 @@ func TestKalypsoProject(t *testing.T) {
 				t.Errorf("namespace %s is not controlled by the project: ownerReferences %v", ns, n.OwnerReferences)
 			}
 			for _, o := range []struct{ apiVersion, kind, name string }{
-				{"v1", "ResourceQuota", "vision-quota"},
-				{"v1", "LimitRange", "vision-limits"},
-				{"networking.k8s.io/v1", "NetworkPolicy", "vision-default-deny-ingress"},
-				{"networking.k8s.io/v1", "NetworkPolicy", "vision-allow-ingress"},
-				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-admins"},
-				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-editors"},
-				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-viewers"},
+				{"v1", "ResourceQuota", "vision-" + env + "-quota"},
+				{"v1", "LimitRange", "vision-" + env + "-limits"},
+				{"networking.k8s.io/v1", "NetworkPolicy", "vision-" + env + "-default-deny-ingress"},
+				{"networking.k8s.io/v1", "NetworkPolicy", "vision-" + env + "-allow-ingress"},
+				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-" + env + "-admins"},
+				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-" + env + "-editors"},
+				{"rbac.authorization.k8s.io/v1", "RoleBinding", "vision-" + env + "-viewers"},
 			} {
 				u, err := lab.Kube.get(t.Context(), o.apiVersion, o.kind, ns, o.name)
 				if err != nil {
@@ -102,7 +102,7 @@ func TestKalypsoProject(t *testing.T) {
 
 		// The quota controller fills status.hard from spec.hard; GPUs only
 		// exist as requests.<name> in a quota.
-		q := waitQuotaStatus(t, "vision-prod", "vision-quota")
+		q := waitQuotaStatus(t, "vision-prod", "vision-prod-quota")
 		if got := q.Status.Hard[corev1.ResourceName("requests."+gpuResource)]; got.Cmp(resource.MustParse("8")) != 0 {
 			t.Errorf("vision-prod quota status.hard[requests.%s] = %s, want 8 (hard: %v)", gpuResource, got.String(), q.Status.Hard)
 		}
@@ -120,7 +120,7 @@ func TestKalypsoProject(t *testing.T) {
 			_, err := lab.Kube.Typed.CoreV1().ServiceAccounts("vision-dev").Get(t.Context(), "default", metav1.GetOptions{})
 			return err == nil, fmt.Sprint(err), nil
 		})
-		waitQuotaStatus(t, "vision-dev", "vision-quota")
+		waitQuotaStatus(t, "vision-dev", "vision-dev-quota")
 
 		_, err := lab.Kube.Typed.CoreV1().Pods("vision-dev").Create(t.Context(), gpuPod("too-many-gpus", 2), metav1.CreateOptions{})
 		if err == nil {
@@ -185,8 +185,8 @@ func TestKalypsoProject(t *testing.T) {
 		}
 
 		// The adopted namespace gets the project's objects, not an owner.
-		waitFor(t, "quota ml-sandbox/ml-platform-quota", 60*time.Second, func() (bool, string, error) {
-			q, err := lab.Kube.Typed.CoreV1().ResourceQuotas("ml-sandbox").Get(t.Context(), "ml-platform-quota", metav1.GetOptions{})
+		waitFor(t, "quota ml-sandbox/ml-platform-sandbox-quota", 60*time.Second, func() (bool, string, error) {
+			q, err := lab.Kube.Typed.CoreV1().ResourceQuotas("ml-sandbox").Get(t.Context(), "ml-platform-sandbox-quota", metav1.GetOptions{})
 			if err != nil {
 				return false, "", client404(err)
 			}
@@ -280,7 +280,7 @@ spec: {projectRef: vision}
 		waitGone(t, apiVersionKalypso, kindProject, "", "ml-platform", 60*time.Second)
 		// What it composed inside the adopted namespace goes; the
 		// namespaces stay.
-		waitGone(t, "v1", "ResourceQuota", "ml-sandbox", "ml-platform-quota", 60*time.Second)
+		waitGone(t, "v1", "ResourceQuota", "ml-sandbox", "ml-platform-sandbox-quota", 60*time.Second)
 		if n := getNamespace(t, "ml-sandbox"); n == nil || n.UID != mlSandbox.UID || n.DeletionTimestamp != nil {
 			t.Errorf("adopted namespace ml-sandbox should survive its project: %s", toYAML(n))
 		}

@@ -118,7 +118,7 @@ func TestDeletionProtection(t *testing.T) {
 		// The quota controller has taken the closed count over (admission
 		// enforces status.hard).
 		waitFor(t, "quota of "+ns+" admits no application", 60*time.Second, func() (bool, string, error) {
-			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-quota")
+			q, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-prod-quota")
 			if err != nil || q == nil {
 				return false, "absent", err
 			}
