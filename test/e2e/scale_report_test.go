@@ -141,7 +141,7 @@ func (r scaleReport) markdown() string {
 	p, k, b := r.params, r.kalypso, r.bounds[scaleWorkers]
 	n := float64(p.servers)
 	var s strings.Builder
-	fmt.Fprintf(&s, "### %d servers, %d applications, %d projects × %d environments\n\n", p.servers, p.apps, p.projects, p.envs)
+	fmt.Fprintf(&s, "%s\n\n", r.heading())
 	fmt.Fprintf(&s, "- run: %s; function built from %s; %d CPUs, load average %s before the first apply; Crossplane core %s; Kubernetes %s; %s\n",
 		time.Now().UTC().Format(time.UnixDate), sourceRevision(), runtime.NumCPU(), r.load, coreVersion(), kubeVersion(), r.nodes)
 	s.WriteString("- kube-controller-manager runs with `--kube-api-qps=200 --kube-api-burst=400` (the defaults, 20 and 30, would dominate every run)\n")
@@ -307,21 +307,48 @@ func kubeVersion() string {
 	return v.GitVersion
 }
 
-// The report replaces what lies between these markers of the README.
+// heading names a run's configuration; the README keeps the latest run of
+// each.
+func (r scaleReport) heading() string {
+	p := r.params
+	return fmt.Sprintf("### %d servers, %d applications, %d projects × %d environments, Crossplane core %s",
+		p.servers, p.apps, p.projects, p.envs, coreVersion())
+}
+
+// The reports live between these markers of the README, one section per
+// configuration (its heading): a run replaces the section of its own
+// configuration and keeps the others.
 const (
 	reportBegin = "<!-- scale-report:begin -->"
 	reportEnd   = "<!-- scale-report:end -->"
 )
 
-func writeReport(path, table string) error {
+func writeReport(path, heading, table string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	before, rest, ok := strings.Cut(string(b), reportBegin)
-	_, after, ok2 := strings.Cut(rest, reportEnd)
+	block, after, ok2 := strings.Cut(rest, reportEnd)
 	if !ok || !ok2 {
 		return fmt.Errorf("%s lacks the markers %s and %s", path, reportBegin, reportEnd)
 	}
-	return os.WriteFile(path, []byte(before+reportBegin+"\n"+table+"\n"+reportEnd+after), 0o644)
+	var sections []string
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		if strings.HasPrefix(line, "### ") || len(sections) == 0 {
+			sections = append(sections, line)
+			continue
+		}
+		sections[len(sections)-1] += "\n" + line
+	}
+	replaced := false
+	for i, sec := range sections {
+		if first, _, _ := strings.Cut(sec, "\n"); first == heading {
+			sections[i], replaced = strings.TrimSpace(table), true
+		}
+	}
+	if !replaced {
+		sections = append(sections, strings.TrimSpace(table))
+	}
+	return os.WriteFile(path, []byte(before+reportBegin+"\n"+strings.Join(sections, "\n\n")+"\n"+reportEnd+after), 0o644)
 }

@@ -361,7 +361,7 @@ func TestScale(t *testing.T) {
 			scaleWorkers, ratio(kalypso.exist, b.exist), ratio(kalypso.available, b.available), ratio(kalypso.ready, b.ready),
 			total(kalypso.creating.requests)/float64(p.servers), perServerMinute(total(idle.requests), p.servers, idle.took))
 		if p.report != "" {
-			if err := writeReport(lab.repoPath(p.report), table); err != nil {
+			if err := writeReport(lab.repoPath(p.report), r.heading(), table); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("report written to %s", p.report)
