@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -62,6 +63,15 @@ func (c *Composer) objectName(env, suffix string) string { return c.name + "-" +
 func legacyPart(name resource.Name, o resource.ObservedComposed, env string) bool {
 	return o.Resource.GetLabels()[compose.LabelEnvironment] == env && o.Resource.GetKind() != "Namespace" &&
 		!strings.Contains(string(name), ".")
+}
+
+// renamed is the current pipeline name and object of a v0.1.0 object of an
+// environment: <part>-<env> named <project>-<suffix> becomes <part>.<env>
+// named <project>-<env>-<suffix>, with the same content.
+func (c *Composer) renamed(name resource.Name, o *composed.Unstructured, env string) (resource.Name, *composed.Unstructured) {
+	u := o.DeepCopy()
+	u.SetName(c.objectName(env, strings.TrimPrefix(o.GetName(), c.name+"-")))
+	return partName(strings.TrimSuffix(string(name), "-"+env), env), u
 }
 
 // composeEnvironment adds one environment's objects and reports whether all
@@ -130,8 +140,7 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 			return false, err
 		}
 		ready = ready && ok
-		_, exists := c.observed[name]
-		replaced = replaced && exists
+		replaced = replaced && c.inForce(name)
 	}
 	if replaced {
 		return ready, nil
@@ -139,13 +148,26 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 	return ready, c.keepLegacy(d, env)
 }
 
+// inForce: the object is observed and, for a quota, enforced: quota
+// admission checks only what status.hard lists (k8s.io/apiserver
+// plugin/resourcequota/controller.go CheckRequest), which the quota
+// controller fills after the create.
+func (c *Composer) inForce(name resource.Name) bool {
+	o, ok := c.observed[name]
+	if !ok {
+		return false
+	}
+	return o.Resource.GetKind() != "ResourceQuota" || quotaEnforcesSpec(o.Resource)
+}
+
 // keepLegacy keeps the objects v0.1.0 composed inside an environment's
-// namespace while their replacements do not all exist yet, so that the
+// namespace while their replacements are not all in force, so that the
 // namespace is never without its quota, NetworkPolicies or RoleBindings:
 // a replacement has the same content under another name, and two equal
-// quotas, LimitRanges, NetworkPolicies or RoleBindings act as one. Once
-// every replacement is observed the project no longer composes them, and
-// Crossplane deletes them.
+// quotas, LimitRanges, NetworkPolicies or RoleBindings act as one
+// (admission checks every quota and applies every LimitRange,
+// plugin/pkg/admission/limitranger/admission.go). Once every replacement is
+// in force the project no longer composes them, and Crossplane deletes them.
 func (c *Composer) keepLegacy(d *compose.Desired, env string) error {
 	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
 		if o := c.observed[name]; legacyPart(name, o, env) {
@@ -159,12 +181,8 @@ func (c *Composer) keepLegacy(d *compose.Desired, env string) error {
 
 // quota is an environment's ResourceQuota, <project>-<env>-quota.
 func (c *Composer) quota(env, namespace string, hard corev1.ResourceList) *corev1.ResourceQuota {
-	return c.quotaNamed(c.objectName(env, "quota"), env, namespace, hard)
-}
-
-func (c *Composer) quotaNamed(name, env, namespace string, hard corev1.ResourceList) *corev1.ResourceQuota {
 	return &corev1.ResourceQuota{
-		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", name, namespace),
+		ObjectMeta: c.meta(compose.Owner{Project: c.name, Environment: env}, "quota", c.objectName(env, "quota"), namespace),
 		Spec:       corev1.ResourceQuotaSpec{Hard: hard},
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -312,29 +313,54 @@ func (c *Composer) keepRemovedInUse(d *compose.Desired, required map[string][]re
 			apps = append(apps, ns+"/"+a.Resource.GetName())
 		}
 		_, created := c.observed[namespacePart(env)]
-		quotaName, quota := c.quotaOf(env)
-		if len(apps) == 0 && (!created || quota != nil && quotaRefusesNew(quota)) {
+		quota, hasQuota := c.observed[partName("quota", env)]
+		if len(apps) == 0 && (!created || hasQuota && quotaRefusesNew(quota.Resource)) {
 			continue
 		}
 		sort.Strings(apps)
 		inUse[env] = apps
-		for name, o := range c.observed {
-			if o.Resource.GetLabels()[compose.LabelEnvironment] != env || name == quotaName {
-				continue
-			}
-			check := compose.Exists
-			if o.Resource.GetKind() == "Namespace" {
-				check = compose.NamespaceActive
-			}
-			if _, err := d.Keep(name, o.Resource, check); err != nil {
-				return nil, err
-			}
+		if err := c.keepRemoved(d, env); err != nil {
+			return nil, err
 		}
 		if err := c.closeRemovedQuota(d, env, ns); err != nil {
 			return nil, err
 		}
 	}
 	return inUse, nil
+}
+
+// keepRemoved keeps a removed environment's objects as they are, but for
+// its quota (closeRemovedQuota). v0.1.0's objects get their current names
+// too, and go once their replacements are in force (see keepLegacy).
+func (c *Composer) keepRemoved(d *compose.Desired, env string) error {
+	quota := partName("quota", env)
+	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
+		o := c.observed[name]
+		if o.Resource.GetLabels()[compose.LabelEnvironment] != env || name == quota {
+			continue
+		}
+		check := compose.Exists
+		if o.Resource.GetKind() == "Namespace" {
+			check = compose.NamespaceActive
+		}
+		if legacyPart(name, o, env) {
+			replacement := quota
+			if o.Resource.GetKind() != "ResourceQuota" {
+				var u *composed.Unstructured
+				replacement, u = c.renamed(name, o.Resource, env)
+				if _, err := d.Keep(replacement, u, check); err != nil {
+					return err
+				}
+			}
+			if c.inForce(replacement) {
+				continue
+			}
+		}
+		if _, err := d.Keep(name, o.Resource, check); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func removalCondition(inUse map[string][]string) compose.Condition {

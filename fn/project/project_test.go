@@ -3,6 +3,7 @@ package project
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,6 +150,20 @@ func TestCompose(t *testing.T) {
 			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
 					"networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
+				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				conditions: allGood,
+			},
+		},
+		"RenamedQuotaNotYetEnforced": {
+			reason: "The renamed quota exists but the quota controller has not filled its status.hard, which is all admission enforces: v0.1.0's quota stays.",
+			spec:   "  environments: {dev: {namespace: vision-dev, resourceQuota: {requests: {nvidia.com/gpu: '4'}}}}\n",
+			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP,
+				"quota.dev": quotaObserved(`requests.nvidia.com/gpu: "4"`, "", ""),
+				"quota-dev": strings.Replace(quotaObserved(`requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "0"`), "vision-dev-quota", "vision-quota", 1)},
+			want: want{idle: true,
+				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue, "quota-dev": resource.ReadyTrue,
+					"quota.dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
 				conditions: allGood,
@@ -721,27 +736,70 @@ func TestNewMalformedSpec(t *testing.T) {
 	}
 }
 
-// A removed environment that still has applications keeps v0.1.0's quota
-// and closes it in place: the same pipeline and object name, so Crossplane
-// updates the quota rather than replacing it.
-func TestRemovedEnvironmentClosesV010Quota(t *testing.T) {
-	legacy := strings.Replace(quotaObserved(`requests.nvidia.com/gpu: "4"`, "", ""), "vision-dev-quota", "vision-quota", 1)
-	c, err := New(xr(t, "  environments: {}\n"), composetest.Observed(t, map[string]string{
-		"usage": readyUsage, "namespace-dev": activeNS, "quota-dev": legacy,
-	}))
-	if err != nil {
-		t.Fatalf("New: %v", err)
+// Removed environments that still have applications keep v0.1.0's objects
+// until their renamed copies are in force; the quota is closed under the
+// current names. Kept under v0.1.0's names in two namespaces they would
+// collide in Crossplane v2.2.1's resourceRefs order for as long as the
+// applications stay.
+func TestRemovedV010EnvironmentsRenamed(t *testing.T) {
+	v010 := func(o, env string) string {
+		o = strings.ReplaceAll(o, "vision-dev", "vision-"+env)
+		o = strings.ReplaceAll(o, "environment: dev", "environment: "+env)
+		return strings.Replace(o, "vision-"+env+"-", "vision-", 1)
 	}
-	got := c.Compose(platform(t), composetest.Required(t, map[string][]string{"applications-dev": {detector}}))
-	if got.Fatal != nil {
-		t.Fatalf("unexpected Fatal: %v", got.Fatal)
+	observed := map[string]string{"usage": readyUsage}
+	required := map[string][]string{}
+	for _, env := range []string{"dev", "prod"} {
+		observed["namespace-"+env] = strings.ReplaceAll(activeNS, "dev", env)
+		observed["quota-"+env] = v010(quotaObserved(`requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "0"`), env)
+		observed["networkpolicy-deny-"+env] = v010(denyNP, env)
+		required["applications-"+env] = []string{strings.ReplaceAll(detector, "vision-dev", "vision-"+env)}
 	}
-	if _, ok := got.Desired["quota.dev"]; ok {
-		t.Errorf("a second quota was composed beside v0.1.0's")
+	compose1 := func(observed map[string]string) compose.Result {
+		t.Helper()
+		c, err := New(xr(t, "  environments: {}\n"), composetest.Observed(t, observed))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		got := c.Compose(platform(t), composetest.Required(t, required))
+		if got.Fatal != nil {
+			t.Fatalf("unexpected Fatal: %v", got.Fatal)
+		}
+		return got
 	}
-	q := composetest.Decode[corev1.ResourceQuota](t, got.Desired["quota-dev"])
-	want := list("requests.nvidia.com/gpu", "4", countApps, "0")
-	if q.Name != "vision-quota" || !equality.Semantic.DeepEqual(q.Spec.Hard, want) {
-		t.Errorf("want quota-dev closed as vision-quota with %v, got %s with %v", want, q.Name, q.Spec.Hard)
+
+	first := compose1(observed)
+	for _, env := range []string{"dev", "prod"} {
+		for _, name := range []string{"quota-" + env, "networkpolicy-deny-" + env, "quota." + env, "networkpolicy-deny." + env} {
+			if _, ok := first.Desired[resource.Name(name)]; !ok {
+				t.Errorf("first call: %s is not composed; every v0.1.0 object stays until its replacement is in force", name)
+			}
+		}
+		q := composetest.Decode[corev1.ResourceQuota](t, first.Desired[resource.Name("quota."+env)])
+		want := list("requests.nvidia.com/gpu", "4", countApps, "0")
+		if q.Name != "vision-"+env+"-quota" || !equality.Semantic.DeepEqual(q.Spec.Hard, want) {
+			t.Errorf("want quota.%s closed as vision-%s-quota with %v, got %s with %v", env, env, want, q.Name, q.Spec.Hard)
+		}
+		np := composetest.Decode[networkingv1.NetworkPolicy](t, first.Desired[resource.Name("networkpolicy-deny."+env)])
+		if np.Name != "vision-"+env+"-default-deny-ingress" || np.Namespace != "vision-"+env {
+			t.Errorf("renamed deny policy: got %s/%s", np.Namespace, np.Name)
+		}
+	}
+
+	// The copies exist; the new quotas are taken over by the quota
+	// controller: v0.1.0's objects go, and no two objects share a name.
+	for _, env := range []string{"dev", "prod"} {
+		observed["quota."+env] = strings.ReplaceAll(strings.ReplaceAll(quotaObserved(`requests.nvidia.com/gpu: "4", `+countApps+`: "0"`, `requests.nvidia.com/gpu: "4", `+countApps+`: "0"`, ""), "vision-dev", "vision-"+env), "environment: dev", "environment: "+env)
+		observed["networkpolicy-deny."+env] = strings.ReplaceAll(strings.ReplaceAll(denyNP, "vision-dev", "vision-"+env), "environment: dev", "environment: "+env)
+	}
+	second := compose1(observed)
+	var names []string
+	for name := range second.Desired {
+		names = append(names, string(name))
+	}
+	slices.Sort(names)
+	wantNames := []string{"namespace-dev", "namespace-prod", "networkpolicy-deny.dev", "networkpolicy-deny.prod", "quota.dev", "quota.prod", "usage"}
+	if diff := cmp.Diff(wantNames, names); diff != "" {
+		t.Errorf("second call: desired -want, +got:\n%s", diff)
 	}
 }

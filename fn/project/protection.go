@@ -187,7 +187,7 @@ func (c *Composer) release(apps []string, quotaEnvs []string) releaseState {
 	}
 	var open []string
 	for _, env := range quotaEnvs {
-		if _, q := c.quotaOf(env); q == nil || !quotaEnforcesClosed(q) {
+		if q, ok := c.observed[partName("quota", env)]; !ok || !quotaEnforcesClosed(q.Resource) {
 			open = append(open, env)
 		}
 	}
@@ -275,25 +275,24 @@ func releasedCondition(project string, p protection, apps []string, rs releaseSt
 	return c
 }
 
-// quotaOf is an environment's observed quota and its pipeline name: the
-// current one, else v0.1.0's (quota-<env>), else the current name and nil.
-func (c *Composer) quotaOf(env string) (resource.Name, *composed.Unstructured) {
+// quotaOf is an environment's observed quota: the current one, else
+// v0.1.0's (quota-<env>), else nil.
+func (c *Composer) quotaOf(env string) *composed.Unstructured {
 	for _, name := range []resource.Name{partName("quota", env), resource.Name("quota-" + env)} {
 		if o, ok := c.observed[name]; ok {
-			return name, o.Resource
+			return o.Resource
 		}
 	}
-	return partName("quota", env), nil
+	return nil
 }
 
-// closeRemovedQuota composes a removed environment's quota as it was (none:
-// an empty one, under the current names) with the application count closed.
+// closeRemovedQuota composes a removed environment's quota, under the
+// current names, as it was (none: an empty one) with the application count
+// closed.
 func (c *Composer) closeRemovedQuota(d *compose.Desired, env, ns string) error {
-	name, observed := c.quotaOf(env)
-	objectName := c.objectName(env, "quota")
+	observed := c.quotaOf(env)
 	hard := corev1.ResourceList{}
 	if observed != nil {
-		objectName = observed.GetName()
 		spec, _, _ := unstructured.NestedStringMap(observed.Object, "spec", "hard")
 		for k, v := range spec {
 			q, err := kresource.ParseQuantity(v)
@@ -303,6 +302,6 @@ func (c *Composer) closeRemovedQuota(d *compose.Desired, env, ns string) error {
 			hard[corev1.ResourceName(k)] = q
 		}
 	}
-	_, err := d.Add(name, c.quotaNamed(objectName, env, ns, closedQuota(hard)), compose.Exists)
+	_, err := d.Add(partName("quota", env), c.quota(env, ns, closedQuota(hard)), compose.Exists)
 	return err
 }

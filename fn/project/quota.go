@@ -5,7 +5,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/crossplane/function-sdk-go/resource/composed"
 	corev1 "k8s.io/api/core/v1"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
@@ -100,4 +103,23 @@ func constrainsCompute(hard corev1.ResourceList) bool {
 		}
 	}
 	return false
+}
+
+// quotaEnforcesSpec: the quota controller has taken over every hard limit of
+// the spec (status.hard holds each with the same value), so admission
+// enforces them.
+func quotaEnforcesSpec(q *composed.Unstructured) bool {
+	spec, _, _ := unstructured.NestedStringMap(q.Object, "spec", "hard")
+	status, ok, _ := unstructured.NestedStringMap(q.Object, "status", "hard")
+	if !ok {
+		return false
+	}
+	for k, v := range spec {
+		want, err1 := kresource.ParseQuantity(v)
+		got, err2 := kresource.ParseQuantity(status[k])
+		if _, listed := status[k]; !listed || err1 != nil || err2 != nil || want.Cmp(got) != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -5,10 +5,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
-	"os"
 	"testing"
 	"time"
 
@@ -29,12 +30,13 @@ import (
 func TestProjectRenameUpgrade(t *testing.T) {
 	requireFlavour(t, flavourV2)
 	const project, app, srv = "renamed", "renamed-app", "renamed-srv"
-	namespaces := []string{"renamed-dev", "renamed-prod"}
+	namespaces := map[string]string{"dev": "renamed-dev", "prod": "renamed-prod"}
+	nsList := slices.Sorted(maps.Values(namespaces))
 	previous, err := previousFunction()
 	if err != nil {
 		t.Fatal(err)
 	}
-	teardown(t, project, namespaces...)
+	teardown(t, project, nsList...)
 	t.Cleanup(func() {
 		if err := lab.useFunction(t.Context(), lab.bins.Function); err != nil {
 			t.Errorf("restoring the current function: %v", err)
@@ -49,7 +51,7 @@ spec:
   environments:
     dev: {namespace: %s, resourceQuota: {requests: {nvidia.com/gpu: "2"}}}
     prod: {namespace: %s, resourceQuota: {requests: {nvidia.com/gpu: "2"}}}
-`, project, namespaces[0], namespaces[1])
+`, project, namespaces["dev"], namespaces["prod"])
 	var before map[string]types.UID
 
 	step(t, "CreatedByPreviousRelease", func(t *testing.T) {
@@ -58,11 +60,11 @@ spec:
 		}
 		applyYAML(t, projectYAML)
 		waitReady(t, kindProject, "", project, 90*time.Second)
-		for _, ns := range namespaces {
+		for _, ns := range nsList {
 			q := mustGet(t, "v1", "ResourceQuota", ns, project+"-quota")
 			measure(t, "v0.1.0 composed ResourceQuota %s/%s", ns, q.GetName())
 		}
-		ns := namespaces[0]
+		ns := namespaces["dev"]
 		applyYAML(t, apiKeySecretYAML(ns))
 		applyYAML(t, storageSecretYAML(ns))
 		applyYAML(t, applicationYAML(app, ns, project))
@@ -70,25 +72,26 @@ spec:
 		waitReady(t, kindServer, ns, srv, 120*time.Second)
 		climbed := generationClimb(t, project, 20*time.Second)
 		measure(t, "v0.1.0, Crossplane core %s: the project's generation advanced by %d in 20 s without a spec change", os.Getenv("E2E_CROSSPLANE_VERSION"), climbed)
-		before = uidSnapshot(t, project, namespaces...)
+		before = uidSnapshot(t, project, nsList...)
 	})
 
 	step(t, "UpgradedWithoutGaps", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		gaps := watchGuardRails(ctx, project, namespaces)
+		gaps := watchGuardRails(ctx, project, nsList)
 		start := time.Now()
 		if err := lab.useFunction(t.Context(), lab.bins.Function); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "v0.1.0's objects replaced in "+strings.Join(namespaces, ", "), 120*time.Second, func() (bool, string, error) {
-			for _, ns := range namespaces {
+		waitFor(t, "v0.1.0's objects replaced in "+strings.Join(nsList, ", "), 120*time.Second, func() (bool, string, error) {
+			for env, ns := range namespaces {
 				old, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, project+"-quota")
 				if err != nil || old != nil {
 					return false, "v0.1.0's quota still in " + ns, err
 				}
-				renamed, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, ns+"-quota")
+				name := project + "-" + env + "-quota"
+				renamed, err := lab.Kube.get(t.Context(), "v1", "ResourceQuota", ns, name)
 				if err != nil || renamed == nil {
-					return false, "no quota " + ns + "-quota yet", err
+					return false, "no quota " + name + " yet", err
 				}
 			}
 			return true, "", nil
@@ -100,7 +103,7 @@ spec:
 		if g := gaps(); len(g) > 0 {
 			t.Errorf("a namespace was without one of its guard rails during the rename:\n%s", strings.Join(g, "\n"))
 		}
-		after := uidSnapshot(t, project, namespaces...)
+		after := uidSnapshot(t, project, nsList...)
 		gone, recreated, _ := compareSnapshots(before, after)
 		if len(recreated) > 0 {
 			t.Errorf("replaced by the upgrade (new UID): %v", recreated)
@@ -131,8 +134,9 @@ func generationClimb(t *testing.T, project string, d time.Duration) int64 {
 }
 
 // watchGuardRails samples every 100 ms, until ctx ends, that each namespace
-// holds a ResourceQuota, a default-deny and an allow NetworkPolicy and the
-// editors' RoleBinding of the project, whatever their names. It returns a
+// holds an enforced ResourceQuota (admission checks only what status.hard
+// lists), a default-deny and an allow NetworkPolicy and the editors'
+// RoleBinding of the project, whatever their names. It returns a
 // function listing the samples that missed one.
 func watchGuardRails(ctx context.Context, project string, namespaces []string) func() []string {
 	var mu sync.Mutex
@@ -174,7 +178,12 @@ func missingGuardRails(ctx context.Context, project, ns string) []string {
 		}
 		return n
 	}
-	all := func(map[string]any) bool { return true }
+	enforced := func(o map[string]any) bool {
+		status, _ := o["status"].(map[string]any)
+		hard, _ := status["hard"].(map[string]any)
+		_, ok := hard["requests.nvidia.com/gpu"]
+		return ok
+	}
 	deny := func(o map[string]any) bool {
 		spec, _ := o["spec"].(map[string]any)
 		_, hasIngress := spec["ingress"]
@@ -185,7 +194,7 @@ func missingGuardRails(ctx context.Context, project, ns string) []string {
 		return ref["name"] == "edit"
 	}
 	for what, n := range map[string]int{
-		"ResourceQuota":              count("v1", "ResourceQuota", all),
+		"enforced ResourceQuota":     count("v1", "ResourceQuota", enforced),
 		"default-deny NetworkPolicy": count("networking.k8s.io/v1", "NetworkPolicy", deny),
 		"allow NetworkPolicy":        count("networking.k8s.io/v1", "NetworkPolicy", func(o map[string]any) bool { return !deny(o) }),
 		"editors' RoleBinding":       count("rbac.authorization.k8s.io/v1", "RoleBinding", editors),

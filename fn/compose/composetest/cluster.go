@@ -108,6 +108,9 @@ func (c *Cluster) Reconcile(t *testing.T) compose.Result {
 	if r.Fatal != nil {
 		t.Fatalf("unexpected Fatal: %v", r.Fatal)
 	}
+	if err := DesiredRefKeysCollide(r.Desired); err != nil {
+		t.Error(err)
+	}
 	return r
 }
 
