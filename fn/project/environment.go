@@ -168,9 +168,14 @@ func (c *Composer) inForce(name resource.Name) bool {
 // (admission checks every quota and applies every LimitRange,
 // plugin/pkg/admission/limitranger/admission.go). Once every replacement is
 // in force the project no longer composes them, and Crossplane deletes them.
+// One the spec no longer asks for (access removed) goes at once.
 func (c *Composer) keepLegacy(d *compose.Desired, env string) error {
 	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
-		if o := c.observed[name]; legacyPart(name, o, env) {
+		o := c.observed[name]
+		if !legacyPart(name, o, env) {
+			continue
+		}
+		if current, _ := c.renamed(name, o.Resource, env); d.Objects[current] != nil {
 			if _, err := d.Keep(name, o.Resource, compose.Exists); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 )
 
 func list(kv ...string) corev1.ResourceList {
@@ -100,6 +101,28 @@ func TestQuotaHard(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nquotaHard(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestQuotaEnforcesSpec(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		quota  string
+		want   bool
+	}{
+		"NoStatus":      {"The quota controller has not seen the quota: admission enforces nothing of it.", `{spec: {hard: {pods: "4"}}}`, false},
+		"Equal":         {"status.hard holds every spec limit.", `{spec: {hard: {pods: "4", requests.cpu: "2"}}, status: {hard: {pods: "4", requests.cpu: "2"}}}`, true},
+		"EqualQuantity": {"Quantities compare by value, not by spelling.", `{spec: {hard: {requests.cpu: "2"}}, status: {hard: {requests.cpu: "2000m"}}}`, true},
+		"Lagging":       {"The spec changed (a release closed it) and the controller has not caught up.", `{spec: {hard: {pods: "0"}}, status: {hard: {pods: "4"}}}`, false},
+		"MissingKey":    {"A limit the controller has not taken over yet.", `{spec: {hard: {pods: "4", services: "2"}}, status: {hard: {pods: "4"}}}`, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			q := composetest.Observed(t, map[string]string{"q": `{apiVersion: v1, kind: ResourceQuota, metadata: {name: q, namespace: ns}, ` + strings.TrimPrefix(tc.quota, "{")})["q"].Resource
+			if got := quotaEnforcesSpec(q); got != tc.want {
+				t.Errorf("%s\nquotaEnforcesSpec: want %v, got %v", tc.reason, tc.want, got)
 			}
 		})
 	}
