@@ -143,9 +143,12 @@ SCALE_PROJECTS ?= 5
 SCALE_ENVS     ?= 2
 SCALE_IDLE     ?= 5m
 SCALE_TIMEOUT  ?= 90m
+# SCALE_RESTART=1: restart Crossplane core (SIGTERM) once everything is
+# settled, and report the circuit breakers that opens.
+SCALE_RESTART  ?=
 
 .PHONY: scale
 scale:
 	@SCALE_SERVERS=$(SCALE_SERVERS) SCALE_APPS=$(SCALE_APPS) SCALE_PROJECTS=$(SCALE_PROJECTS) \
-		SCALE_ENVS=$(SCALE_ENVS) SCALE_IDLE=$(SCALE_IDLE) SCALE_REPORT=test/scale/README.md \
+		SCALE_ENVS=$(SCALE_ENVS) SCALE_IDLE=$(SCALE_IDLE) SCALE_RESTART=$(SCALE_RESTART) SCALE_REPORT=test/scale/README.md \
 		$(MAKE) --no-print-directory e2e E2E_FLAVOURS=v2 E2E_RUN='^TestScale$$' E2E_TIMEOUT=$(SCALE_TIMEOUT)

@@ -132,6 +132,7 @@ type scaleReport struct {
 	// composites that went from Ready to not Ready, how often, and why
 	lostReady, lostReadyTimes int
 	lostReasons               string
+	restart                   *restartResult // SCALE_RESTART only
 }
 
 // heartbeats are the kwok nodes' requests, whatever the servers do.
@@ -215,6 +216,10 @@ func (r scaleReport) markdown() string {
 		}
 	}
 	row("composites seen with Responsive≠True: creating and idle (by the end of deleting)", fmt.Sprintf("%d (%d)", early, len(r.unresponsive)), "", "", "", none)
+	if rs := r.restart; rs != nil {
+		row("after a restart of core (SIGTERM): every composite reconciled / breaker opens / composites Responsive=False 60 s later",
+			fmt.Sprintf("%s / %.0f / %d", sec(rs.reconciled), rs.opens, len(rs.unresponsive)), "", "", "", none)
+	}
 	row("composites that lost Ready once they had it (times: kind and reason)", fmt.Sprintf("%d (%d: %s)", r.lostReady, r.lostReadyTimes, r.lostReasons), "", "", "", none)
 	phase("deleting everything, until every Namespace, Deployment and pod is gone", func(x scaleRun) time.Duration { return x.deleted }, 0)
 	row("↳ servers / applications / projects gone", fmt.Sprintf("%s / %s / %s",

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ type scaleParams struct {
 	// report is the README (relative to the repository) whose marked
 	// section receives the report; empty: none.
 	report string
+	// restart: SIGTERM and restart Crossplane core once the composites
+	// are settled, and report the circuit breakers it opens then.
+	restart bool
 }
 
 func scaleParamsFromEnv() (scaleParams, error) {
@@ -47,6 +51,7 @@ func scaleParamsFromEnv() (scaleParams, error) {
 			*v.dst = n
 		}
 	}
+	p.restart = os.Getenv("SCALE_RESTART") != ""
 	if s := os.Getenv("SCALE_IDLE"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
@@ -329,6 +334,15 @@ func TestScale(t *testing.T) {
 		}
 	})
 
+	var restart *restartResult
+	if p.restart {
+		step(t, "RestartCore", func(t *testing.T) {
+			restart = restartCore(t)
+			measure(t, "Crossplane core restarted (SIGTERM): every composite reconciled %s after the start; %.0f breaker openings, composites not Responsive: %v",
+				restart.reconciled.Round(100*time.Millisecond), restart.opens, restart.unresponsive)
+		})
+	}
+
 	step(t, "CaptureBound", func(t *testing.T) {
 		bound = captureBound(t, wl, composed)
 		t.Logf("the bound applies %d objects (every composed object but Crossplane's Usages)", len(bound))
@@ -348,8 +362,12 @@ func TestScale(t *testing.T) {
 
 	step(t, "Report", func(t *testing.T) {
 		scenario := func(k objKey) bool { return ours(k.ns, k.name) }
+		rss := peakRSS(lab.proc("crossplane-core")) + rssNote
+		if restart != nil {
+			rss = restart.rss + rssNote + " before the restart, " + peakRSS(lab.proc("crossplane-core")) + " after it"
+		}
 		r := scaleReport{
-			params: p, nodes: nodes, load: load, rss: peakRSS(lab.proc("crossplane-core")) + rssNote, kalypso: kalypso, perKind: perKind, goneAt: goneAt,
+			params: p, nodes: nodes, load: load, rss: rss, kalypso: kalypso, perKind: perKind, goneAt: goneAt, restart: restart,
 			idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
 			unresponsive: obs.unresponsiveOf(scenario), idleEnd: idleEnd,
 		}
@@ -674,3 +692,56 @@ func first[T any](s []T) any {
 func sec(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
 func ratio(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }
+
+// restartResult is what a restart of Crossplane core did to the settled
+// composites.
+type restartResult struct {
+	rss          string        // core's peak RSS before the restart
+	reconciled   time.Duration // from the start until a call per composite
+	opens        float64       // circuit breaker openings by the new core
+	unresponsive []string      // composites with Responsive=False then
+}
+
+// restartCore stops Crossplane core with SIGTERM and starts it again, as a
+// rollout does. The new core's first reconcile of each composite starts its
+// watches again (engine.StartWatches), and every handler replays the
+// objects of its kind: what that costs the circuit breakers shows in the
+// new process's circuit_breaker_opens_total and in Responsive conditions,
+// read 60 s after every composite was reconciled.
+func restartCore(t *testing.T) *restartResult {
+	t.Helper()
+	r := &restartResult{rss: peakRSS(lab.proc("crossplane-core"))}
+	calls := functionCalls(t)
+	old, err := lab.stopComponent("crossplane-core", syscall.SIGTERM, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.startComponent(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	xrs := countComposites(t)
+	waitFor(t, fmt.Sprintf("core called the function for the %d composites again", xrs), 5*time.Minute, func() (bool, string, error) {
+		n := functionCalls(t) - calls
+		return n >= xrs, fmt.Sprintf("%d calls", n), nil
+	})
+	r.reconciled = time.Since(started)
+	time.Sleep(60 * time.Second)
+	metrics, err := scrape(lab.CoreMetrics)
+	if err != nil {
+		t.Fatalf("core metrics: %v", err)
+	}
+	r.opens, _ = sum(metrics, "circuit_breaker_opens_total")
+	for _, kind := range []string{kindProject, kindApplication, kindServer} {
+		items, err := lab.Kube.list(t.Context(), apiVersionKalypso, kind, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range items {
+			if c := getCondition(&items[i], "Responsive"); c.Status == "False" {
+				r.unresponsive = append(r.unresponsive, kind+" "+nsName(items[i].GetNamespace(), items[i].GetName()))
+			}
+		}
+	}
+	return r
+}
