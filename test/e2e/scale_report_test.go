@@ -254,6 +254,9 @@ func (r scaleReport) markdown() string {
 			u, when := r.unresponsive[key], "while creating or idle"
 			if !u.at.Before(r.idleEnd) {
 				when = "while deleting"
+				if r.restart != nil {
+					when = "after the restart of core or while deleting"
+				}
 			}
 			fmt.Fprintf(&s, "- %s: %s, %s\n", key, u.reason, when)
 		}
