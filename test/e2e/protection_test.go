@@ -359,8 +359,8 @@ func TestProjectProtectionWindow(t *testing.T) {
 // (v0.1.0: namespaces composed at once, no ClusterUsage without
 // applications) migrates in place when the function is upgraded: its
 // ClusterUsage is added and turns Ready, the project is labelled in use and
-// its delete refused, and nothing it composed (namespace, quota, policies)
-// is deleted or re-created on the way.
+// its delete refused; its namespace is untouched, and the objects inside
+// (quota, policies) are only replaced by their per-environment names.
 func TestProjectProtectionUpgrade(t *testing.T) {
 	requireFlavour(t, flavourV2)
 	const (
@@ -424,12 +424,28 @@ func TestProjectProtectionUpgrade(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "spec.release") {
 			t.Errorf("the refusal should name the release step: %v", err)
 		}
+		// The objects inside the namespace get their per-environment names
+		// (README, "KalypsoProject"); v0.1.0's go once the replacements are
+		// in force, its quota last.
+		waitGone(t, "v1", "ResourceQuota", ns, project+"-quota", 60*time.Second)
 		gone, recreated, created := compareSnapshots(before, uidSnapshot(t, project, ns))
-		if len(gone) > 0 || len(recreated) > 0 {
-			t.Errorf("the upgrade deleted %v and re-created %v", gone, recreated)
+		if len(recreated) > 0 {
+			t.Errorf("the upgrade re-created %v", recreated)
 		}
-		if want := []string{"ClusterUsage " + usage}; !slices.Equal(created, want) {
-			t.Errorf("the upgrade created %v, want only %v", created, want)
+		want := []string{"ClusterUsage " + usage}
+		for _, g := range gone {
+			kind, ref, _ := strings.Cut(g, " ")
+			gns, name, _ := strings.Cut(ref, "/")
+			suffix, renamed := strings.CutPrefix(name, project+"-")
+			if !renamed || gns != ns || kind == "Namespace" {
+				t.Errorf("the upgrade deleted %s", g)
+				continue
+			}
+			want = append(want, kind+" "+ns+"/"+project+"-prod-"+suffix)
+		}
+		slices.Sort(want)
+		if !slices.Equal(created, want) {
+			t.Errorf("the upgrade created %v, want %v (the ClusterUsage, and each deleted object under its per-environment name)", created, want)
 		}
 	})
 }
