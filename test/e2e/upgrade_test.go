@@ -47,10 +47,13 @@ func TestUsageUpgrade(t *testing.T) {
 	var erin *kube
 
 	step(t, "CreatedByPreviousRelease", func(t *testing.T) {
-		erin = tenantEnvironment(t, project, ns, "erin")
+		// The project too: switching a project made by this release back
+		// to v0.1.0 would swap its RoleBindings for v0.1.0's names, and
+		// erin would lose access while the authorizer catches up.
 		if err := lab.useFunction(t.Context(), previous); err != nil {
 			t.Fatal(err)
 		}
+		erin = tenantEnvironment(t, project, ns, "erin")
 		if err := erin.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
 			t.Fatal(err)
 		}
