@@ -115,9 +115,13 @@ func quotaEnforcesSpec(q *composed.Unstructured) bool {
 		return false
 	}
 	for k, v := range spec {
+		s, listed := status[k]
+		if !listed {
+			return false
+		}
 		want, err1 := kresource.ParseQuantity(v)
-		got, err2 := kresource.ParseQuantity(status[k])
-		if _, listed := status[k]; !listed || err1 != nil || err2 != nil || want.Cmp(got) != 0 {
+		got, err2 := kresource.ParseQuantity(s)
+		if err1 != nil || err2 != nil || want.Cmp(got) != 0 {
 			return false
 		}
 	}
