@@ -139,27 +139,6 @@ func decodes(u *composed.Unstructured) error {
 	return json.Unmarshal(b, obj)
 }
 
-// DeploymentAvailable is the readiness of a Deployment: the controller saw
-// the current generation and every desired replica is updated and
-// available (zero replicas: ready).
-func DeploymentAvailable(o *composed.Unstructured) bool {
-	gen, _ := Int(o.Object, "metadata", "generation")
-	seen, _ := Int(o.Object, "status", "observedGeneration")
-	if seen < gen {
-		return false
-	}
-	want, found := Int(o.Object, "spec", "replicas")
-	if !found {
-		want = 1
-	}
-	if want == 0 {
-		return true
-	}
-	updated, _ := Int(o.Object, "status", "updatedReplicas")
-	available, _ := Int(o.Object, "status", "availableReplicas")
-	return updated == want && available == want && ConditionStatus(o.Object, "Available") == "True"
-}
-
 // ServiceHasClusterIP is the readiness of a ClusterIP Service.
 func ServiceHasClusterIP(o *composed.Unstructured) bool {
 	return Str(o.Object, "spec", "clusterIP") != ""

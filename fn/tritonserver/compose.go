@@ -191,13 +191,13 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
 			replicas: replicas, resources: res, shutdown: stop, modelCache: cache,
 		})
-		ok, err := d.Add(resDeployment, deploy, compose.DeploymentAvailable)
+		ok, err := d.Add(resDeployment, deploy, c.serves)
 		if err != nil {
 			return fatal(err)
 		}
 		deployReady = ok
 	} else {
-		if deployReady, err = d.Keep(resDeployment, c.deploy, compose.DeploymentAvailable); err != nil {
+		if deployReady, err = d.Keep(resDeployment, c.deploy, c.serves); err != nil {
 			return fatal(err)
 		}
 	}

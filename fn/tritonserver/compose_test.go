@@ -678,16 +678,68 @@ containerStatuses:
 	quotaRefused := `{metadata: {generation: 1}, status: {observedGeneration: 1, conditions: [{type: Available, status: "False"}, {type: Progressing, status: "True"}, {type: ReplicaFailure, status: "True", reason: FailedCreate, message: 'pods "resnet-deploy-7d9f-x" is forbidden: exceeded quota: vision-quota, requested: requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=1, limited: requests.nvidia.com/gpu=1'}]}}`
 	stale := `{metadata: {generation: 2}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True"}]}}`
 
+	// Three replicas (a PodDisruptionBudget too), as a spec change or an
+	// autoscaler leaves them: the Deployment's own spec says how many.
+	threeReplicas := "replicas: 3\n"
+	scaled := func(status string) map[string]string {
+		return created(t, threeReplicas, `{metadata: {generation: 2}, status: `+status+`}`)
+	}
+	// Kubernetes reports Available once availableReplicas >= replicas -
+	// maxUnavailable (pkg/controller/deployment/sync.go calculateStatus), and
+	// the rolling update allows one unavailable replica.
+	scalingUp := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
+	rollingOut := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
+	scaleUpStalled := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "False", reason: ProgressDeadlineExceeded, message: 'ReplicaSet "resnet-deploy-7d9f" has timed out progressing.'}]}`)
+	firstStarting := withDeploy(`{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, unavailableReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}}`)
+	wasAvailable := "conditions: [{type: ServerAvailable, status: 'True', reason: AllReplicasAvailable}]\n"
+
 	notAvailable := func(reason string) map[string]cond {
 		return composedConds(map[string]cond{ConditionServerAvailable: {false, reason}})
 	}
+	available := func(reason string) map[string]cond {
+		return composedConds(map[string]cond{ConditionServerAvailable: {true, reason}})
+	}
 	resources := map[string]resource.Ready{string(resDeployment): resource.ReadyFalse, string(resService): resource.ReadyTrue, string(resUsage): resource.ReadyTrue}
+	scaledResources := func(deploy resource.Ready) map[string]resource.Ready {
+		return map[string]resource.Ready{string(resDeployment): deploy, string(resService): resource.ReadyTrue, string(resUsage): resource.ReadyTrue, string(resPDB): resource.ReadyTrue}
+	}
 	cases := map[string]struct {
 		reason   string
+		spec     string
+		status   string // of the server, beside the application snapshot
 		observed map[string]string
 		pods     []string
 		want     want
 	}{
+		"ScalingUp": {
+			reason: "More replicas asked for (by the spec or an autoscaler), every pod on the current template and the Deployment available: the server serves and stays Ready while the new replicas start.",
+			spec:   threeReplicas, observed: scalingUp,
+			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("MinimumReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "2/3 replicas available: Triton serves every model on them; the others are starting"}},
+		},
+		"ScaleUpStalled": {
+			reason: "A scale-up past its progress deadline (no GPU for the new replicas) still serves: Ready, and the reason says why replicas are missing.",
+			spec:   threeReplicas, observed: scaleUpStalled,
+			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("ProgressDeadlineExceeded"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: `2/3 replicas available: Triton serves every model on them; ReplicaSet "resnet-deploy-7d9f" has timed out progressing.`}},
+		},
+		"RollingOut": {
+			reason: "A new pod template rolling out: the server does not yet serve its spec, however many old pods are available.",
+			spec:   threeReplicas, observed: rollingOut,
+			want: want{resources: scaledResources(resource.ReadyFalse), conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "2/3 replicas available: waiting for the rollout"}},
+		},
+		"FirstReplicaStarting": {
+			reason:   "One replica and one allowed unavailable: Kubernetes calls the Deployment Available with nothing running; the server is not.",
+			observed: firstStarting,
+			want: want{resources: resources, conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "0/1 replicas available: waiting for the rollout"}},
+		},
+		"StaleGenerationKeepsAvailable": {
+			reason: "A Deployment whose controller has not seen its latest change (an autoscaler's scale, a spec change) keeps the server's last answer: no flap to not Ready for the moment it takes.",
+			status: wasAvailable, observed: withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True"}]}}`),
+			want: want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: available("AllReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus},
+		},
 		"Progressing": {
 			reason:   "Rolling out without a telling pod: Pending, Progressing.",
 			observed: progressing,
@@ -758,7 +810,7 @@ containerStatuses:
 	for name, tc := range cases {
 		for _, enc := range encodings {
 			t.Run(name+"/"+string(enc), func(t *testing.T) {
-				s := scene{xr: serverXR("", snapshot), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqPods: tc.pods}}
+				s := scene{xr: serverXR(tc.spec, snapshot+"\n"+tc.status), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqPods: tc.pods}}
 				r := s.run(t, enc, readPodsPlatform(t))
 				tc.want.verify(t, tc.reason, r)
 				if st := r.Status.(*v1alpha1.KalypsoTritonServerStatus); st.Message != message(r, ConditionServerAvailable) {

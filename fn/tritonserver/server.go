@@ -137,9 +137,9 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	return r
 }
 
-// readsPods: the platform opted in and the Deployment is not available.
+// readsPods: the platform opted in and the Deployment does not serve.
 func (c *Composer) readsPods(p compose.Platform) bool {
-	return p.ReadPods && c.deploy != nil && !compose.DeploymentAvailable(c.deploy)
+	return p.ReadPods && c.deploy != nil && !c.serves(c.deploy)
 }
 
 // Schemas: whether ServiceMonitors are served (the Prometheus Operator's

@@ -78,11 +78,20 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 		// more): say where to look.
 		podMessage = fmt.Sprintf("kubectl get pods -n %s -l %s=%s shows the pods", c.id.Namespace, compose.LabelTritonServer, c.id.Name)
 	}
-	if reason, msg := deploymentFailure(c.deploy.Object); reason != "" {
-		return availability{PhaseFailed, reason, joinNonEmpty(msg, podMessage)}
-	}
-	if ready {
+	failure, failureMsg := deploymentFailure(c.deploy.Object)
+	switch {
+	case ready && avail >= want:
 		return availability{PhaseRunning, "AllReplicasAvailable", fmt.Sprintf("%d/%d replicas available: Triton serves every model", avail, want)}
+	case ready:
+		// Scaling up (see serves): the Deployment's failure, if any, says
+		// why replicas are missing; the server serves meanwhile.
+		serving := fmt.Sprintf("%d/%d replicas available: Triton serves every model on them", avail, want)
+		if failure != "" {
+			return availability{PhaseRunning, failure, serving + "; " + failureMsg}
+		}
+		return availability{PhaseRunning, "MinimumReplicasAvailable", serving + "; the others are starting"}
+	case failure != "":
+		return availability{PhaseFailed, failure, joinNonEmpty(failureMsg, podMessage)}
 	}
 	if podReason != "" {
 		return availability{PhasePending, podReason, podMessage}

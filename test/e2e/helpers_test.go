@@ -533,3 +533,20 @@ func ownsSpecReplicas(raw []byte) bool {
 func readRepoFile(path string) ([]byte, error) {
 	return os.ReadFile(lab.repoPath(path))
 }
+
+// specChangeWait bounds how long a composite may take to act on its own
+// spec change. Crossplane core acts at once, unless its circuit breaker
+// stopped watching the composite (see checkResponsive): the change then
+// waits for the composite's next poll (a minute, ±10 % jitter, while
+// Ready; compose.BreakerTTL). Waits for a spec change's effect allow that
+// much so the scenario goes on; slowSpecChange reports it.
+const specChangeWait = 90 * time.Second
+
+// slowSpecChange records a finding when a composite took longer than a
+// watch event takes to act on its spec change.
+func slowSpecChange(t *testing.T, what string, applied time.Time) {
+	t.Helper()
+	if took := time.Since(applied); took > 20*time.Second {
+		finding(t, "%s only %s after the spec change; expected within seconds (was the composite's circuit breaker open?)", what, took.Round(time.Second))
+	}
+}

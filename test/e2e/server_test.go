@@ -222,8 +222,10 @@ func TestApplicationServer(t *testing.T) {
 
 	step(t, "ScaleToTwo", func(t *testing.T) {
 		yolo.Spec["replicas"] = int64(2)
+		applied := time.Now()
 		yolo.apply(t)
-		waitDeploymentAvailable(t, prod, "yolo-deploy", 2, 60*time.Second)
+		waitDeploymentAvailable(t, prod, "yolo-deploy", 2, specChangeWait)
+		slowSpecChange(t, "the Deployment had 2 replicas available", applied)
 		pdb := waitExists(t, "policy/v1", "PodDisruptionBudget", prod, "yolo-pdb", 30*time.Second)
 		if got := str(pdb, "spec", "maxUnavailable"); got != "1" {
 			t.Errorf("PDB maxUnavailable = %q, want 1", got)
@@ -233,16 +235,20 @@ func TestApplicationServer(t *testing.T) {
 
 	step(t, "ScaleToThree", func(t *testing.T) {
 		yolo.Spec["replicas"] = int64(3)
+		applied := time.Now()
 		yolo.apply(t)
-		waitDeploymentAvailable(t, prod, "yolo-deploy", 3, 60*time.Second)
+		waitDeploymentAvailable(t, prod, "yolo-deploy", 3, specChangeWait)
+		slowSpecChange(t, "the Deployment had 3 replicas available", applied)
 		waitServerReplicas(t, prod, "yolo", 3)
 	})
 
 	step(t, "AutoscalingOn", func(t *testing.T) {
 		w := watchReplicas(t, prod, "yolo-deploy")
 		yolo.Spec["autoscaling"] = map[string]any{"enabled": true, "metric": "cpu", "minReplicas": int64(2), "maxReplicas": int64(4)}
+		applied := time.Now()
 		yolo.apply(t)
-		hpa := waitExists(t, "autoscaling/v2", "HorizontalPodAutoscaler", prod, "yolo-hpa", 30*time.Second)
+		hpa := waitExists(t, "autoscaling/v2", "HorizontalPodAutoscaler", prod, "yolo-hpa", specChangeWait)
+		slowSpecChange(t, "HorizontalPodAutoscaler yolo-hpa existed", applied)
 		if min, max := integer(hpa, "spec", "minReplicas"), integer(hpa, "spec", "maxReplicas"); min != 2 || max != 4 {
 			t.Errorf("HPA replicas %d..%d, want 2..4", min, max)
 		}
@@ -427,8 +433,7 @@ func mustRead(t testing.TB, path string) []byte {
 // is Ready.
 func waitServerReplicas(t testing.TB, ns, name string, n int64) {
 	t.Helper()
-	// Up to a poll late when Crossplane's circuit breaker holds the server.
-	waitFor(t, fmt.Sprintf("server %s/%s Ready with status.availableReplicas %d", ns, name, n), 90*time.Second, func() (bool, string, error) {
+	waitFor(t, fmt.Sprintf("server %s/%s Ready with status.availableReplicas %d", ns, name, n), specChangeWait, func() (bool, string, error) {
 		xr, err := lab.Kube.get(t.Context(), apiVersionKalypso, kindServer, ns, name)
 		if err != nil || xr == nil {
 			return false, "absent", err

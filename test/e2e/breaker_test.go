@@ -1,0 +1,212 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// TestServerChangeBurst: a tenant creates a server and changes it three
+// times, each change as soon as the last one shows, as a GitOps sync of
+// several commits does. Each change takes effect, and the server stays
+// Ready through its scale-ups (the autoscaler's included): a server that
+// turned not Ready at every scale would take its application's ready count
+// and every alert on them along. The scenario also counts the watch events
+// Crossplane core charges to the server's circuit breaker: its own and its
+// composed objects'. Core opening it is a finding: it then drops the
+// server's own spec changes until the server's next poll.
+func TestServerChangeBurst(t *testing.T) {
+	requireFlavour(t, flavourV2)
+	const (
+		project, ns = "burst", "burst-dev"
+		app, name   = "burst", "burst-srv"
+	)
+	teardown(t, project, ns)
+	var k *kube
+	step(t, "Setup", func(t *testing.T) {
+		k = tenantEnvironment(t, project, ns, "hana")
+		if err := k.create(t.Context(), applicationYAML(app, ns, project)); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, kindApplication, ns, app, 60*time.Second)
+	})
+
+	srv := newServer(name, ns, app)
+	srv.Spec["resources"] = map[string]any{"requests": map[string]any{"cpu": "2"}}
+	change := func(t *testing.T, what string, wait func()) {
+		t.Helper()
+		applied := time.Now()
+		if _, err := k.apply(t.Context(), srv.object()); err != nil {
+			t.Fatal(err)
+		}
+		wait()
+		slowSpecChange(t, what, applied)
+	}
+	step(t, "Burst", func(t *testing.T) {
+		meter := startBreakerMeter(t, ns, name)
+		start := time.Now()
+		change(t, "the new server was Ready", func() { waitServerReplicas(t, ns, name, 1) })
+		created := time.Since(start)
+		srv.Spec["replicas"] = int64(2)
+		change(t, "2 replicas were available", func() { waitServerReplicas(t, ns, name, 2) })
+		srv.Spec["replicas"] = int64(3)
+		change(t, "3 replicas were available", func() { waitServerReplicas(t, ns, name, 3) })
+		srv.Spec["autoscaling"] = map[string]any{"enabled": true, "metric": "cpu", "minReplicas": int64(2), "maxReplicas": int64(4)}
+		change(t, "the autoscaler was composed", func() {
+			waitXRCondition(t, kindServer, ns, name, "Autoscaling", "True", "HorizontalPodAutoscalerComposed", specChangeWait)
+		})
+		// The events the last change starts (the autoscaler's first sync).
+		time.Sleep(5 * time.Second)
+		r := meter.stop(t)
+		measure(t, "server created, scaled to 2 and 3, autoscaling on: %s (created in %s); core's circuit breaker charged it %.0f tokens of %.0f (+%.0f/s); watch events seen, in tokens: %v",
+			time.Since(start).Round(100*time.Millisecond), created.Round(100*time.Millisecond), r.charged, breakerBurst, breakerRefill, r.bySrc)
+		if r.notReady != "" {
+			t.Errorf("the server turned not Ready after it was Ready once: %s", r.notReady)
+		}
+		if r.opened != "" || r.opens > 0 {
+			finding(t, "Crossplane opened a server's circuit breaker %.0f times during the burst (%s Responsive: %q)", r.opens, name, r.opened)
+		}
+	})
+}
+
+// Crossplane core's circuit breaker per composite (v2.2.1 and v2.3.4
+// internal/circuit/token_bucket.go NewTokenBucketBreaker): a bucket of 100
+// tokens, one back per second. Each watch event that maps to the composite
+// takes one token per call of the map function, and controller-runtime
+// calls it with both the old and the new object of an update
+// (pkg/handler/enqueue_mapped.go Update), so an update takes two. Events
+// of objects being deleted pass free (internal/circuit/mapfunc.go).
+const (
+	breakerBurst  = 100.0
+	breakerRefill = 1.0 // tokens per second
+)
+
+// breakerMeter watches what core's watches see for one server: the server
+// itself and the objects it composes (core labels them with
+// crossplane.io/composite), in core's tokens. It over-counts a little:
+// core charges a composed object's events only once the object is among
+// the server's resourceRefs. Core's own count of all servers comes from
+// its metrics.
+type breakerMeter struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// core's circuit_breaker_opens_total and events_total of servers at
+	// the start.
+	opens, events float64
+
+	mu       sync.Mutex
+	bySrc    map[string]int
+	ready    bool
+	notReady string
+	opened   string
+}
+
+type breakerReport struct {
+	// opens and charged: core's circuit_breaker_opens_total and
+	// events_total of servers over the meter's time (no other server
+	// changes meanwhile).
+	opens, charged float64
+	bySrc          map[string]int
+	notReady       string // the first server event not Ready after Ready
+	opened         string // the server's Responsive=False condition
+}
+
+func startBreakerMeter(t *testing.T, ns, name string) *breakerMeter {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &breakerMeter{cancel: cancel, bySrc: map[string]int{}}
+	m.opens, m.events = serverBreakerCounts(t)
+	watchKind := func(gvk schema.GroupVersionKind, opts metav1.ListOptions) {
+		c, err := lab.Kube.client(ctx, gvk, ns)
+		if err != nil {
+			t.Logf("not watching %s: %v", gvk.Kind, err)
+			return
+		}
+		w, err := c.Watch(ctx, opts)
+		if err != nil {
+			t.Fatalf("watch %s: %v", gvk.Kind, err)
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer w.Stop()
+			for ev := range w.ResultChan() {
+				m.record(gvk.Kind, ev)
+			}
+		}()
+	}
+	watchKind(schema.FromAPIVersionAndKind(apiVersionKalypso, kindServer), metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	for _, gvk := range []schema.GroupVersionKind{
+		{Group: "apps", Version: "v1", Kind: "Deployment"},
+		{Version: "v1", Kind: "Service"},
+		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+		{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
+		{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"},
+		schema.FromAPIVersionAndKind(apiVersionProtection, "Usage"),
+	} {
+		watchKind(gvk, metav1.ListOptions{LabelSelector: "crossplane.io/composite=" + name})
+	}
+	return m
+}
+
+func (m *breakerMeter) record(kind string, ev watch.Event) {
+	u, ok := ev.Object.(*unstructured.Unstructured)
+	if !ok || u.GetDeletionTimestamp() != nil {
+		return
+	}
+	cost := 0
+	switch ev.Type {
+	case watch.Added, watch.Deleted:
+		cost = 1
+	case watch.Modified:
+		cost = 2
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bySrc[kind] += cost
+	if kind != kindServer {
+		return
+	}
+	if c := getCondition(u, "Responsive"); c.Status == "False" && m.opened == "" {
+		m.opened = c.Reason + ": " + c.Message
+	}
+	switch c := getCondition(u, "Ready"); {
+	case c.Status == "True":
+		m.ready = true
+	case m.ready && m.notReady == "":
+		m.notReady = fmt.Sprintf("generation %d: Ready=%s %s; %s", u.GetGeneration(), c.Status, c.Reason, conditionsSummary(u))
+	}
+}
+
+func (m *breakerMeter) stop(t *testing.T) breakerReport {
+	t.Helper()
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	opens, events := serverBreakerCounts(t)
+	return breakerReport{opens: opens - m.opens, charged: events - m.events, bySrc: m.bySrc, notReady: m.notReady, opened: m.opened}
+}
+
+// serverBreakerCounts: how many times core opened a server's circuit
+// breaker, and the events it charged to servers, since it started (one
+// controller per XRD, named after it).
+func serverBreakerCounts(t *testing.T) (opens, events float64) {
+	t.Helper()
+	metrics, err := scrape(lab.CoreMetrics)
+	if err != nil {
+		t.Fatalf("core metrics: %v", err)
+	}
+	opens, _ = sum(metrics, "circuit_breaker_opens_total", "kalypsotritonservers")
+	events, _ = sum(metrics, "circuit_breaker_events_total", "kalypsotritonservers")
+	return opens, events
+}
