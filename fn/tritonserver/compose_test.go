@@ -684,14 +684,20 @@ containerStatuses:
 	scaled := func(status string) map[string]string {
 		return created(t, threeReplicas, `{metadata: {generation: 2}, status: `+status+`}`)
 	}
-	// Kubernetes reports Available once availableReplicas >= replicas -
-	// maxUnavailable (pkg/controller/deployment/sync.go calculateStatus), and
-	// the rolling update allows one unavailable replica.
-	scalingUp := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
+	// A scale from 1 to 3 after a complete rollout: Kubernetes keeps the
+	// Progressing reason NewReplicaSetAvailable (progress.go) and reads not
+	// Available (1 < 3 - maxUnavailable 1; sync.go calculateStatus).
+	scaleUp := `{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "False", reason: MinimumReplicasUnavailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}%s]}`
+	scalingUp := scaled(strings.Replace(scaleUp, "%s", "", 1))
+	scaleUpRefused := scaled(strings.Replace(scaleUp, "%s", `, {type: ReplicaFailure, status: "True", reason: FailedCreate, message: 'pods "resnet-deploy-7d9f-x" is forbidden: exceeded quota: vision-quota'}`, 1))
+	scaledDown := withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 2, replicas: 1, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`)
 	rollingOut := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
-	scaleUpStalled := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "False", reason: ProgressDeadlineExceeded, message: 'ReplicaSet "resnet-deploy-7d9f" has timed out progressing.'}]}`)
+	// The last step of a rollout without surge: the last old pod is
+	// terminating (not counted in replicas) before the last new one exists.
+	rolloutLastStep := scaled(`{observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2, terminatingReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
 	firstStarting := withDeploy(`{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, unavailableReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}}`)
 	wasAvailable := "conditions: [{type: ServerAvailable, status: 'True', reason: AllReplicasAvailable}]\n"
+	rsCreateFailed := withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True"}, {type: Progressing, status: "False", reason: ReplicaSetCreateError, message: 'Failed to create new replica set "resnet-deploy-5c8d": admission webhook denied the request'}]}}`)
 
 	notAvailable := func(reason string) map[string]cond {
 		return composedConds(map[string]cond{ConditionServerAvailable: {false, reason}})
@@ -712,20 +718,38 @@ containerStatuses:
 		want     want
 	}{
 		"ScalingUp": {
-			reason: "More replicas asked for (by the spec or an autoscaler), every pod on the current template and the Deployment available: the server serves and stays Ready while the new replicas start.",
+			reason: "More replicas asked for (by the spec or an autoscaler) after a complete rollout: the server serves and stays Ready while they start, though Kubernetes reads the Deployment not Available.",
 			spec:   threeReplicas, observed: scalingUp,
-			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("MinimumReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
-				messages: map[string]string{ConditionServerAvailable: "2/3 replicas available: Triton serves every model on them; the others are starting"}},
+			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("ReplicasUnavailable"), phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "1/3 replicas available: Triton serves every model on them; the others are not available yet; kubectl get pods"}},
 		},
-		"ScaleUpStalled": {
-			reason: "A scale-up past its progress deadline (no GPU for the new replicas) still serves: Ready, and the reason says why replicas are missing.",
-			spec:   threeReplicas, observed: scaleUpStalled,
-			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("ProgressDeadlineExceeded"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
-				messages: map[string]string{ConditionServerAvailable: `2/3 replicas available: Triton serves every model on them; ReplicaSet "resnet-deploy-7d9f" has timed out progressing.`}},
+		"ScaleUpUnschedulable": {
+			reason: "A scale-up short of GPUs: still Ready, and the pods say why replicas are missing.",
+			spec:   threeReplicas, observed: scalingUp, pods: []string{unschedulable},
+			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("ReplicasUnavailable"), phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "1/3 replicas available: Triton serves every model on them; pod resnet-deploy-7d9f-abcde cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}},
+		},
+		"ScaleUpRefusedByQuota": {
+			reason: "A scale-up the namespace's quota refuses: still Ready, with the refusal.",
+			spec:   threeReplicas, observed: scaleUpRefused,
+			want: want{resources: scaledResources(resource.ReadyTrue), conditions: available("ReplicasUnavailable"), phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: `1/3 replicas available: Triton serves every model on them; the Deployment cannot create pods: pods "resnet-deploy-7d9f-x" is forbidden: exceeded quota`}},
+		},
+		"ScaledDown": {
+			reason:   "Pods being scaled down may still count as available: the message never shows more than asked for.",
+			observed: scaledDown,
+			want: want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: available("AllReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "1/1 replicas available: Triton serves every model"}},
 		},
 		"RollingOut": {
 			reason: "A new pod template rolling out: the server does not yet serve its spec, however many old pods are available.",
 			spec:   threeReplicas, observed: rollingOut,
+			want: want{resources: scaledResources(resource.ReadyFalse), conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "2/3 replicas available: waiting for the rollout"}},
+		},
+		"RolloutLastStep": {
+			reason: "Every counted pod is updated, but the last old pod is draining and the last new one does not exist yet: the rollout is not complete.",
+			spec:   threeReplicas, observed: rolloutLastStep,
 			want: want{resources: scaledResources(resource.ReadyFalse), conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionServerAvailable: "2/3 replicas available: waiting for the rollout"}},
 		},
@@ -734,6 +758,12 @@ containerStatuses:
 			observed: firstStarting,
 			want: want{resources: resources, conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionServerAvailable: "0/1 replicas available: waiting for the rollout"}},
+		},
+		"StaleGenerationReplicaSetCreateError": {
+			reason: "The controller cannot create the new template's ReplicaSet and so never observes the generation: not the last answer but Failed, with the refusal.",
+			status: wasAvailable, observed: rsCreateFailed,
+			want: want{resources: resources, conditions: notAvailable("ReplicaSetCreateError"), phase: PhaseFailed, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "the Deployment cannot create the ReplicaSet of its new template: Failed to create new replica set"}},
 		},
 		"StaleGenerationKeepsAvailable": {
 			reason: "A Deployment whose controller has not seen its latest change (an autoscaler's scale, a spec change) keeps the server's last answer: no flap to not Ready for the moment it takes.",

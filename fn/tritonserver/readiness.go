@@ -6,31 +6,49 @@ import (
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 )
 
+// Reasons of the Deployment's Progressing condition (k8s.io/kubernetes
+// pkg/controller/deployment/util/deployment_util.go).
+const (
+	// progressComplete: the latest rollout completed; kept through later
+	// scales (pkg/controller/deployment/progress.go syncRolloutStatus
+	// checks progress only while the rollout is not complete).
+	progressComplete = "NewReplicaSetAvailable"
+	// progressRSCreateFailed: the ReplicaSet of a new template could not
+	// be created (a webhook, a quota on ReplicaSets); the controller
+	// retries without observing the generation (sync.go getNewReplicaSet).
+	progressRSCreateFailed = "ReplicaSetCreateError"
+	// progressTimedOut: past progressDeadlineSeconds.
+	progressTimedOut = "ProgressDeadlineExceeded"
+)
+
 // serves is the readiness of the server's Deployment: it serves the
-// server's current spec. Every pod runs the current template (a rollout is
-// over), at least one replica is available, and the Deployment has its
-// minimum availability: Kubernetes sets Available once availableReplicas
-// >= replicas - maxUnavailable (pkg/controller/deployment/sync.go
-// calculateStatus), so with one replica and one allowed unavailable it
-// reads Available with nothing running, hence the replica count.
+// server's current spec. Its latest rollout is complete (Kubernetes'
+// Progressing reason NewReplicaSetAvailable, which it sets only once every
+// replica of the new template is available and keeps through later scales),
+// every counted pod runs the current template, and a replica is available.
 //
-// A scale, by the spec or by an autoscaler, changes neither: the server
-// stays Ready while new replicas start. Requiring every replica instead
-// (kubectl rollout status) would turn the server, its application's ready
-// count and every alert on them False at each autoscaler scale-up, and
-// costs the composite a burst of status writes, each a watch event that
-// spends Crossplane core's circuit breaker tokens.
+// So a scale, by the spec or by an autoscaler, keeps the server Ready while
+// the new replicas start, however many it adds and whatever the strategy.
+// Requiring every replica (kubectl rollout status) would turn the server,
+// its application's ready count and every alert on them False at each
+// autoscaler scale-up, and cost the composite a burst of status writes,
+// each a watch event that spends Crossplane core's circuit breaker tokens.
+// The Available condition is no test: with maxUnavailable 1 it reads True
+// with one replica and none running, and False during a scale of two or
+// more (sync.go calculateStatus).
 //
-// The controller's counts describe the generation it last saw. Until it
+// The counts describe the generation the controller last saw. Until it
 // sees the latest (a scale or spec change just applied), the server keeps
-// its last answer (its ServerAvailable condition) rather than flap for
-// that moment: a new pod template then turns it not Ready a moment later,
-// once the counts show old pods.
+// its last answer (its ServerAvailable condition) rather than flap for that
+// moment, unless the controller could not create the new template's
+// ReplicaSet: it then never observes the generation.
 func (c *Composer) serves(o *composed.Unstructured) bool {
+	progress := compose.FindCondition(o.Object, "Progressing")
+	reason, _ := progress["reason"].(string)
 	gen, _ := compose.Int(o.Object, "metadata", "generation")
 	seen, _ := compose.Int(o.Object, "status", "observedGeneration")
 	if seen < gen {
-		return compose.ConditionStatus(c.xr.Resource.Object, ConditionServerAvailable) == "True"
+		return reason != progressRSCreateFailed && compose.ConditionStatus(c.xr.Resource.Object, ConditionServerAvailable) == "True"
 	}
 	want, found := compose.Int(o.Object, "spec", "replicas")
 	if !found {
@@ -42,5 +60,10 @@ func (c *Composer) serves(o *composed.Unstructured) bool {
 	pods, _ := compose.Int(o.Object, "status", "replicas")
 	updated, _ := compose.Int(o.Object, "status", "updatedReplicas")
 	available, _ := compose.Int(o.Object, "status", "availableReplicas")
-	return updated == pods && available > 0 && compose.ConditionStatus(o.Object, "Available") == "True"
+	if progress == nil {
+		// progressDeadlineSeconds unset: Kubernetes tracks no progress
+		// (progress.go), so only a complete Deployment tells.
+		return updated == want && pods == want && available == want
+	}
+	return reason == progressComplete && updated == pods && available > 0
 }

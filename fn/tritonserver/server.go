@@ -137,9 +137,14 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	return r
 }
 
-// readsPods: the platform opted in and the Deployment does not serve.
+// readsPods: the platform opted in and the Deployment does not serve, or
+// serves with replicas missing (a scale-up short of GPUs).
 func (c *Composer) readsPods(p compose.Platform) bool {
-	return p.ReadPods && c.deploy != nil && !c.serves(c.deploy)
+	if !p.ReadPods || c.deploy == nil {
+		return false
+	}
+	want, available := deploymentCounts(c.deploy)
+	return available < want || !c.serves(c.deploy)
 }
 
 // Schemas: whether ServiceMonitors are served (the Prometheus Operator's

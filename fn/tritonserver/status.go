@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
 	corev1 "k8s.io/api/core/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -67,11 +68,7 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 	if c.deploy == nil {
 		return availability{PhasePending, "Creating", "the Deployment is being created"}
 	}
-	want := int64(1)
-	if r, found := compose.Int(c.deploy.Object, "spec", "replicas"); found {
-		want = r
-	}
-	avail, _ := compose.Int(c.deploy.Object, "status", "availableReplicas")
+	want, avail := deploymentCounts(c.deploy)
 	podReason, podMessage := diagnosePods(pods)
 	if podReason == "" {
 		// No pod read (the platform does not read pods, or none tells
@@ -81,34 +78,54 @@ func (c *Composer) availability(ready bool, pods []resource.Required) availabili
 	failure, failureMsg := deploymentFailure(c.deploy.Object)
 	switch {
 	case ready && avail >= want:
-		return availability{PhaseRunning, "AllReplicasAvailable", fmt.Sprintf("%d/%d replicas available: Triton serves every model", avail, want)}
+		return availability{PhaseRunning, "AllReplicasAvailable", fmt.Sprintf("%d/%d replicas available: Triton serves every model", want, want)}
 	case ready:
-		// Scaling up (see serves): the Deployment's failure, if any, says
-		// why replicas are missing; the server serves meanwhile.
-		serving := fmt.Sprintf("%d/%d replicas available: Triton serves every model on them", avail, want)
-		if failure != "" {
-			return availability{PhaseRunning, failure, serving + "; " + failureMsg}
+		// Scaling up (see serves): it serves meanwhile; say why replicas
+		// are missing when the Deployment or a pod tells.
+		why := "the others are not available yet; " + podMessage
+		switch {
+		case failure != "":
+			why = failureMsg
+		case podReason != "":
+			why = podMessage
 		}
-		return availability{PhaseRunning, "MinimumReplicasAvailable", serving + "; the others are starting"}
+		return availability{PhaseRunning, "ReplicasUnavailable", fmt.Sprintf("%d/%d replicas available: Triton serves every model on them; %s", avail, want, why)}
 	case failure != "":
 		return availability{PhaseFailed, failure, joinNonEmpty(failureMsg, podMessage)}
 	}
 	if podReason != "" {
 		return availability{PhasePending, podReason, podMessage}
 	}
-	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes); %s", avail, want, podMessage)}
+	return availability{PhasePending, "Progressing", fmt.Sprintf("%d/%d replicas available: waiting for the rollout (model loading may take minutes); %s", min(avail, want), want, podMessage)}
+}
+
+// deploymentCounts: the replicas a Deployment asks for (its own spec: an
+// autoscaler may have set it) and those available.
+func deploymentCounts(deploy *composed.Unstructured) (want, available int64) {
+	want = 1
+	if r, found := compose.Int(deploy.Object, "spec", "replicas"); found {
+		want = r
+	}
+	available, _ = compose.Int(deploy.Object, "status", "availableReplicas")
+	return want, available
 }
 
 // deploymentFailure reads a Deployment that gave up: its progress deadline
-// passed, or its ReplicaSet cannot create pods (e.g. a quota refusal).
+// passed, its ReplicaSet cannot create pods (e.g. a quota refusal), or it
+// cannot create the ReplicaSet of a new template.
 func deploymentFailure(deploy map[string]any) (reason, message string) {
 	if c := compose.FindCondition(deploy, "ReplicaFailure"); c != nil && c["status"] == "True" {
 		msg, _ := c["message"].(string)
 		return "ReplicaFailure", "the Deployment cannot create pods: " + msg
 	}
-	if c := compose.FindCondition(deploy, "Progressing"); c != nil && c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded" {
+	if c := compose.FindCondition(deploy, "Progressing"); c != nil && c["status"] == "False" {
 		msg, _ := c["message"].(string)
-		return "ProgressDeadlineExceeded", msg
+		switch c["reason"] {
+		case progressTimedOut:
+			return progressTimedOut, msg
+		case progressRSCreateFailed:
+			return progressRSCreateFailed, "the Deployment cannot create the ReplicaSet of its new template: " + msg
+		}
 	}
 	return "", ""
 }
