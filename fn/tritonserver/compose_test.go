@@ -690,7 +690,18 @@ containerStatuses:
 	scaleUp := `{observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "False", reason: MinimumReplicasUnavailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}%s]}`
 	scalingUp := scaled(strings.Replace(scaleUp, "%s", "", 1))
 	scaleUpRefused := scaled(strings.Replace(scaleUp, "%s", `, {type: ReplicaFailure, status: "True", reason: FailedCreate, message: 'pods "resnet-deploy-7d9f-x" is forbidden: exceeded quota: vision-quota'}`, 1))
-	scaledDown := withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 2, replicas: 1, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`)
+	scaledDown := withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`)
+	// A template change and a scale in one write: the controller scales the
+	// old ReplicaSet first, the reason still that of the last rollout.
+	templateAndScale := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 0, readyReplicas: 3, availableReplicas: 3, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}`)
+	// Its one pod evicted (a node lost), before the ReplicaSet replaces it.
+	allPodsGone := withDeploy(`{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 0, updatedReplicas: 0, availableReplicas: 0, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`)
+	recreate := threeReplicas + "rollout: {strategy: Recreate}\n"
+	// Recreate rolled back to a ReplicaSet it kept: NewReplicaSetAvailable
+	// stays from the rollout before (sync.go getNewReplicaSet).
+	recreateRolledBack := created(t, recreate, `{metadata: {generation: 2}, status: {observedGeneration: 2, replicas: 3, updatedReplicas: 3, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "False", reason: MinimumReplicasUnavailable}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}}`)
+	noDeadline := withDeploy(`{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}]}}`)
+	paused := withDeploy(`{metadata: {generation: 2}, status: {observedGeneration: 2, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "Unknown", reason: DeploymentPaused}]}}`)
 	rollingOut := scaled(`{observedGeneration: 2, replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: "True", reason: MinimumReplicasAvailable}, {type: Progressing, status: "True", reason: ReplicaSetUpdated}]}`)
 	// The last step of a rollout without surge: the last old pod is
 	// terminating (not counted in replicas) before the last new one exists.
@@ -740,6 +751,34 @@ containerStatuses:
 			observed: scaledDown,
 			want: want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: available("AllReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				messages: map[string]string{ConditionServerAvailable: "1/1 replicas available: Triton serves every model"}},
+		},
+		"TemplateAndScaleTogether": {
+			reason: "A new template and a scale at once: no pod runs the new template yet, though the reason is still that of the last rollout.",
+			spec:   threeReplicas, observed: templateAndScale,
+			want: want{resources: scaledResources(resource.ReadyFalse), conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "3/3 replicas available: waiting for the rollout"}},
+		},
+		"AllPodsGone": {
+			reason:   "The only pod evicted: nothing serves, whatever the reason of the last rollout.",
+			observed: allPodsGone,
+			want: want{resources: resources, conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "0/1 replicas available: waiting for the rollout"}},
+		},
+		"RecreateRolledBack": {
+			reason: "Recreate keeps the last rollout's reason when it rolls back to a kept ReplicaSet: with Recreate every replica must be available.",
+			spec:   recreate, observed: recreateRolledBack,
+			want: want{resources: scaledResources(resource.ReadyFalse), conditions: notAvailable("Progressing"), phase: PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
+				messages: map[string]string{ConditionServerAvailable: "1/3 replicas available: waiting for the rollout"}},
+		},
+		"NoProgressDeadline": {
+			reason:   "Without a Progressing condition (no progress deadline) every replica updated and available tells.",
+			observed: noDeadline,
+			want:     want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: available("AllReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus},
+		},
+		"Paused": {
+			reason:   "A paused Deployment (kubectl rollout pause) with every replica available serves.",
+			observed: paused,
+			want:     want{resources: all(resource.ReadyTrue, resDeployment, resService, resUsage), conditions: available("AllReplicasAvailable"), phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus},
 		},
 		"RollingOut": {
 			reason: "A new pod template rolling out: the server does not yet serve its spec, however many old pods are available.",

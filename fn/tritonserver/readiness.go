@@ -2,6 +2,7 @@ package tritonserver
 
 import (
 	"github.com/crossplane/function-sdk-go/resource/composed"
+	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 )
@@ -19,6 +20,10 @@ const (
 	progressRSCreateFailed = "ReplicaSetCreateError"
 	// progressTimedOut: past progressDeadlineSeconds.
 	progressTimedOut = "ProgressDeadlineExceeded"
+	// progressPaused and progressResumed: kubectl rollout pause and
+	// resume (sync.go checkPausedConditions).
+	progressPaused  = "DeploymentPaused"
+	progressResumed = "DeploymentResumed"
 )
 
 // serves is the readiness of the server's Deployment: it serves the
@@ -28,14 +33,24 @@ const (
 // every counted pod runs the current template, and a replica is available.
 //
 // So a scale, by the spec or by an autoscaler, keeps the server Ready while
-// the new replicas start, however many it adds and whatever the strategy.
-// Requiring every replica (kubectl rollout status) would turn the server,
-// its application's ready count and every alert on them False at each
-// autoscaler scale-up, and cost the composite a burst of status writes,
-// each a watch event that spends Crossplane core's circuit breaker tokens.
-// The Available condition is no test: with maxUnavailable 1 it reads True
-// with one replica and none running, and False during a scale of two or
-// more (sync.go calculateStatus).
+// the new replicas start, however many it adds. Requiring every replica
+// (kubectl rollout status) would turn the server, its application's ready
+// count and every alert on them False at each autoscaler scale-up, and cost
+// the composite a burst of status writes, each a watch event that spends
+// Crossplane core's circuit breaker tokens. The Available condition is no
+// test: with maxUnavailable 1 it reads True with one replica and none
+// running, and False during a scale of two or more (sync.go
+// calculateStatus).
+//
+// Where the Progressing reason does not track the rollout, every replica
+// must be updated and available: without a progress deadline Kubernetes
+// keeps no Progressing condition; a paused Deployment reads
+// DeploymentPaused; and Recreate, rolled back to a ReplicaSet it kept,
+// keeps NewReplicaSetAvailable from before while the old pods are gone and
+// the kept ones start (sync.go getNewReplicaSet reuses the ReplicaSet
+// without a new condition; progress.go then sees replicas == updated and
+// tracks nothing). A rolling update moves to ReplicaSetUpdated as soon as
+// it scales a ReplicaSet down.
 //
 // The counts describe the generation the controller last saw. Until it
 // sees the latest (a scale or spec change just applied), the server keeps
@@ -50,19 +65,14 @@ func (c *Composer) serves(o *composed.Unstructured) bool {
 	if seen < gen {
 		return reason != progressRSCreateFailed && compose.ConditionStatus(c.xr.Resource.Object, ConditionServerAvailable) == "True"
 	}
-	want, found := compose.Int(o.Object, "spec", "replicas")
-	if !found {
-		want = 1
-	}
+	want, available := deploymentCounts(o)
 	if want == 0 {
 		return true
 	}
 	pods, _ := compose.Int(o.Object, "status", "replicas")
 	updated, _ := compose.Int(o.Object, "status", "updatedReplicas")
-	available, _ := compose.Int(o.Object, "status", "availableReplicas")
-	if progress == nil {
-		// progressDeadlineSeconds unset: Kubernetes tracks no progress
-		// (progress.go), so only a complete Deployment tells.
+	recreate := compose.Str(o.Object, "spec", "strategy", "type") == string(appsv1.RecreateDeploymentStrategyType)
+	if progress == nil || recreate || reason == progressPaused || reason == progressResumed {
 		return updated == want && pods == want && available == want
 	}
 	return reason == progressComplete && updated == pods && available > 0
