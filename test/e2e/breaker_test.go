@@ -105,7 +105,7 @@ type breakerMeter struct {
 
 	mu       sync.Mutex
 	bySrc    map[string]int
-	seen     map[string]bool // ServerAvailable status, reason and message
+	seen     map[string]bool // conditionsKey
 	ready    bool
 	notReady string
 	replays  int
@@ -183,10 +183,9 @@ func (m *breakerMeter) record(kind string, ev watch.Event) {
 		m.opened = c.Reason + ": " + c.Message
 	}
 	// Core may put back, for a moment, conditions the server had before
-	// (see the README's "Crossplane versions"): only a ServerAvailable
-	// never seen before is the function's answer.
-	avail := getCondition(u, "ServerAvailable")
-	key := avail.Status + " " + avail.Reason + " " + avail.Message
+	// (conditionsKey): only conditions never seen before are the
+	// function's answer.
+	key := conditionsKey(u)
 	fresh := !m.seen[key]
 	m.seen[key] = true
 	switch c := getCondition(u, "Ready"); {

@@ -550,3 +550,15 @@ func slowSpecChange(t *testing.T, what string, applied time.Time) {
 		finding(t, "%s only %s after the spec change; expected within seconds (was the composite's circuit breaker open?)", what, took.Round(time.Second))
 	}
 }
+
+// conditionsKey is a composite's status.conditions as they are, to tell a
+// state seen before. Crossplane core's status apply re-applies the
+// conditions of the composite as core last read it from its cache
+// (composition_functions.go, "Include any pending conditions"): a reconcile
+// that read a stale copy puts an earlier state back for a moment, byte for
+// byte (README, "Crossplane versions").
+func conditionsKey(u *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	b, _ := json.Marshal(conds)
+	return string(b)
+}
