@@ -80,6 +80,7 @@ type observer struct {
 	unresponsive map[objKey]seen            // composites seen Responsive≠True
 	lostReady    map[objKey][]string        // composites: the Ready reason each time it went from True to not True
 	conditions   map[objKey]map[string]bool // composites: the conditionsKey of every state seen
+	composite    time.Time                  // the latest event of a composite
 
 	audit auditReader
 }
@@ -156,6 +157,13 @@ func startObserver(ctx context.Context) (*observer, error) {
 
 func (o *observer) close() { close(o.stop) }
 
+// lastComposite is when a composite last changed (or appeared).
+func (o *observer) lastComposite() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.composite
+}
+
 // saw records an object's creation, availability and readiness.
 func (o *observer) saw(kind string, obj any, added bool) {
 	m, err := meta.Accessor(obj)
@@ -182,6 +190,7 @@ func (o *observer) saw(kind string, obj any, added bool) {
 	case *appsv1.Deployment:
 		since(o.available, deploymentAvailable(v))
 	case *unstructured.Unstructured:
+		o.composite = now
 		c := getCondition(v, "Ready")
 		ready := c.Status == "True"
 		key := conditionsKey(v)

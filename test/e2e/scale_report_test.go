@@ -123,6 +123,7 @@ type scaleReport struct {
 	kalypso      scaleRun
 	perKind      map[string]time.Duration // composites of each kind Ready
 	goneAt       map[string]time.Duration // … and gone, from the first delete
+	settle       scaleWindow              // from every composite Ready until none changes
 	idle         scaleWindow
 	bounds       map[int]scaleRun
 	composed     int // objects Kalypso composed
@@ -193,6 +194,8 @@ func (r scaleReport) markdown() string {
 		}
 		row("CPU-seconds while creating: "+c.what, f(k), f(b), rat, "", f)
 	}
+	row(fmt.Sprintf("settling: from (c) until no composite changed for %s", settleQuiet), fmt.Sprintf("%.1f s, %.1f requests per server",
+		r.settle.took.Seconds(), total(r.settle.requests)/float64(p.servers)), "", "", "", none)
 	idleReq := perServerMinute(total(r.idle.requests), p.servers, r.idle.took)
 	row("idle: API server requests per server per minute", fmt.Sprintf("%.2f", idleReq), "", "",
 		verdict(idleReq <= targetIdleRequests, fmt.Sprintf("≤ %d", targetIdleRequests)), none)

@@ -146,6 +146,16 @@ func newScalePlan(t testing.TB, p scaleParams) scalePlan {
 // when it applies the Kalypso composites, and the bound's reference.
 const scaleWorkers = 10
 
+// settleQuiet: how long no composite may change before the idle period
+// starts: longer than the bursts of a settling composite (a reconcile
+// follows an event within a second), well below the TTLs of a settled one
+// (a minute for applications and projects, ten for servers). settleMax
+// bounds the wait.
+const (
+	settleQuiet = 15 * time.Second
+	settleMax   = 3 * time.Minute
+)
+
 // scaleRun is one creation measured from its first apply.
 type scaleRun struct {
 	applied          time.Duration // every apply returned
@@ -182,6 +192,7 @@ func TestScale(t *testing.T) {
 		kalypso  scaleRun
 		perKind  = map[string]time.Duration{}
 		goneAt   map[string]time.Duration
+		settle   scaleWindow
 		idle     scaleWindow
 		idleEnd  time.Time
 		composed []composedRef
@@ -306,6 +317,25 @@ func TestScale(t *testing.T) {
 			p.servers, p.apps, p.projects, p.envs, len(composed), sec(kalypso.applied), sec(kalypso.exist), sec(kalypso.available), sec(kalypso.ready))
 	})
 
+	// Every composite Ready is not yet the steady state: statuses still
+	// settle (an application counting its servers; core putting earlier
+	// conditions back and the function's answer again, README "Crossplane
+	// versions"). The idle period starts once no composite changed for
+	// settleQuiet, so that it measures the steady cost alone.
+	step(t, "Settle", func(t *testing.T) {
+		before := takeSnapshot(t, obs)
+		deadline := time.Now().Add(settleMax)
+		for time.Since(obs.lastComposite()) < settleQuiet && time.Now().Before(deadline) {
+			time.Sleep(time.Second)
+		}
+		settle = windowOf(before, takeSnapshot(t, obs))
+		if time.Since(obs.lastComposite()) < settleQuiet {
+			finding(t, "composites still changed %s after every one was Ready; the idle period starts anyway", settleMax)
+		}
+		measure(t, "settled %s after every composite was Ready: %.1f API server requests per server meanwhile",
+			settle.took.Round(time.Second), total(settle.requests)/float64(p.servers))
+	})
+
 	step(t, "Idle", func(t *testing.T) {
 		before := takeSnapshot(t, obs)
 		select {
@@ -368,7 +398,7 @@ func TestScale(t *testing.T) {
 		}
 		r := scaleReport{
 			params: p, nodes: nodes, load: load, rss: rss, kalypso: kalypso, perKind: perKind, goneAt: goneAt, restart: restart,
-			idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
+			settle: settle, idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
 			unresponsive: obs.unresponsiveOf(scenario), idleEnd: idleEnd,
 		}
 		r.lostReady, r.lostReadyTimes, r.lostReasons = obs.lostReadyOf(scenario)
