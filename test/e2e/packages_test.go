@@ -260,6 +260,12 @@ func TestPackageUninstall(t *testing.T) {
 		newServer(srv, ns, app).apply(t)
 		waitReady(t, kindServer, ns, srv, 90*time.Second)
 		waitDeploymentAvailable(t, ns, srv+"-deploy", 1, 30*time.Second)
+		// The application protects itself once it counts the server (at
+		// its next poll, within a minute), and the server's own Usage then
+		// goes by design: snapshot after that hand-over, or its end would
+		// read as the uninstall deleting the Usage.
+		waitExists(t, apiVersionProtection, "Usage", ns, app+"-has-servers", 90*time.Second)
+		waitGone(t, apiVersionProtection, "Usage", ns, srv+"-uses-application", 60*time.Second)
 		before = uidSnapshot(t, project, ns)
 		for _, x := range xrds {
 			xrdUIDs[x] = mustGet(t, apiVersionXRD, "CompositeResourceDefinition", "", x).GetUID()
