@@ -235,7 +235,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	st.ServiceEndpoint = fmt.Sprintf("http://%s:%d", host, prts.http)
 	st.GRPCEndpoint = fmt.Sprintf("%s:%d", host, prts.grpc)
 	if c.deploy != nil {
-		avail, _ := compose.Int(c.deploy.Object, "status", "availableReplicas")
+		_, avail := deploymentCounts(c.deploy)
 		st.AvailableReplicas = int32(avail)
 	}
 	avail := c.availability(deployReady, required[reqPods])

@@ -105,7 +105,7 @@ type breakerMeter struct {
 
 	mu       sync.Mutex
 	bySrc    map[string]int
-	seen     map[string]bool // conditionsKey
+	seen     seenConditions
 	ready    bool
 	notReady string
 	replays  int
@@ -126,7 +126,7 @@ type breakerReport struct {
 func startBreakerMeter(t *testing.T, ns, name string) *breakerMeter {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &breakerMeter{cancel: cancel, bySrc: map[string]int{}, seen: map[string]bool{}}
+	m := &breakerMeter{cancel: cancel, bySrc: map[string]int{}, seen: seenConditions{}}
 	m.opens, m.events = serverBreakerCounts(t)
 	watchKind := func(gvk schema.GroupVersionKind, opts metav1.ListOptions) {
 		c, err := lab.Kube.client(ctx, gvk, ns)
@@ -183,16 +183,14 @@ func (m *breakerMeter) record(kind string, ev watch.Event) {
 		m.opened = c.Reason + ": " + c.Message
 	}
 	// Core may put back, for a moment, conditions the server had before
-	// (conditionsKey): only conditions never seen before are the
+	// (seenConditions): only conditions never seen before are the
 	// function's answer.
-	key := conditionsKey(u)
-	fresh := !m.seen[key]
-	m.seen[key] = true
+	replay := m.seen.add(u)
 	switch c := getCondition(u, "Ready"); {
 	case c.Status == "True":
 		m.ready = true
 	case !m.ready:
-	case !fresh:
+	case replay:
 		m.replays++
 	case m.notReady == "":
 		m.notReady = fmt.Sprintf("generation %d: Ready=%s %s; %s", u.GetGeneration(), c.Status, c.Reason, conditionsSummary(u))

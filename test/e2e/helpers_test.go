@@ -551,14 +551,25 @@ func slowSpecChange(t *testing.T, what string, applied time.Time) {
 	}
 }
 
-// conditionsKey is a composite's status.conditions as they are, to tell a
-// state seen before. Crossplane core's status apply re-applies the
-// conditions of the composite as core last read it from its cache
-// (composition_functions.go, "Include any pending conditions"): a reconcile
-// that read a stale copy puts an earlier state back for a moment, byte for
-// byte (README, "Crossplane versions").
-func conditionsKey(u *unstructured.Unstructured) string {
+// seenConditions remembers every condition one composite has shown (type,
+// status, reason and message), to tell a state seen before. Crossplane
+// core's status apply re-applies the conditions of the composite as core
+// last read it from its cache (composition_functions.go, "Include any
+// pending conditions"): a reconcile that read a stale copy puts earlier
+// conditions back for a moment (README, "Crossplane versions"), merged
+// into the live list, so the list as a whole may be new while each of its
+// conditions is not.
+type seenConditions map[string]bool
+
+// add records u's conditions and reports whether every one was seen before.
+func (s seenConditions) add(u *unstructured.Unstructured) (before bool) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	b, _ := json.Marshal(conds)
-	return string(b)
+	before = len(conds) > 0
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		key := fmt.Sprint(m["type"], "\x00", m["status"], "\x00", m["reason"], "\x00", m["message"])
+		before = before && s[key]
+		s[key] = true
+	}
+	return before
 }

@@ -74,13 +74,13 @@ type observer struct {
 	stores  map[string]cache.Store // by objKey.kind
 
 	mu           sync.Mutex
-	created      map[objKey]time.Time       // latest Add
-	available    map[objKey]time.Time       // Deployments: available since
-	ready        map[objKey]time.Time       // composites: Ready since
-	unresponsive map[objKey]seen            // composites seen Responsive≠True
-	lostReady    map[objKey][]string        // composites: the Ready reason each time it went from True to not True
-	conditions   map[objKey]map[string]bool // composites: the conditionsKey of every state seen
-	composite    time.Time                  // the latest event of a composite
+	created      map[objKey]time.Time      // latest Add
+	available    map[objKey]time.Time      // Deployments: available since
+	ready        map[objKey]time.Time      // composites: Ready since
+	unresponsive map[objKey]seen           // composites seen Responsive≠True
+	lostReady    map[objKey][]string       // composites: the Ready reason each time it went from True to not True
+	conditions   map[objKey]seenConditions // composites: every state of their conditions seen
+	composite    time.Time                 // the latest event of a composite
 
 	audit auditReader
 }
@@ -92,7 +92,7 @@ func startObserver(ctx context.Context) (*observer, error) {
 		counter: &requestCounter{n: map[string]float64{}}, stop: make(chan struct{}),
 		stores: map[string]cache.Store{}, created: map[objKey]time.Time{}, available: map[objKey]time.Time{},
 		ready: map[objKey]time.Time{}, unresponsive: map[objKey]seen{}, lostReady: map[objKey][]string{},
-		conditions: map[objKey]map[string]bool{}, audit: auditReader{path: lab.AuditLog},
+		conditions: map[objKey]seenConditions{}, audit: auditReader{path: lab.AuditLog},
 	}
 	cfg := rest.CopyConfig(lab.Kube.cfg)
 	cfg.Wrap(o.counter.wrap)
@@ -193,18 +193,17 @@ func (o *observer) saw(kind string, obj any, added bool) {
 		o.composite = now
 		c := getCondition(v, "Ready")
 		ready := c.Status == "True"
-		key := conditionsKey(v)
 		if o.conditions[k] == nil {
-			o.conditions[k] = map[string]bool{}
+			o.conditions[k] = seenConditions{}
 		}
+		replay := o.conditions[k].add(v)
 		if _, was := o.ready[k]; was && !ready && v.GetDeletionTimestamp() == nil {
 			reason := c.Reason
-			if o.conditions[k][key] {
+			if replay {
 				reason += " (core put earlier conditions back)"
 			}
 			o.lostReady[k] = append(o.lostReady[k], reason)
 		}
-		o.conditions[k][key] = true
 		since(o.ready, ready)
 		if _, was := o.unresponsive[k]; !was {
 			if c := getCondition(v, "Responsive"); c.Status != "" && c.Status != "True" {
