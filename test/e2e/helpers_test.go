@@ -561,15 +561,24 @@ func slowSpecChange(t *testing.T, what string, applied time.Time) {
 // conditions is not.
 type seenConditions map[string]bool
 
-// add records u's conditions and reports whether every one was seen before.
-func (s seenConditions) add(u *unstructured.Unstructured) (before bool) {
+// add records u's conditions and returns those not seen before, as
+// type=status/reason; none (and some conditions) is a state core put back.
+func (s seenConditions) add(u *unstructured.Unstructured) (fresh []string) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	before = len(conds) > 0
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
 		key := fmt.Sprint(m["type"], "\x00", m["status"], "\x00", m["reason"], "\x00", m["message"])
-		before = before && s[key]
+		if !s[key] {
+			fresh = append(fresh, fmt.Sprintf("%v=%v/%v", m["type"], m["status"], m["reason"]))
+		}
 		s[key] = true
 	}
-	return before
+	return fresh
+}
+
+// replayed: u shows conditions, every one of them seen before (add's
+// result).
+func replayed(u *unstructured.Unstructured, fresh []string) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	return len(conds) > 0 && len(fresh) == 0
 }

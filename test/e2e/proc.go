@@ -87,14 +87,17 @@ func (p *proc) readRSS() {
 
 // vmHWM reads the process's peak RSS in kB (since it started, or since
 // resetPeakRSS).
-func (p *proc) vmHWM() (int64, bool) {
+func (p *proc) vmHWM() (int64, bool) { return p.statusKB("VmHWM") }
+
+// statusKB reads a kB field of /proc/<pid>/status (VmRSS, VmHWM).
+func (p *proc) statusKB(field string) (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, false
 	}
 	s := bufio.NewScanner(strings.NewReader(string(b)))
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(s.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb, err == nil
 		}

@@ -196,11 +196,14 @@ func (o *observer) saw(kind string, obj any, added bool) {
 		if o.conditions[k] == nil {
 			o.conditions[k] = seenConditions{}
 		}
-		replay := o.conditions[k].add(v)
+		fresh := o.conditions[k].add(v)
 		if _, was := o.ready[k]; was && !ready && v.GetDeletionTimestamp() == nil {
 			reason := c.Reason
-			if replay {
+			if replayed(v, fresh) {
 				reason += " (core put earlier conditions back)"
+			} else {
+				// What was new tells the function's answer from core's.
+				reason += " (new: " + strings.Join(fresh, ", ") + ")"
 			}
 			o.lostReady[k] = append(o.lostReady[k], reason)
 		}

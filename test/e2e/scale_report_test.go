@@ -354,6 +354,7 @@ func writeReport(path, heading, table string) error {
 	}
 	replaced := false
 	for i, sec := range sections {
+		sections[i] = strings.TrimSpace(sec)
 		if first, _, _ := strings.Cut(sec, "\n"); first == heading {
 			sections[i], replaced = strings.TrimSpace(table), true
 		}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -741,21 +740,7 @@ type restartResult struct {
 func restartCore(t *testing.T) *restartResult {
 	t.Helper()
 	r := &restartResult{rss: peakRSS(lab.proc("crossplane-core"))}
-	calls := functionCalls(t)
-	old, err := lab.stopComponent("crossplane-core", syscall.SIGTERM, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.startComponent(t.Context(), old); err != nil {
-		t.Fatal(err)
-	}
-	started := time.Now()
-	xrs := countComposites(t)
-	waitFor(t, fmt.Sprintf("core called the function for the %d composites again", xrs), 5*time.Minute, func() (bool, string, error) {
-		n := functionCalls(t) - calls
-		return n >= xrs, fmt.Sprintf("%d calls", n), nil
-	})
-	r.reconciled = time.Since(started)
+	r.reconciled = restartCoreUntilReconciled(t)
 	time.Sleep(60 * time.Second)
 	metrics, err := scrape(lab.CoreMetrics)
 	if err != nil {
