@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -28,6 +31,8 @@ type memoryParams struct {
 	pods   int
 	settle time.Duration // after core's restart and first reconciles, before reading its RSS
 	report string        // README receiving the report; empty: none
+	// podBytes is the JSON size of one unrelated pod as served, once they run.
+	podBytes int
 }
 
 func memoryParamsFromEnv() (memoryParams, error) {
@@ -53,7 +58,7 @@ func memoryParamsFromEnv() (memoryParams, error) {
 type coreMemory struct {
 	state          string
 	rssKB, peakKB  int64 // VmRSS once settled, VmHWM since core started
-	podLists       int   // core's LISTs of pods since the previous state (audit log)
+	podLists       []string // core's LISTs of pods since the previous state (audit log request URIs)
 	reconciledTook time.Duration
 }
 
@@ -94,13 +99,13 @@ func TestCoreMemory(t *testing.T) {
 		core := lab.proc("crossplane-core")
 		rss, _ := core.statusKB("VmRSS")
 		peak, _ := core.statusKB("VmHWM")
-		reqs, err := audit.next()
+		lists, err := auditPodLists(&audit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := coreMemory{state: state, rssKB: rss, peakKB: peak, podLists: int(reqs["LIST pods"]), reconciledTook: took}
-		measure(t, "%s: core RSS %d MB, peak %d MB since its start; core listed pods %d times; every composite reconciled %s after the start",
-			state, rss/1024, peak/1024, m.podLists, took.Round(100*time.Millisecond))
+		m := coreMemory{state: state, rssKB: rss, peakKB: peak, podLists: lists, reconciledTook: took}
+		measure(t, "%s: core RSS %d MB, peak %d MB since its start; core's LISTs of pods: %v; every composite reconciled %s after the start",
+			state, rss/1024, peak/1024, lists, took.Round(100*time.Millisecond))
 		states = append(states, m)
 		return m
 	}
@@ -124,10 +129,10 @@ func TestCoreMemory(t *testing.T) {
 
 	step(t, "UnrelatedPods", func(t *testing.T) {
 		start := time.Now()
-		createUnrelatedPods(t, node, podsNS, p.pods)
+		p.podBytes = createUnrelatedPods(t, node, podsNS, p.pods)
 		measure(t, "%d unrelated pods Running on node %s %s after the first create", p.pods, node, time.Since(start).Round(100*time.Millisecond))
-		if m := record(t, fmt.Sprintf("%d unrelated pods, every server available", p.pods)); m.podLists > 0 {
-			t.Errorf("core listed pods %d times while every server was available", m.podLists)
+		if m := record(t, fmt.Sprintf("%d unrelated pods, every server available", p.pods)); len(m.podLists) > 0 {
+			t.Errorf("core listed pods while every server was available: %v", m.podLists)
 		}
 	})
 
@@ -137,8 +142,8 @@ func TestCoreMemory(t *testing.T) {
 		big.apply(t)
 		waitXRCondition(t, kindServer, ns, big.Name, "ServerAvailable", "False", "", 60*time.Second)
 		m := record(t, fmt.Sprintf("%d unrelated pods, one server not available, readPods off (the default)", p.pods))
-		if m.podLists > 0 {
-			t.Errorf("core listed pods %d times for a server not available with readPods off: the function required them", m.podLists)
+		if len(m.podLists) > 0 {
+			t.Errorf("core listed pods for a server not available with readPods off (the function required them): %v", m.podLists)
 		}
 		xr := mustGet(t, apiVersionKalypso, kindServer, ns, big.Name)
 		if c := getCondition(xr, "ServerAvailable"); c.Status != "False" || strings.Contains(c.Message, "cannot be scheduled") {
@@ -156,7 +161,7 @@ func TestCoreMemory(t *testing.T) {
 			restartCoreUntilReconciled(t)
 		}()
 		m := record(t, fmt.Sprintf("%d unrelated pods, one server not available, readPods on (this function before issue 13)", p.pods))
-		if m.podLists == 0 {
+		if len(m.podLists) == 0 {
 			t.Errorf("core did not list pods with readPods on: the audit check cannot see the cost it guards against")
 		}
 		waitFor(t, "memory-unavailable names its pod's problem", 90*time.Second, func() (bool, string, error) {
@@ -195,12 +200,16 @@ func memoryHeading(p memoryParams) string {
 func memoryReport(p memoryParams, states []coreMemory, growth float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", memoryHeading(p))
-	fmt.Fprintf(&b, "- run: %s; function built from commit %s; Kubernetes %s; each row from a fresh core (SIGTERM, start, one reconcile per composite, then %s)\n",
+	fmt.Fprintf(&b, "- run: %s; function built from %s; Kubernetes %s; each row from a fresh core (SIGTERM, start, one reconcile per composite, then %s)\n",
 		time.Now().UTC().Format(time.UnixDate), sourceRevision(), kubeVersion(), p.settle)
-	b.WriteString("- composites: 1 project, 1 application, 1 available server, and in the last two rows 1 server that cannot be scheduled\n\n")
-	b.WriteString("| state | core RSS | core peak RSS | core's LISTs of pods |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "- composites: 1 project, 1 application, 1 available server, and in the last two rows 1 server that cannot be scheduled; an unrelated pod is %d bytes of JSON as the API server serves it (kwok's status included)\n\n", p.podBytes)
+	b.WriteString("| state | core RSS | core peak RSS | core's LISTs of pods (audit log) |\n|---|---:|---:|---|\n")
 	for _, m := range states {
-		fmt.Fprintf(&b, "| %s | %d MB | %d MB | %d |\n", m.state, m.rssKB/1024, m.peakKB/1024, m.podLists)
+		lists := "none"
+		if len(m.podLists) > 0 {
+			lists = "`" + strings.Join(m.podLists, "`, `") + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %d MB | %d MB | %s |\n", m.state, m.rssKB/1024, m.peakKB/1024, lists)
 	}
 	fmt.Fprintf(&b, "\nRSS with the pods and a server not available, readPods off, against none of them: %+.1f%% (target < +10%%: %s).\n",
 		100*growth, map[bool]string{true: "met", false: "**missed**"}[growth < 0.10])
@@ -232,8 +241,9 @@ func restartCoreUntilReconciled(t *testing.T) time.Duration {
 // createUnrelatedPods runs n pods that have nothing to do with Kalypso on a
 // fake node of their own (tainted, so the scheduler puts nothing else
 // there; the pods name it and skip the scheduler), and waits until kwok
-// reports them all Running. Node and namespace go when the test ends.
-func createUnrelatedPods(t *testing.T, node, ns string, n int) {
+// reports them all Running, and returns the JSON size of one. Node and
+// namespace go when the test ends.
+func createUnrelatedPods(t *testing.T, node, ns string, n int) int {
 	t.Helper()
 	ctx := t.Context()
 	cfg := rest.CopyConfig(lab.Kube.cfg)
@@ -299,6 +309,45 @@ func createUnrelatedPods(t *testing.T, node, ns string, n int) {
 		}
 		return len(l.Items) >= n, fmt.Sprintf("%d Running", len(l.Items)), nil
 	})
+	pod, err := cs.CoreV1().Pods(ns).Get(ctx, unrelatedPod(0, node).Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
+}
+
+// auditPodLists returns the request URIs of core's LISTs of pods in the
+// audit log since the reader's last call, and moves the reader on.
+func auditPodLists(a *auditReader) ([]string, error) {
+	from := a.off
+	if _, err := a.next(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(a.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var uris []string
+	s := bufio.NewScanner(io.NewSectionReader(f, from, a.off-from))
+	s.Buffer(make([]byte, 1<<20), 16<<20)
+	for s.Scan() {
+		var e struct {
+			Stage, Verb, RequestURI string
+			ObjectRef               *struct{ Resource string }
+		}
+		if err := json.Unmarshal(s.Bytes(), &e); err != nil {
+			return nil, err
+		}
+		if e.Stage == "ResponseComplete" && e.Verb == "list" && e.ObjectRef != nil && e.ObjectRef.Resource == "pods" {
+			uris = append(uris, e.RequestURI)
+		}
+	}
+	return uris, s.Err()
 }
 
 // unrelatedPod is a workload pod of another team, about the size of a
