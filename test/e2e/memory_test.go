@@ -57,7 +57,7 @@ func memoryParamsFromEnv() (memoryParams, error) {
 // coreMemory is core's memory in one state of TestCoreMemory.
 type coreMemory struct {
 	state          string
-	rssKB, peakKB  int64 // VmRSS once settled, VmHWM since core started
+	rssKB, peakKB  int64    // VmRSS once settled, VmHWM since core started
 	podLists       []string // core's LISTs of pods since the previous state (audit log request URIs)
 	reconciledTook time.Duration
 }
