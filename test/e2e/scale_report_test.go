@@ -134,6 +134,9 @@ type scaleReport struct {
 	lostReady, lostReadyTimes int
 	lostReasons               string
 	restart                   *restartResult // SCALE_RESTART only
+	// earlier are the phase times of earlier runs of the same
+	// configuration, newest first (earlierRuns).
+	earlier []string
 }
 
 // heartbeats are the kwok nodes' requests, whatever the servers do.
@@ -170,6 +173,9 @@ func (r scaleReport) markdown() string {
 	phase("(c) every composite Ready (bound: b)", func(x scaleRun) time.Duration { return x.ready }, targetReady)
 	row("↳ projects / applications / servers Ready", fmt.Sprintf("%s / %s / %s",
 		sec(r.perKind[kindProject]), sec(r.perKind[kindApplication]), sec(r.perKind[kindServer])), "", "", "", none)
+	if len(r.earlier) > 0 {
+		row(earlierRow, strings.Join(r.earlier, "<br>"), "", "", "", none)
+	}
 
 	perServer := func(x scaleRun) float64 { return total(x.creating.requests) / n }
 	per := func(x scaleRun) string { return fmt.Sprintf("%.1f", perServer(x)) }
@@ -333,6 +339,54 @@ const (
 	reportBegin = "<!-- scale-report:begin -->"
 	reportEnd   = "<!-- scale-report:end -->"
 )
+
+// earlierRow is the report's row of the phase times of earlier runs.
+const earlierRow = "(a) / (b) / (c) in earlier runs of this configuration, newest first"
+
+// maxEarlier bounds the earlier runs a report carries.
+const maxEarlier = 4
+
+// earlierRuns reads the phase times of the run the README reports under
+// heading, and the earlier runs that report carried, so that a table
+// shows the spread of repeated runs: "<date>: (a) 46.2 s (9.02×) / …".
+func earlierRuns(path, heading string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	_, sec, found := strings.Cut(string(b), heading+"\n")
+	if !found {
+		return nil, nil
+	}
+	sec, _, _ = strings.Cut(sec, "\n### ")
+	sec, _, _ = strings.Cut(sec, reportEnd)
+	var date string
+	phases := map[string]string{}
+	var out []string
+	for _, line := range strings.Split(sec, "\n") {
+		if v, ok := strings.CutPrefix(line, "- run: "); ok {
+			date, _, _ = strings.Cut(v, ";")
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 {
+			continue
+		}
+		label := strings.TrimSpace(cells[1])
+		switch {
+		case label == earlierRow:
+			out = strings.Split(strings.TrimSpace(cells[2]), "<br>")
+		case strings.HasPrefix(label, "(a) "), strings.HasPrefix(label, "(b) "), strings.HasPrefix(label, "(c) "):
+			phases[label[:3]] = fmt.Sprintf("%s (%s)", strings.TrimSpace(cells[2]), strings.TrimSpace(cells[4]))
+		}
+	}
+	if date == "" || len(phases) != 3 {
+		return nil, nil
+	}
+	latest := fmt.Sprintf("%s: %s / %s / %s", date, phases["(a)"], phases["(b)"], phases["(c)"])
+	out = append([]string{latest}, out...)
+	return out[:min(len(out), maxEarlier)], nil
+}
 
 func writeReport(path, heading, table string) error {
 	b, err := os.ReadFile(path)

@@ -401,6 +401,12 @@ func TestScale(t *testing.T) {
 			unresponsive: obs.unresponsiveOf(scenario), idleEnd: idleEnd,
 		}
 		r.lostReady, r.lostReadyTimes, r.lostReasons = obs.lostReadyOf(scenario)
+		if p.report != "" {
+			var err error
+			if r.earlier, err = earlierRuns(lab.repoPath(p.report), r.heading()); err != nil {
+				t.Fatal(err)
+			}
+		}
 		table := r.markdown()
 		t.Log("\n" + table)
 		b := bounds[scaleWorkers]
