@@ -78,7 +78,7 @@ type observer struct {
 	available    map[objKey]time.Time      // Deployments: available since
 	ready        map[objKey]time.Time      // composites: Ready since
 	unresponsive map[objKey]seen           // composites seen Responsive≠True
-	lostReady    map[objKey][]string       // composites: the Ready reason each time it went from True to not True
+	lostReady    map[objKey][]lostReady    // composites: each time they went from Ready to not Ready
 	conditions   map[objKey]seenConditions // composites: every state of their conditions seen
 	composite    time.Time                 // the latest event of a composite
 
@@ -91,7 +91,7 @@ func startObserver(ctx context.Context) (*observer, error) {
 	o := &observer{
 		counter: &requestCounter{n: map[string]float64{}}, stop: make(chan struct{}),
 		stores: map[string]cache.Store{}, created: map[objKey]time.Time{}, available: map[objKey]time.Time{},
-		ready: map[objKey]time.Time{}, unresponsive: map[objKey]seen{}, lostReady: map[objKey][]string{},
+		ready: map[objKey]time.Time{}, unresponsive: map[objKey]seen{}, lostReady: map[objKey][]lostReady{},
 		conditions: map[objKey]seenConditions{}, audit: auditReader{path: lab.AuditLog},
 	}
 	cfg := rest.CopyConfig(lab.Kube.cfg)
@@ -198,14 +198,15 @@ func (o *observer) saw(kind string, obj any, added bool) {
 		}
 		fresh := o.conditions[k].add(v)
 		if _, was := o.ready[k]; was && !ready && v.GetDeletionTimestamp() == nil {
-			reason := c.Reason
+			l := lostReady{at: now, reason: c.Reason}
 			if replayed(v, fresh) {
-				reason += " (core put earlier conditions back)"
+				l.reason += " (core put earlier conditions back)"
 			} else {
 				// What was new tells the function's answer from core's.
-				reason += " (new: " + strings.Join(fresh, ", ") + ")"
+				l.reason += " (new: " + strings.Join(fresh, ", ") + ")"
+				l.conditions = conditionsSummary(v)
 			}
-			o.lostReady[k] = append(o.lostReady[k], reason)
+			o.lostReady[k] = append(o.lostReady[k], l)
 		}
 		since(o.ready, ready)
 		if _, was := o.unresponsive[k]; !was {
@@ -313,27 +314,48 @@ func (o *observer) unresponsiveOf(keep func(objKey) bool) map[objKey]seen {
 	return out
 }
 
+// lostReady is one time a composite went from Ready to not Ready.
+type lostReady struct {
+	at     time.Time
+	reason string // Ready's reason, and whether core put the state back
+	// conditions: every condition then, when the state was new
+	conditions string
+}
+
 // lostReadyOf counts how often the composites keep selects went from Ready
-// to not Ready (deletion aside), and lists how often by kind and reason.
-func (o *observer) lostReadyOf(keep func(objKey) bool) (composites, times int, reasons string) {
+// to not Ready before the time given (the deletion's start: releasing a
+// project closes its quotas first), and lists how often by kind and
+// reason; details lists the first few states that were new in full.
+func (o *observer) lostReadyOf(keep func(objKey) bool, before time.Time) (composites, times int, reasons string, details []string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	count := map[string]int{}
-	for k, reasons := range o.lostReady {
-		if keep(k) {
-			composites++
-			times += len(reasons)
-			kind, _, _ := strings.Cut(k.kind, ".")
-			for _, r := range reasons {
-				count[kind+" "+r]++
+	for _, k := range slices.SortedFunc(maps.Keys(o.lostReady), func(a, b objKey) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }) {
+		if !keep(k) {
+			continue
+		}
+		kind, _, _ := strings.Cut(k.kind, ".")
+		lost := false
+		for _, l := range o.lostReady[k] {
+			if !l.at.Before(before) {
+				continue
 			}
+			lost = true
+			times++
+			count[kind+" "+l.reason]++
+			if l.conditions != "" && len(details) < 10 {
+				details = append(details, fmt.Sprintf("%s %s at %s: %s", kind, nsName(k.ns, k.name), l.at.Format("15:04:05.000"), l.conditions))
+			}
+		}
+		if lost {
+			composites++
 		}
 	}
 	var rs []string
 	for _, r := range slices.Sorted(maps.Keys(count)) {
 		rs = append(rs, fmt.Sprintf("%s %d", r, count[r]))
 	}
-	return composites, times, strings.Join(rs, ", ")
+	return composites, times, strings.Join(rs, ", "), details
 }
 
 // requestCounter counts a client's requests by requestKey.

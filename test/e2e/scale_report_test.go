@@ -229,7 +229,7 @@ func (r scaleReport) markdown() string {
 		row("after a restart of core (SIGTERM): every composite reconciled / breaker opens / composites Responsive=False 60 s later",
 			fmt.Sprintf("%s / %.0f / %d", sec(rs.reconciled), rs.opens, len(rs.unresponsive)), "", "", "", none)
 	}
-	row("composites that lost Ready once they had it (times: kind and reason)", fmt.Sprintf("%d (%d: %s)", r.lostReady, r.lostReadyTimes, r.lostReasons), "", "", "", none)
+	row("composites that lost Ready once they had it, before the deletion (times: kind and reason)", fmt.Sprintf("%d (%d: %s)", r.lostReady, r.lostReadyTimes, r.lostReasons), "", "", "", none)
 	phase("deleting everything, until every Namespace, Deployment and pod is gone", func(x scaleRun) time.Duration { return x.deleted }, 0)
 	row("↳ servers / applications / projects gone", fmt.Sprintf("%s / %s / %s",
 		sec(r.goneAt[kindServer]), sec(r.goneAt[kindApplication]), sec(r.goneAt[kindProject])), "", "", "", none)

@@ -183,20 +183,23 @@ func TestScale(t *testing.T) {
 	deleteTimeout := 5*time.Minute + time.Duration(p.servers)*200*time.Millisecond
 
 	var (
-		obs      *observer
-		wl       *kube
-		nodes    string
-		rssNote  string
-		load     string // 1-minute load average before the first apply
-		kalypso  scaleRun
-		perKind  = map[string]time.Duration{}
-		goneAt   map[string]time.Duration
-		settle   scaleWindow
-		idle     scaleWindow
-		idleEnd  time.Time
-		composed []composedRef
-		bound    []*unstructured.Unstructured
-		bounds   = map[int]scaleRun{}
+		obs     *observer
+		wl      *kube
+		nodes   string
+		rssNote string
+		load    string // 1-minute load average before the first apply
+		kalypso scaleRun
+		perKind = map[string]time.Duration{}
+		goneAt  map[string]time.Duration
+		settle  scaleWindow
+		idle    scaleWindow
+		idleEnd time.Time
+		// deleteStart: from here composites go away (and projects, being
+		// released, close their quotas): losing Ready is expected.
+		deleteStart time.Time
+		composed    []composedRef
+		bound       []*unstructured.Unstructured
+		bounds      = map[int]scaleRun{}
 	)
 	step(t, "Setup", func(st *testing.T) {
 		start := time.Now()
@@ -378,6 +381,7 @@ func TestScale(t *testing.T) {
 	})
 
 	step(t, "Delete", func(t *testing.T) {
+		deleteStart = time.Now()
 		kalypso.deleted, goneAt = deleteKalypso(t, p, plan, wl, obs, deleteTimeout)
 		measure(t, "deleting every composite and everything composed took %s (servers gone after %s, applications %s, projects %s)",
 			sec(kalypso.deleted), sec(goneAt[kindServer]), sec(goneAt[kindApplication]), sec(goneAt[kindProject]))
@@ -400,7 +404,11 @@ func TestScale(t *testing.T) {
 			settle: settle, idle: idle, bounds: bounds, composed: len(composed), bound: len(bound),
 			unresponsive: obs.unresponsiveOf(scenario), idleEnd: idleEnd,
 		}
-		r.lostReady, r.lostReadyTimes, r.lostReasons = obs.lostReadyOf(scenario)
+		var details []string
+		r.lostReady, r.lostReadyTimes, r.lostReasons, details = obs.lostReadyOf(scenario, deleteStart)
+		for _, d := range details {
+			t.Logf("lost Ready in a state not seen before: %s", d)
+		}
 		if p.report != "" {
 			var err error
 			if r.earlier, err = earlierRuns(lab.repoPath(p.report), r.heading()); err != nil {
