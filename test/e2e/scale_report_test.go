@@ -354,12 +354,13 @@ func earlierRuns(path, heading string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, sec, found := strings.Cut(string(b), heading+"\n")
+	_, block, _ := strings.Cut(string(b), reportBegin)
+	block, _, _ = strings.Cut(block, reportEnd)
+	_, sec, found := strings.Cut(block, heading+"\n")
 	if !found {
 		return nil, nil
 	}
 	sec, _, _ = strings.Cut(sec, "\n### ")
-	sec, _, _ = strings.Cut(sec, reportEnd)
 	var date string
 	phases := map[string]string{}
 	var out []string

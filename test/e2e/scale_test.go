@@ -740,7 +740,7 @@ func ratio(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }
 // composites.
 type restartResult struct {
 	rss          string        // core's peak RSS before the restart
-	reconciled   time.Duration // from the start until a call per composite
+	reconciled   time.Duration // from the start until two calls per composite
 	opens        float64       // circuit breaker openings by the new core
 	unresponsive []string      // composites with Responsive=False then
 }
@@ -754,7 +754,7 @@ type restartResult struct {
 func restartCore(t *testing.T) *restartResult {
 	t.Helper()
 	r := &restartResult{rss: peakRSS(lab.proc("crossplane-core"))}
-	r.reconciled = restartCoreUntilReconciled(t)
+	r.reconciled = restartCoreUntilReconciled(t, nil)
 	time.Sleep(60 * time.Second)
 	metrics, err := scrape(lab.CoreMetrics)
 	if err != nil {
