@@ -185,7 +185,7 @@ func (m *breakerMeter) record(kind string, ev watch.Event) {
 	// Core may put back, for a moment, conditions the server had before
 	// (seenConditions): only conditions never seen before are the
 	// function's answer.
-	replay := replayed(u, m.seen.add(u))
+	_, replay := m.seen.add(u)
 	switch c := getCondition(u, "Ready"); {
 	case c.Status == "True":
 		m.ready = true

@@ -562,8 +562,9 @@ func slowSpecChange(t *testing.T, what string, applied time.Time) {
 type seenConditions map[string]bool
 
 // add records u's conditions and returns those not seen before, as
-// type=status/reason; none (and some conditions) is a state core put back.
-func (s seenConditions) add(u *unstructured.Unstructured) (fresh []string) {
+// type=status/reason, and whether u is a state core put back: it shows
+// conditions, every one of them seen before.
+func (s seenConditions) add(u *unstructured.Unstructured) (fresh []string, replayed bool) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
@@ -573,12 +574,5 @@ func (s seenConditions) add(u *unstructured.Unstructured) (fresh []string) {
 		}
 		s[key] = true
 	}
-	return fresh
-}
-
-// replayed: u shows conditions, every one of them seen before (add's
-// result).
-func replayed(u *unstructured.Unstructured, fresh []string) bool {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	return len(conds) > 0 && len(fresh) == 0
+	return fresh, len(conds) > 0 && len(fresh) == 0
 }

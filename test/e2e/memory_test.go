@@ -3,13 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,21 +34,8 @@ type memoryParams struct {
 
 func memoryParamsFromEnv() (memoryParams, error) {
 	p := memoryParams{pods: 300, settle: 5 * time.Second, report: os.Getenv("MEMORY_REPORT")}
-	if s := os.Getenv("MEMORY_PODS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return p, fmt.Errorf("MEMORY_PODS=%q: want a positive integer", s)
-		}
-		p.pods = n
-	}
-	if s := os.Getenv("MEMORY_SETTLE"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return p, fmt.Errorf("MEMORY_SETTLE=%q: want a positive duration such as 60s", s)
-		}
-		p.settle = d
-	}
-	return p, nil
+	err := errors.Join(positiveIntEnv("MEMORY_PODS", &p.pods), positiveDurationEnv("MEMORY_SETTLE", &p.settle))
+	return p, err
 }
 
 // coreMemory is core's memory in one state of TestCoreMemory.
@@ -346,31 +330,13 @@ func createUnrelatedPods(t *testing.T, node, ns string, n int) int {
 // auditPodLists returns the request URIs of core's LISTs of pods in the
 // audit log since the reader's last call, and moves the reader on.
 func auditPodLists(a *auditReader) ([]string, error) {
-	from := a.off
-	if _, err := a.next(); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(a.path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var uris []string
-	s := bufio.NewScanner(io.NewSectionReader(f, from, a.off-from))
-	s.Buffer(make([]byte, 1<<20), 16<<20)
-	for s.Scan() {
-		var e struct {
-			Stage, Verb, RequestURI string
-			ObjectRef               *struct{ Resource string }
-		}
-		if err := json.Unmarshal(s.Bytes(), &e); err != nil {
-			return nil, err
-		}
-		if e.Stage == "ResponseComplete" && e.Verb == "list" && e.ObjectRef != nil && e.ObjectRef.Resource == "pods" {
+	err := a.each(func(e auditEntry) {
+		if e.Verb == "list" && e.ObjectRef != nil && e.ObjectRef.Resource == "pods" {
 			uris = append(uris, e.RequestURI)
 		}
-	}
-	return uris, s.Err()
+	})
+	return uris, err
 }
 
 // unrelatedPod is a workload pod of another team, about the size of a

@@ -196,10 +196,10 @@ func (o *observer) saw(kind string, obj any, added bool) {
 		if o.conditions[k] == nil {
 			o.conditions[k] = seenConditions{}
 		}
-		fresh := o.conditions[k].add(v)
+		fresh, replay := o.conditions[k].add(v)
 		if _, was := o.ready[k]; was && !ready && v.GetDeletionTimestamp() == nil {
 			l := lostReady{at: now, reason: c.Reason}
-			if replayed(v, fresh) {
+			if replay {
 				l.reason += " (core put earlier conditions back)"
 			} else {
 				// What was new tells the function's answer from core's.
@@ -484,39 +484,48 @@ type auditReader struct {
 // audit log does not tell a server-side apply from another patch.
 var auditVerbs = map[string]string{"create": "POST", "update": "PUT", "patch": "PATCH|APPLY"}
 
-// next counts the requests completed since the last call by verb and
-// resource.
-func (a *auditReader) next() (map[string]float64, error) {
+// auditEntry is what the readers use of one audit event.
+type auditEntry struct {
+	Stage, Verb, RequestURI string
+	ObjectRef               *struct{ Resource, APIGroup, Subresource string }
+}
+
+// each calls fn for every request completed since the last call.
+func (a *auditReader) each(fn func(auditEntry)) error {
 	f, err := os.Open(a.path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	if _, err := f.Seek(a.off, io.SeekStart); err != nil {
-		return nil, err
+		return err
 	}
-	out := map[string]float64{}
 	r := bufio.NewReaderSize(f, 1<<20)
 	for {
 		line, err := r.ReadBytes('\n')
 		if errors.Is(err, io.EOF) {
 			// A line the API server is still writing waits for the next call.
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.off += int64(len(line))
-		var e struct {
-			Stage, Verb, RequestURI string
-			ObjectRef               *struct{ Resource, APIGroup, Subresource string }
-		}
+		var e auditEntry
 		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("%s: %w", a.path, err)
+			return fmt.Errorf("%s: %w", a.path, err)
 		}
-		if e.Stage != "ResponseComplete" {
-			continue
+		if e.Stage == "ResponseComplete" {
+			fn(e)
 		}
+	}
+}
+
+// next counts the requests completed since the last call by verb and
+// resource.
+func (a *auditReader) next() (map[string]float64, error) {
+	out := map[string]float64{}
+	err := a.each(func(e auditEntry) {
 		verb, ok := auditVerbs[e.Verb]
 		if !ok {
 			verb = strings.ToUpper(e.Verb)
@@ -526,5 +535,6 @@ func (a *auditReader) next() (map[string]float64, error) {
 			res = resourceName(e.ObjectRef.APIGroup, e.ObjectRef.Resource, e.ObjectRef.Subresource)
 		}
 		out[verb+" "+res]++
-	}
+	})
+	return out, err
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -38,27 +39,36 @@ type scaleParams struct {
 
 func scaleParamsFromEnv() (scaleParams, error) {
 	p := scaleParams{servers: 20, apps: 4, projects: 2, envs: 2, idle: time.Minute, report: os.Getenv("SCALE_REPORT")}
-	for _, v := range []struct {
-		env string
-		dst *int
-	}{{"SCALE_SERVERS", &p.servers}, {"SCALE_APPS", &p.apps}, {"SCALE_PROJECTS", &p.projects}, {"SCALE_ENVS", &p.envs}} {
-		if s := os.Getenv(v.env); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				return p, fmt.Errorf("%s=%q: want a positive integer", v.env, s)
-			}
-			*v.dst = n
-		}
-	}
 	p.restart = os.Getenv("SCALE_RESTART") != ""
-	if s := os.Getenv("SCALE_IDLE"); s != "" {
+	err := errors.Join(
+		positiveIntEnv("SCALE_SERVERS", &p.servers), positiveIntEnv("SCALE_APPS", &p.apps),
+		positiveIntEnv("SCALE_PROJECTS", &p.projects), positiveIntEnv("SCALE_ENVS", &p.envs),
+		positiveDurationEnv("SCALE_IDLE", &p.idle))
+	return p, err
+}
+
+// positiveIntEnv sets *dst from the environment variable, if set.
+func positiveIntEnv(name string, dst *int) error {
+	if s := os.Getenv(name); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s=%q: want a positive integer", name, s)
+		}
+		*dst = n
+	}
+	return nil
+}
+
+// positiveDurationEnv sets *dst from the environment variable, if set.
+func positiveDurationEnv(name string, dst *time.Duration) error {
+	if s := os.Getenv(name); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return p, fmt.Errorf("SCALE_IDLE=%q: want a positive duration such as 60s or 5m", s)
+			return fmt.Errorf("%s=%q: want a positive duration such as 60s or 5m", name, s)
 		}
-		p.idle = d
+		*dst = d
 	}
-	return p, nil
+	return nil
 }
 
 func (p scaleParams) project(i int) string { return fmt.Sprintf("scale-p%d", i) }
