@@ -67,7 +67,7 @@ gen = $(CONTROLLER_GEN) crd paths=./input/... output:crd:dir=$(1)/package/input 
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN)
-	$(CONTROLLER_GEN) object paths=./apis/... paths=./input/...
+	$(CONTROLLER_GEN) object paths=./apis/... paths=./input/... paths=./fn/compose/keda/...
 	$(call gen,$(CURDIR))
 
 # Regenerates into a scratch tree and compares: fails when a generated file

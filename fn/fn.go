@@ -142,7 +142,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	requirements := c.Requirements(platform)
 	requirements[environmentConfigRequirement] = compose.KindEnvironmentCfg.Named("", ecName)
-	schemas := compose.SchemasOf(c)
+	schemas := compose.SchemasOf(c, platform)
 	rsp.Requirements = &fnv1.Requirements{Resources: requirements, Schemas: schemas}
 
 	required := map[string][]resource.Required{}

@@ -300,10 +300,17 @@ type RolloutSpec struct {
 	Strategy string `json:"strategy,omitempty"`
 }
 
-// AutoscalingSpec configures a HorizontalPodAutoscaler.
+// AutoscalingSpec configures the autoscaler: a HorizontalPodAutoscaler, or
+// a KEDA ScaledObject (which makes KEDA run one).
 // +kubebuilder:validation:XValidation:rule="!self.enabled || has(self.maxReplicas)",message="autoscaling.maxReplicas is required when autoscaling is enabled"
 type AutoscalingSpec struct {
 	Enabled bool `json:"enabled,omitempty"`
+	// Engine runs the autoscaling: hpa, a HorizontalPodAutoscaler (queueTime
+	// then needs a custom metrics adapter), or keda, a KEDA ScaledObject that
+	// reads Triton's metrics from the platform's Prometheus. Unset: the
+	// platform's default (hpa unless the platform chose keda).
+	// +kubebuilder:validation:Enum=hpa;keda
+	Engine string `json:"engine,omitempty"`
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
@@ -311,12 +318,14 @@ type AutoscalingSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
-	// Metric drives the scaling: cpu, or Triton's queue time per request
-	// (needs a custom metrics adapter).
+	// Metric drives the scaling: cpu; queueTime, Triton's mean queue time
+	// per request; or pendingRequests, the requests waiting in Triton per
+	// replica (keda engine only).
 	// +kubebuilder:default=cpu
-	// +kubebuilder:validation:Enum=cpu;queueTime
+	// +kubebuilder:validation:Enum=cpu;queueTime;pendingRequests
 	Metric string `json:"metric,omitempty"`
-	// Target value: CPU utilisation percent, or queue microseconds per request.
+	// Target value: CPU utilisation percent, queue microseconds per request,
+	// or pending requests per replica.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000000
 	Target *int32 `json:"target,omitempty"`

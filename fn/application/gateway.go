@@ -101,7 +101,7 @@ func (c *Composer) grpcHost(s server, hostname string) string {
 
 // Schemas: whether HTTPRoutes are served (the Gateway API installed),
 // asked while exposing and no route is composed yet.
-func (c *Composer) Schemas() map[string]*fnv1.SchemaSelector {
+func (c *Composer) Schemas(compose.Platform) map[string]*fnv1.SchemaSelector {
 	if !c.gatewayEnabled() || c.routesComposed() {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
 	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 )
 
@@ -92,7 +93,7 @@ func TestSchemas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, ok := c.Schemas()[reqRouteSchema]
+			s, ok := c.Schemas(compose.Platform{})[reqRouteSchema]
 			if ok != tc.want {
 				t.Fatalf("%s\nschema asked: want %v, got %v", tc.reason, tc.want, ok)
 			}

@@ -55,6 +55,12 @@ type Platform struct {
 	GatewayScheme     string
 
 	ReadPods bool
+
+	AutoscalingEngine                string
+	KEDAPrometheusAddress            string
+	KEDAClusterTriggerAuthentication string
+	KEDAAuthModes                    string
+	KEDATenantHeader                 string
 }
 
 // builtinDefaults are the bottom layer. A fresh value each call: layering
@@ -109,7 +115,8 @@ func builtinDefaults() v1beta1.Defaults {
 				corev1.ResourceEphemeralStorage: resource.MustParse("1Gi"),
 			},
 		},
-		Gateway: &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
+		Gateway:     &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
+		Autoscaling: &v1beta1.AutoscalingDefaults{Engine: ptr.To(EngineHPA), KEDA: &v1beta1.KEDADefaults{}},
 	}
 }
 
@@ -187,9 +194,21 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		GatewayScheme:     *d.Gateway.Scheme,
 
 		ReadPods: d.Diagnostics != nil && ptr.Deref(d.Diagnostics.ReadPods, false),
+
+		AutoscalingEngine:                *d.Autoscaling.Engine,
+		KEDAPrometheusAddress:            ptr.Deref(d.Autoscaling.KEDA.PrometheusAddress, ""),
+		KEDAClusterTriggerAuthentication: ptr.Deref(d.Autoscaling.KEDA.ClusterTriggerAuthentication, ""),
+		KEDAAuthModes:                    ptr.Deref(d.Autoscaling.KEDA.AuthModes, ""),
+		KEDATenantHeader:                 ptr.Deref(d.Autoscaling.KEDA.TenantHeader, ""),
 	}
 	return p, p.validate()
 }
+
+// The autoscaling engines.
+const (
+	EngineHPA  = "hpa"
+	EngineKEDA = "keda"
+)
 
 // PodSecurityLevels are the Pod Security Admission levels.
 var PodSecurityLevels = []string{"privileged", "baseline", "restricted"}
@@ -214,6 +233,10 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: security.runAsUser must be a non-root uid (> 0), got %d", p.RunAsUser)
 	case p.FSGroup <= 0:
 		return fmt.Errorf("defaults: security.fsGroup must be a non-root gid (> 0), got %d", p.FSGroup)
+	case p.AutoscalingEngine != EngineHPA && p.AutoscalingEngine != EngineKEDA:
+		return fmt.Errorf("defaults: autoscaling.engine %q is not %s or %s", p.AutoscalingEngine, EngineHPA, EngineKEDA)
+	case strings.ContainsAny(p.KEDATenantHeader, "=,:\r\n "):
+		return fmt.Errorf("defaults: autoscaling.keda.tenantHeader %q must be a bare header name (KEDA joins headers as name=value,name=value)", p.KEDATenantHeader)
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
 	}

@@ -11,14 +11,14 @@ import (
 // served (their CRDs installed), through required schemas (GVK.Schema).
 type SchemaRequirer interface {
 	// Schemas are the kinds it checks on this call, by requirement key.
-	Schemas() map[string]*fnv1.SchemaSelector
+	Schemas(p Platform) map[string]*fnv1.SchemaSelector
 }
 
 // SchemasOf returns a composer's schema requirements: none unless it is a
 // SchemaRequirer.
-func SchemasOf(c any) map[string]*fnv1.SchemaSelector {
+func SchemasOf(c any, p Platform) map[string]*fnv1.SchemaSelector {
 	if s, ok := c.(SchemaRequirer); ok {
-		return s.Schemas()
+		return s.Schemas(p)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kalypsoserving/function-kalypso/fn/compose/keda"
 )
 
 // The typed objects the kinds compose must be known to composed.Scheme,
@@ -20,7 +22,7 @@ func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme,
 		policyv1.AddToScheme, autoscalingv2.AddToScheme, monitoringv1.AddToScheme, protectionv1beta1.AddToScheme,
-		gatewayv1.Install,
+		gatewayv1.Install, keda.AddToScheme,
 	} {
 		if err := add(composed.Scheme); err != nil {
 			panic(err) // registering built-in types cannot fail.

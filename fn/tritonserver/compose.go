@@ -216,10 +216,13 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			return fatal(err)
 		}
 	}
-	if c.composesHPA(res) {
+	if c.composesHPA(p, required, res) {
 		if err := add(resHPA, horizontalPodAutoscaler(c.name("hpa"), ns, c.name("deploy"), labels, c.spec.Autoscaling), compose.Exists); err != nil {
 			return fatal(err)
 		}
+	}
+	if err := c.addScaledObject(d, p, owner.Project, labels, required, res); err != nil {
+		return fatal(err)
 	}
 	if err := c.addUsage(d, as.app, labels, required); err != nil {
 		return fatal(err)
@@ -261,7 +264,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		metricsCond,
 		c.tracingCondition(tracesEndpoint, tracingProblem),
 		c.profilingCondition(),
-		c.autoscalingCondition(required, res),
+		c.autoscalingCondition(p, required, res),
 		apiCond,
 		c.shutdownCondition(stop, stopProblem),
 	}
@@ -294,7 +297,7 @@ func (c *Composer) ttl(ready, waiting bool, conds []compose.Condition) time.Dura
 // to be served (an APIService, a CRD), by type: it looks again every
 // minute, so installing the API takes effect within one.
 var awaitedAPIs = map[string][]string{
-	ConditionAutoscaling:     {reasonMetricsAPIUnavailable},
+	ConditionAutoscaling:     {reasonMetricsAPIUnavailable, reasonKEDANotInstalled},
 	ConditionMetricsScraping: {reasonServiceMonitorCRDMissing},
 }
 

@@ -157,7 +157,7 @@ func (s scene) run(t *testing.T, enc composetest.Numbers, p compose.Platform) co
 	}
 	required := enc.Required(t, req)
 	// A schema is served when the scene holds the kind's CRD.
-	for k, sel := range compose.SchemasOf(c) {
+	for k, sel := range compose.SchemasOf(c, p) {
 		var pool []map[string]any
 		for _, o := range s.required[k] {
 			pool = append(pool, composetest.Object(t, o))
@@ -2448,7 +2448,7 @@ func TestSchemas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := c.Schemas()
+			got := c.Schemas(platform(t))
 			if diff := cmp.Diff(tc.want, slices.Collect(maps.Keys(got)), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s\nschemas: -want, +got:\n%s", tc.reason, diff)
 			}

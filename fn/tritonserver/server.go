@@ -149,11 +149,18 @@ func (c *Composer) readsPods(p compose.Platform) bool {
 
 // Schemas: whether ServiceMonitors are served (the Prometheus Operator's
 // CRD installed), asked while one is wanted and none composed yet.
-func (c *Composer) Schemas() map[string]*fnv1.SchemaSelector {
-	if !c.checksServiceMonitorKind() {
+func (c *Composer) Schemas(p compose.Platform) map[string]*fnv1.SchemaSelector {
+	s := map[string]*fnv1.SchemaSelector{}
+	if c.checksServiceMonitorKind() {
+		s[reqServiceMonitor] = compose.KindServiceMonitor.Schema()
+	}
+	if c.checksKEDAKind(p) {
+		s[reqScaledObject] = compose.KindScaledObject.Schema()
+	}
+	if len(s) == 0 {
 		return nil
 	}
-	return map[string]*fnv1.SchemaSelector{reqServiceMonitor: compose.KindServiceMonitor.Schema()}
+	return s
 }
 
 // reasonWaitingToCreate: the server waits for something before its first

@@ -277,32 +277,48 @@ func (c *Composer) cpuRequestMissing(res corev1.ResourceRequirements) bool {
 	return true
 }
 
-// composesHPA: autoscaling is on and it can work. A server without a CPU
-// request gets no HorizontalPodAutoscaler, but one that runs keeps the
-// one it has: dropping it would leave the Deployment at whatever replicas
-// the autoscaler last chose.
-func (c *Composer) composesHPA(res corev1.ResourceRequirements) bool {
+// cpuRequestMessage explains CPURequestMissing.
+const cpuRequestMessage = "autoscaling on cpu needs a CPU request: the autoscaler measures utilisation as a share of it, and without one it scales straight to maxReplicas; set spec.resources.requests.cpu"
+
+// composesHPA: autoscaling is on, the hpa engine runs it, and it can work.
+// A server whose autoscaler cannot work (no CPU request, a metric only
+// KEDA reads, KEDA chosen but not usable) gets no HorizontalPodAutoscaler,
+// but one that runs keeps the one it has: dropping it would leave the
+// Deployment at whatever replicas the autoscaler last chose.
+func (c *Composer) composesHPA(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) bool {
 	a := c.spec.Autoscaling
 	if a == nil || !a.Enabled {
 		return false
 	}
-	if !c.cpuRequestMissing(res) {
-		return true
-	}
 	_, observed := c.observed[resHPA]
-	return c.deploy != nil && observed
+	keep := c.deploy != nil && observed
+	switch {
+	case c.usesKEDA(p):
+		return keep && c.kedaProblem(p, required, res) != nil
+	case a.Metric == "pendingRequests" || c.cpuRequestMissing(res):
+		return keep
+	}
+	return true
 }
 
-func (c *Composer) autoscalingCondition(required map[string][]resource.Required, res corev1.ResourceRequirements) compose.Condition {
+func (c *Composer) autoscalingCondition(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) compose.Condition {
 	cond := compose.Condition{Type: ConditionAutoscaling}
 	a := c.spec.Autoscaling
 	switch {
 	case a == nil || !a.Enabled:
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
+	case c.usesKEDA(p):
+		return c.kedaCondition(c.kedaProblem(p, required, res))
+	case a.Metric == "pendingRequests":
+		cond.Reason = reasonMetricNeedsKEDA
+		cond.Message = "metric pendingRequests is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"
+		if c.composesHPA(p, required, res) {
+			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
+		}
 	case c.cpuRequestMissing(res):
 		cond.Reason = "CPURequestMissing"
-		cond.Message = "autoscaling on cpu needs a CPU request: the autoscaler measures utilisation as a share of it, and without one it scales straight to maxReplicas; set spec.resources.requests.cpu"
-		if c.composesHPA(res) {
+		cond.Message = cpuRequestMessage
+		if c.composesHPA(p, required, res) {
 			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
 		} else {
 			cond.Message += "; no HorizontalPodAutoscaler is composed until then"

@@ -47,6 +47,46 @@ type Defaults struct {
 	Tenancy       *TenancyDefaults       `json:"tenancy,omitempty"`
 	Gateway       *GatewayDefaults       `json:"gateway,omitempty"`
 	Diagnostics   *DiagnosticsDefaults   `json:"diagnostics,omitempty"`
+	Autoscaling   *AutoscalingDefaults   `json:"autoscaling,omitempty"`
+}
+
+// AutoscalingDefaults: the autoscaling engine of servers whose
+// spec.autoscaling.engine is unset, and where KEDA reads Triton's metrics.
+type AutoscalingDefaults struct {
+	// Engine is hpa (a HorizontalPodAutoscaler; the built-in default, so
+	// installing KEDA never turns HPAs into ScaledObjects by itself) or keda
+	// (a KEDA ScaledObject).
+	// +kubebuilder:validation:Enum=hpa;keda
+	// +optional
+	Engine *string `json:"engine,omitempty"`
+	// +optional
+	KEDA *KEDADefaults `json:"keda,omitempty"`
+}
+
+// KEDADefaults tell KEDA's Prometheus scaler where Triton's metrics are.
+// Its queries select a server's series by the namespace and service labels
+// the Prometheus Operator gives the targets of the server's ServiceMonitor.
+type KEDADefaults struct {
+	// PrometheusAddress is the Prometheus (or compatible) API KEDA queries,
+	// e.g. http://prometheus-operated.monitoring.svc:9090. Required for the
+	// keda engine.
+	// +optional
+	PrometheusAddress *string `json:"prometheusAddress,omitempty"`
+	// ClusterTriggerAuthentication names the platform's
+	// ClusterTriggerAuthentication for that address (its Secret lives in
+	// KEDA's namespace, out of the tenants' reach). Unset: no
+	// authentication.
+	// +optional
+	ClusterTriggerAuthentication *string `json:"clusterTriggerAuthentication,omitempty"`
+	// AuthModes is the Prometheus scaler's authModes for that
+	// authentication: bearer, basic, tls, custom (comma-separated).
+	// +optional
+	AuthModes *string `json:"authModes,omitempty"`
+	// TenantHeader names an HTTP header sent with every query whose value is
+	// the server's project, for multi-tenant Prometheus APIs such as
+	// Thanos, Cortex or Mimir (X-Scope-OrgID). Unset: none.
+	// +optional
+	TenantHeader *string `json:"tenantHeader,omitempty"`
 }
 
 // DiagnosticsDefaults choose what the function reads to explain a server

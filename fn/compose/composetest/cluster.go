@@ -95,7 +95,7 @@ func (c *Cluster) Reconcile(t *testing.T) compose.Result {
 			required[name] = append(required[name], resource.Required{Resource: &unstructured.Unstructured{Object: runtime.DeepCopyJSON(o)}})
 		}
 	}
-	for name, sel := range compose.SchemasOf(comp) {
+	for name, sel := range compose.SchemasOf(comp, c.Platform) {
 		var served *structpb.Struct
 		if schema, ok := ServedSchema(sel, pool); ok {
 			if served, err = structpb.NewStruct(schema); err != nil {

@@ -1,0 +1,231 @@
+package tritonserver
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/keda"
+)
+
+// KEDA autoscaling (README, "Autoscaling"): with engine keda the server
+// composes a keda.sh/v1alpha1 ScaledObject instead of a
+// HorizontalPodAutoscaler, and KEDA runs an HPA of its own
+// (keda-hpa-<ScaledObject>, KEDA v2.20.1 controllers/keda/hpa.go). Never
+// both: KEDA's webhook refuses a ScaledObject whose Deployment another HPA
+// targets (apis/keda/v1alpha1/scaledobject_webhook.go verifyHpas), and two
+// HPAs on one Deployment would fight over its replicas. Crossplane deletes
+// the composed object the function stops desiring, so a switch converges.
+
+const (
+	resScaledObject = resource.Name("scaledobject")
+	reqScaledObject = "scaledobject-schema"
+	scaledObjectCRD = "scaledobjects.keda.sh"
+	// defaultPendingTarget is the pending requests per replica KEDA aims
+	// for: a few batches' worth waiting behind the one running.
+	defaultPendingTarget = 10
+	// minRateWindow bounds the queue-time query's rate window from below;
+	// it spans at least four scrapes otherwise.
+	minRateWindow = 2 * time.Minute
+)
+
+// Reasons of the Autoscaling condition for the keda engine.
+const (
+	reasonKEDANotInstalled    = "KEDANotInstalled"
+	reasonKEDANotConfigured   = "KEDAPrometheusNotConfigured"
+	reasonMetricNeedsKEDA     = "MetricNeedsKEDA"
+	reasonScaledObjectCompose = "ScaledObjectComposed"
+)
+
+// engine is the server's autoscaling engine: its own, else the platform's.
+func (c *Composer) engine(p compose.Platform) string {
+	if a := c.spec.Autoscaling; a != nil && a.Engine != "" {
+		return a.Engine
+	}
+	return p.AutoscalingEngine
+}
+
+// usesKEDA: autoscaling is on and KEDA runs it.
+func (c *Composer) usesKEDA(p compose.Platform) bool {
+	a := c.spec.Autoscaling
+	return a != nil && a.Enabled && c.engine(p) == compose.EngineKEDA
+}
+
+// checksKEDAKind: KEDA's CRD is looked up while the keda engine is chosen
+// and no ScaledObject is composed yet (with one composed, its CRD exists).
+func (c *Composer) checksKEDAKind(p compose.Platform) bool {
+	_, composed := c.observed[resScaledObject]
+	return c.usesKEDA(p) && !composed
+}
+
+// kedaProblem says why no ScaledObject can be composed now, as an
+// Autoscaling condition; nil when it can.
+func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) *compose.Condition {
+	_, composed := c.observed[resScaledObject]
+	switch {
+	case !composed && len(required[reqScaledObject]) == 0:
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: fmt.Sprintf(
+			"spec.autoscaling.engine is keda (or the platform's default), but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", scaledObjectCRD)}
+	case c.spec.Autoscaling.Metric != "cpu" && p.KEDAPrometheusAddress == "":
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
+			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", c.spec.Autoscaling.Metric)}
+	case c.cpuRequestMissing(res):
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: "CPURequestMissing", Message: cpuRequestMessage}
+	}
+	return nil
+}
+
+// scaledObject is the server's ScaledObject: bounds and scale-down window
+// as for the HPA, one trigger for the metric. minReplicaCount is always
+// set, to at least 1: KEDA's default of 0 would scale an idle GPU server
+// to zero, and nothing would hold its requests while it came back.
+func scaledObject(name, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec, trigger keda.Trigger) *keda.ScaledObject {
+	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
+	return &keda.ScaledObject{
+		ObjectMeta: meta(name, namespace, labels),
+		Spec: keda.ScaledObjectSpec{
+			ScaleTargetRef:  keda.ScaleTarget{APIVersion: "apps/v1", Kind: "Deployment", Name: deploymentName},
+			MinReplicaCount: ptr.To(minReplicas),
+			MaxReplicaCount: ptr.To(max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas)),
+			Advanced: &keda.Advanced{HorizontalPodAutoscalerConfig: &keda.HorizontalPodAutoscalerConfig{
+				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+					ScaleDown: &autoscalingv2.HPAScalingRules{
+						StabilizationWindowSeconds: ptr.To(ptr.Deref(a.ScaleDownStabilizationSeconds, defaultScaleDownWindow)),
+					},
+				},
+			}},
+			Triggers: []keda.Trigger{trigger},
+		},
+	}
+}
+
+// kedaTarget is the metric's target: the spec's, else its default.
+func kedaTarget(a *v1alpha1.AutoscalingSpec) int32 {
+	switch a.Metric {
+	case "queueTime":
+		return ptr.Deref(a.Target, defaultQueueTargetUs)
+	case "pendingRequests":
+		return ptr.Deref(a.Target, defaultPendingTarget)
+	}
+	return ptr.Deref(a.Target, defaultCPUTarget)
+}
+
+// series selects one server's Triton series: the namespace and service
+// labels the Prometheus Operator gives the targets of its ServiceMonitor.
+type series struct{ namespace, service string }
+
+func (s series) selector() string {
+	return fmt.Sprintf("{namespace=%s,service=%s}", strconv.Quote(s.namespace), strconv.Quote(s.service))
+}
+
+// queueTimeQuery is the mean queue time per request in µs over the window:
+// Triton adds every successful request's queue time to
+// nv_inference_queue_duration_us and counts it in
+// nv_inference_request_success (triton-inference-server/core
+// src/infer_stats.cc, UpdateSuccess). Summed over the server's pods and
+// models, and 0 without traffic (KEDA's Prometheus scaler accepts one
+// series only).
+func queueTimeQuery(s series, window time.Duration) string {
+	w := fmt.Sprintf("[%ds]", int(window.Seconds()))
+	return "sum(rate(nv_inference_queue_duration_us" + s.selector() + w + ")) / " +
+		"(sum(rate(nv_inference_request_success" + s.selector() + w + ")) > 0) or vector(0)"
+}
+
+// pendingQuery is the requests waiting in the server's Triton processes, a
+// gauge per model (Triton 23.09 and later, src/metrics.cc).
+func pendingQuery(s series) string {
+	return "sum(nv_inference_pending_request_count" + s.selector() + ") or vector(0)"
+}
+
+// rateWindow spans four scrapes, and at least minRateWindow.
+func rateWindow(interval string) time.Duration {
+	d, err := time.ParseDuration(interval)
+	if err != nil {
+		return minRateWindow
+	}
+	return max(4*d, minRateWindow)
+}
+
+// kedaTrigger is the one trigger of the server's ScaledObject.
+//
+//   - cpu: KEDA's cpu scaler, utilisation of the CPU request as with the HPA.
+//   - queueTime: metricType Value. A time per request does not grow with
+//     the replicas serving it; with AverageValue (KEDA's default) the HPA
+//     would divide it by the replica count and scale down a server whose
+//     queue is long (kedaReplicas shows both).
+//   - pendingRequests: AverageValue. A count does grow with the load the
+//     replicas share: the HPA aims for the target per replica.
+func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, project, interval string) keda.Trigger {
+	target := strconv.Itoa(int(kedaTarget(a)))
+	if a.Metric == "cpu" {
+		return keda.Trigger{Type: "cpu", MetricType: autoscalingv2.UtilizationMetricType, Metadata: map[string]string{"value": target}}
+	}
+	t := keda.Trigger{Type: "prometheus", Name: a.Metric, Metadata: map[string]string{
+		"serverAddress": p.KEDAPrometheusAddress,
+		"threshold":     target,
+	}}
+	switch a.Metric {
+	case "queueTime":
+		t.MetricType = autoscalingv2.ValueMetricType
+		t.Metadata["query"] = queueTimeQuery(s, rateWindow(interval))
+	default:
+		t.MetricType = autoscalingv2.AverageValueMetricType
+		t.Metadata["query"] = pendingQuery(s)
+	}
+	if p.KEDATenantHeader != "" {
+		t.Metadata["customHeaders"] = p.KEDATenantHeader + "=" + project
+	}
+	if p.KEDAClusterTriggerAuthentication != "" {
+		t.AuthenticationRef = &keda.AuthenticationRef{Kind: "ClusterTriggerAuthentication", Name: p.KEDAClusterTriggerAuthentication}
+		if p.KEDAAuthModes != "" {
+			t.Metadata["authModes"] = p.KEDAAuthModes
+		}
+	}
+	return t
+}
+
+// kedaCondition reports the keda engine: its problem, or the ScaledObject.
+func (c *Composer) kedaCondition(problem *compose.Condition) compose.Condition {
+	if problem != nil {
+		cond := *problem
+		if _, ok := c.observed[resHPA]; ok {
+			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
+		} else if _, ok := c.observed[resScaledObject]; ok {
+			cond.Message += fmt.Sprintf("; ScaledObject %s is kept as it is until then", c.name("scaler"))
+		}
+		return cond
+	}
+	a := c.spec.Autoscaling
+	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
+	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
+		"ScaledObject %s makes KEDA scale between %d and %d replicas on %s (target %d)", c.name("scaler"), minReplicas,
+		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), a.Metric, kedaTarget(a))}
+}
+
+// addScaledObject composes the ScaledObject of the keda engine, or keeps
+// the one observed while a problem stands (dropping it would delete KEDA's
+// HPA and leave the Deployment at whatever replicas it last chose).
+func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, project string, labels map[string]string, required map[string][]resource.Required, res corev1.ResourceRequirements) error {
+	if !c.usesKEDA(p) {
+		return nil
+	}
+	if c.kedaProblem(p, required, res) != nil {
+		if o, ok := c.observed[resScaledObject]; ok {
+			_, err := d.Keep(resScaledObject, o.Resource, compose.Exists)
+			return err
+		}
+		return nil
+	}
+	a := c.spec.Autoscaling
+	ns := c.id.Namespace
+	trigger := kedaTrigger(a, p, series{namespace: ns, service: c.name("svc")}, project, c.metricsInterval())
+	_, err := d.Add(resScaledObject, scaledObject(c.name("scaler"), ns, c.name("deploy"), labels, a, trigger), compose.Exists)
+	return err
+}
