@@ -81,6 +81,7 @@ status:
 	snapshot = `application: {name: classifier, project: vision, environment: dev, storage: {provider: s3, secretName: models-creds, region: eu-west-1}}`
 
 	smCRD         = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}, spec: {group: monitoring.coreos.com, names: {kind: ServiceMonitor, plural: servicemonitors}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`
+	kedaCRD       = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: scaledobjects.keda.sh}, spec: {group: keda.sh, names: {kind: ScaledObject, plural: scaledobjects}, scope: Namespaced, versions: [{name: v1alpha1, served: true, storage: true}]}}`
 	metricsAPISvc = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io},
   status: {conditions: [{type: Available, status: "True", reason: Passed}]}}`
 	// An adapter that is registered but does not answer.
@@ -207,9 +208,15 @@ func observe(t *testing.T, d *resource.DesiredComposed, patch string) string {
 // Deployment one call later (Schemas).
 func created(t *testing.T, spec, deployPatch string) map[string]string {
 	t.Helper()
+	return createdOn(t, platform(t), spec, deployPatch)
+}
+
+// createdOn is created for the platform p, with KEDA installed.
+func createdOn(t *testing.T, p compose.Platform, spec, deployPatch string) map[string]string {
+	t.Helper()
 	var out map[string]string
 	for range 3 {
-		r := scene{xr: serverXR(spec, ""), observed: out, required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}}}.run(t, int64s, platform(t))
+		r := scene{xr: serverXR(spec, ""), observed: out, required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}, reqScaledObject: {kedaCRD}}}.run(t, int64s, p)
 		if r.Fatal != nil {
 			t.Fatalf("compose: %v", r.Fatal)
 		}

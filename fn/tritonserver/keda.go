@@ -1,6 +1,7 @@
 package tritonserver
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"time"
@@ -44,6 +45,17 @@ const (
 	reasonScaledObjectCompose = "ScaledObjectComposed"
 )
 
+// The autoscaling metrics (AutoscalingSpec.Metric).
+const (
+	metricCPU       = "cpu"
+	metricQueueTime = "queueTime"
+	metricPending   = "pendingRequests"
+)
+
+// metricOf is the spec's metric; unset is cpu, the schema's default, which
+// crossplane render does not apply.
+func metricOf(a *v1alpha1.AutoscalingSpec) string { return cmp.Or(a.Metric, metricCPU) }
+
 // engine is the server's autoscaling engine: its own, else the platform's.
 func (c *Composer) engine(p compose.Platform) string {
 	if a := c.spec.Autoscaling; a != nil && a.Engine != "" {
@@ -73,9 +85,9 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 	case !composed && len(required[reqScaledObject]) == 0:
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: fmt.Sprintf(
 			"spec.autoscaling.engine is keda (or the platform's default), but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", scaledObjectCRD)}
-	case c.spec.Autoscaling.Metric != "cpu" && p.KEDAPrometheusAddress == "":
+	case metricOf(c.spec.Autoscaling) != metricCPU && p.KEDAPrometheusAddress == "":
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
-			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", c.spec.Autoscaling.Metric)}
+			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metricOf(c.spec.Autoscaling))}
 	case c.cpuRequestMissing(res):
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: "CPURequestMissing", Message: cpuRequestMessage}
 	}
@@ -108,10 +120,10 @@ func scaledObject(name, namespace, deploymentName string, labels map[string]stri
 
 // kedaTarget is the metric's target: the spec's, else its default.
 func kedaTarget(a *v1alpha1.AutoscalingSpec) int32 {
-	switch a.Metric {
-	case "queueTime":
+	switch metricOf(a) {
+	case metricQueueTime:
 		return ptr.Deref(a.Target, defaultQueueTargetUs)
-	case "pendingRequests":
+	case metricPending:
 		return ptr.Deref(a.Target, defaultPendingTarget)
 	}
 	return ptr.Deref(a.Target, defaultCPUTarget)
@@ -164,15 +176,16 @@ func rateWindow(interval string) time.Duration {
 //     replicas share: the HPA aims for the target per replica.
 func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, project, interval string) keda.Trigger {
 	target := strconv.Itoa(int(kedaTarget(a)))
-	if a.Metric == "cpu" {
+	metric := metricOf(a)
+	if metric == metricCPU {
 		return keda.Trigger{Type: "cpu", MetricType: autoscalingv2.UtilizationMetricType, Metadata: map[string]string{"value": target}}
 	}
-	t := keda.Trigger{Type: "prometheus", Name: a.Metric, Metadata: map[string]string{
+	t := keda.Trigger{Type: "prometheus", Name: metric, Metadata: map[string]string{
 		"serverAddress": p.KEDAPrometheusAddress,
 		"threshold":     target,
 	}}
-	switch a.Metric {
-	case "queueTime":
+	switch metric {
+	case metricQueueTime:
 		t.MetricType = autoscalingv2.ValueMetricType
 		t.Metadata["query"] = queueTimeQuery(s, rateWindow(interval))
 	default:
@@ -206,7 +219,7 @@ func (c *Composer) kedaCondition(problem *compose.Condition) compose.Condition {
 	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
 	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
 		"ScaledObject %s makes KEDA scale between %d and %d replicas on %s (target %d)", c.name("scaler"), minReplicas,
-		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), a.Metric, kedaTarget(a))}
+		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), metricOf(a), kedaTarget(a))}
 }
 
 // addScaledObject composes the ScaledObject of the keda engine, or keeps

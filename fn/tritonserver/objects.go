@@ -72,7 +72,7 @@ func podDisruptionBudget(name, namespace string, labels, selector map[string]str
 
 func horizontalPodAutoscaler(name, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec) *autoscalingv2.HorizontalPodAutoscaler {
 	var metric autoscalingv2.MetricSpec
-	if a.Metric == "queueTime" {
+	if metricOf(a) == metricQueueTime {
 		metric = autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
 			Metric: autoscalingv2.MetricIdentifier{Name: QueueTimeMetric},
 			Target: autoscalingv2.MetricTarget{

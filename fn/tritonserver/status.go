@@ -266,7 +266,7 @@ const (
 // request from the limit (pkg/apis/core/v1/defaults.go), so a limit will do.
 func (c *Composer) cpuRequestMissing(res corev1.ResourceRequirements) bool {
 	a := c.spec.Autoscaling
-	if a == nil || !a.Enabled || a.Metric == "queueTime" {
+	if a == nil || !a.Enabled || metricOf(a) != metricCPU {
 		return false
 	}
 	for _, l := range []corev1.ResourceList{res.Requests, res.Limits} {
@@ -295,7 +295,7 @@ func (c *Composer) composesHPA(p compose.Platform, required map[string][]resourc
 	switch {
 	case c.usesKEDA(p):
 		return keep && c.kedaProblem(p, required, res) != nil
-	case a.Metric == "pendingRequests" || c.cpuRequestMissing(res):
+	case metricOf(a) == metricPending || c.cpuRequestMissing(res):
 		return keep
 	}
 	return true
@@ -309,7 +309,7 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
 	case c.usesKEDA(p):
 		return c.kedaCondition(c.kedaProblem(p, required, res))
-	case a.Metric == "pendingRequests":
+	case metricOf(a) == metricPending:
 		cond.Reason = reasonMetricNeedsKEDA
 		cond.Message = "metric pendingRequests is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"
 		if c.composesHPA(p, required, res) {
@@ -323,9 +323,9 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 		} else {
 			cond.Message += "; no HorizontalPodAutoscaler is composed until then"
 		}
-	case a.Metric == "queueTime" && len(required[reqMetricsAPI]) == 0:
+	case metricOf(a) == metricQueueTime && len(required[reqMetricsAPI]) == 0:
 		cond.Reason, cond.Message = reasonMetricsAPIUnavailable, "the custom metrics API ("+customMetricsAPI+") is not served, so the autoscaler cannot read "+QueueTimeMetric+": install a metrics adapter such as prometheus-adapter with the rule in the README"
-	case a.Metric == "queueTime" && !apiServiceAvailable(required[reqMetricsAPI][0].Resource):
+	case metricOf(a) == metricQueueTime && !apiServiceAvailable(required[reqMetricsAPI][0].Resource):
 		cond.Reason = reasonMetricsAPIUnavailable
 		cond.Message = "APIService " + customMetricsAPI + " is not Available (" + apiServiceProblem(required[reqMetricsAPI][0].Resource) + "), so the autoscaler cannot read " + QueueTimeMetric + ": fix the metrics adapter behind it"
 	default:
