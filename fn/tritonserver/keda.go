@@ -83,8 +83,12 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 	_, composed := c.observed[resScaledObject]
 	switch {
 	case !composed && len(required[reqScaledObject]) == 0:
+		chosen := "spec.autoscaling.engine is keda"
+		if c.spec.Autoscaling.Engine == "" {
+			chosen = "the platform's default autoscaling engine is keda"
+		}
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: fmt.Sprintf(
-			"spec.autoscaling.engine is keda (or the platform's default), but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", scaledObjectCRD)}
+			"%s, but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", chosen, scaledObjectCRD)}
 	case metricOf(c.spec.Autoscaling) != metricCPU && p.KEDAPrometheusAddress == "":
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
 			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metricOf(c.spec.Autoscaling))}
@@ -218,8 +222,19 @@ func (c *Composer) kedaCondition(problem *compose.Condition) compose.Condition {
 	a := c.spec.Autoscaling
 	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
 	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
-		"ScaledObject %s makes KEDA scale between %d and %d replicas on %s (target %d)", c.name("scaler"), minReplicas,
-		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), metricOf(a), kedaTarget(a))}
+		"ScaledObject %s makes KEDA scale between %d and %d replicas, aiming at %s", c.name("scaler"), minReplicas,
+		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), targetText(a))}
+}
+
+// targetText says what the autoscaler aims at, with its unit.
+func targetText(a *v1alpha1.AutoscalingSpec) string {
+	switch metricOf(a) {
+	case metricQueueTime:
+		return fmt.Sprintf("a mean queue time of %d µs per request", kedaTarget(a))
+	case metricPending:
+		return fmt.Sprintf("%d pending requests per replica", kedaTarget(a))
+	}
+	return fmt.Sprintf("%d%% of the CPU request", kedaTarget(a))
 }
 
 // addScaledObject composes the ScaledObject of the keda engine, or keeps

@@ -57,7 +57,7 @@ func TestComposeKEDA(t *testing.T) {
 		"EngineKEDA": {
 			reason:   "engine: keda with KEDA installed: a ScaledObject, no HPA.",
 			platform: kedaPlatform, spec: kedaSpec,
-			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "ScaledObject resnet-scaler makes KEDA scale between 2 and 6 replicas on queueTime (target 50000)",
+			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "ScaledObject resnet-scaler makes KEDA scale between 2 and 6 replicas, aiming at a mean queue time of 50000 µs per request",
 		},
 		"PlatformDefaultKEDA": {
 			reason:   "No engine in the spec: the platform's default decides.",
@@ -77,7 +77,12 @@ func TestComposeKEDA(t *testing.T) {
 		"KEDANotInstalled": {
 			reason:   "engine: keda without KEDA's CRD: nothing is composed for autoscaling, and the condition says what to install.",
 			platform: kedaPlatform, spec: kedaSpec, noCRD: true,
-			cond: cond{false, reasonKEDANotInstalled}, message: "install KEDA",
+			cond: cond{false, reasonKEDANotInstalled}, message: "spec.autoscaling.engine is keda, but the scaledobjects.keda.sh CRD is not installed: install KEDA",
+		},
+		"KEDANotInstalledPlatformDefault": {
+			reason:   "…and says when the choice is the platform's.",
+			platform: kedaPlatform, spec: queueSpec, noCRD: true,
+			cond: cond{false, reasonKEDANotInstalled}, message: "the platform's default autoscaling engine is keda",
 		},
 		"KEDANotInstalledKeepsHPA": {
 			reason:   "A running server switched to keda before KEDA is installed keeps its HPA, and says so.",

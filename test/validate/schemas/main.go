@@ -89,6 +89,9 @@ var ThirdPartyCRDs = []ThirdPartyCRD{
 	{Module{"github.com/prometheus-operator/prometheus-operator", "v0.85.0"}, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
 	{Module{"sigs.k8s.io/gateway-api", "v1.4.1"}, "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"},
 	{Module{"sigs.k8s.io/gateway-api", "v1.4.1"}, "config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml"},
+	// v2.20 is KEDA's first release supporting Kubernetes 1.35; only its
+	// CRD is read (fn/compose/keda holds our types).
+	{Module{"github.com/kedacore/keda/v2", "v2.20.1"}, "config/crd/bases/keda.sh_scaledobjects.yaml"},
 }
 
 // maxDepth bounds $ref expansion. The kinds above nest about 12 levels deep;
