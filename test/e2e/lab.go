@@ -1150,6 +1150,27 @@ const (
 	serviceMonitorCRD   = "servicemonitors.monitoring.coreos.com"
 )
 
+// ScaledObject CRD of KEDA, from its module (only downloaded: KEDA's
+// controllers are not run; TestApplicationServer stands in for them).
+const (
+	kedaModule      = "github.com/kedacore/keda/v2"
+	kedaVersion     = "v2.20.1"
+	scaledObjectCRD = "scaledobjects.keda.sh"
+)
+
+// installScaledObjectCRD installs KEDA's ScaledObject CRD and waits until
+// it is established.
+func (l *Lab) installScaledObjectCRD(ctx context.Context) error {
+	dir, err := l.moduleDir(ctx, kedaModule, kedaVersion)
+	if err != nil {
+		return err
+	}
+	if _, err := l.applyFiles(ctx, filepath.Join(dir, "config", "crd", "bases", "keda.sh_scaledobjects.yaml")); err != nil {
+		return err
+	}
+	return l.waitEstablished(ctx, []string{scaledObjectCRD})
+}
+
 // installServiceMonitorCRD installs the Prometheus Operator's ServiceMonitor
 // CRD and waits until it is established.
 func (l *Lab) installServiceMonitorCRD(ctx context.Context) error {

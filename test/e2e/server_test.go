@@ -308,6 +308,8 @@ func TestApplicationServer(t *testing.T) {
 		waitServerReplicas(t, prod, "yolo", 4)
 	})
 
+	step(t, "HandOffToKEDAAndBack", func(t *testing.T) { kedaHandOff(t, yolo, 4) })
+
 	step(t, "UnschedulableFails", func(t *testing.T) {
 		items, err := lab.Kube.Typed.CoreV1().ResourceQuotas(labNS).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
