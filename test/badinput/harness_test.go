@@ -141,6 +141,14 @@ metadata: {name: httproutes.gateway.networking.k8s.io}
 `,
 }
 
+// crdScaledObjects is KEDA's ScaledObject CRD, for rows that have KEDA.
+const crdScaledObjects = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: scaledobjects.keda.sh}
+spec: {group: keda.sh, names: {kind: ScaledObject, plural: scaledobjects}, scope: Namespaced, versions: [{name: v1alpha1, served: true, storage: true}]}
+`
+
 // environmentConfig is the kalypso-defaults EnvironmentConfig with data.
 func environmentConfig(data string) string {
 	return "apiVersion: apiextensions.crossplane.io/v1beta1\nkind: EnvironmentConfig\nmetadata: {name: kalypso-defaults}\ndata: " + data + "\n"
