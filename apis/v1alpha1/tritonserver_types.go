@@ -246,6 +246,11 @@ type MetricsSpec struct {
 	Interval string `json:"interval,omitempty"`
 	// EnableServiceMonitor composes a ServiceMonitor when its CRD exists.
 	EnableServiceMonitor bool `json:"enableServiceMonitor,omitempty"`
+	// LatencySummaries makes Triton report request and queue latency
+	// quantiles per model (--metrics-config summary_latencies=true), which
+	// autoscaling on p95Latency reads. It changes the pod template: the
+	// pods roll once.
+	LatencySummaries bool `json:"latencySummaries,omitempty"`
 }
 
 // SchedulingSpec overrides the platform's GPU scheduling defaults.
@@ -319,13 +324,15 @@ type AutoscalingSpec struct {
 	// +kubebuilder:validation:Maximum=1000
 	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
 	// Metric drives the scaling: cpu; queueTime, Triton's mean queue time
-	// per request; or pendingRequests, the requests waiting in Triton per
-	// replica (keda engine only).
+	// per request; and with the keda engine only, pendingRequests, the
+	// requests waiting in Triton per replica, or p95Latency, the highest
+	// 95th percentile of request latency among the server's pods and models
+	// (needs observability.metrics.latencySummaries).
 	// +kubebuilder:default=cpu
-	// +kubebuilder:validation:Enum=cpu;queueTime;pendingRequests
+	// +kubebuilder:validation:Enum=cpu;queueTime;pendingRequests;p95Latency
 	Metric string `json:"metric,omitempty"`
 	// Target value: CPU utilisation percent, queue microseconds per request,
-	// or pending requests per replica.
+	// pending requests per replica, or p95 latency in microseconds.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000000
 	Target *int32 `json:"target,omitempty"`

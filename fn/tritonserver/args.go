@@ -154,6 +154,12 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 	add("grpc-port", strconv.Itoa(int(in.ports.grpc)))
 	if in.metrics {
 		add("metrics-port", strconv.Itoa(int(in.ports.metrics)))
+		if m := in.spec.Observability; m != nil && m.Metrics != nil && m.Metrics.LatencySummaries {
+			// Latency quantiles per model, Triton 23.04 and later; the flag
+			// is repeatable (src/command_line_parser.cc), so users may add
+			// settings of their own.
+			add("metrics-config", "summary_latencies=true")
+		}
 	} else {
 		add("allow-metrics", "false")
 	}

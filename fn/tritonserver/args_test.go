@@ -132,6 +132,16 @@ func TestTritonArgs(t *testing.T) {
 			spec:   "observability: {metrics: {enabled: false}}\n",
 			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"}),
 		},
+		"LatencySummaries": {
+			reason: "Latency summaries opt in to Triton's per-model quantiles, right after the metrics port.",
+			spec:   "observability: {metrics: {latencySummaries: true}}\n",
+			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--metrics-config=summary_latencies=true", "--exit-timeout-secs=30"}),
+		},
+		"LatencySummariesWithoutMetrics": {
+			reason: "Without metrics there is nothing to summarise.",
+			spec:   "observability: {metrics: {enabled: false, latencySummaries: true}}\n",
+			want:   concat(argsHead, []string{"--strict-readiness=true", "--http-port=8000", "--grpc-port=8001", "--allow-metrics=false", "--exit-timeout-secs=30"}),
+		},
 		"PythonDefaulted": {
 			reason: "The python backend gets its default shared memory even when nothing else is said.",
 			spec:   "tritonConfig: {backendType: python}\n",

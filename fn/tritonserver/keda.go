@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -32,6 +33,8 @@ const (
 	// defaultPendingTarget is the pending requests per replica KEDA aims
 	// for: a few batches' worth waiting behind the one running.
 	defaultPendingTarget = 10
+	// defaultP95TargetUs is the p95 request latency (µs) KEDA aims for.
+	defaultP95TargetUs = 500000
 	// minRateWindow bounds the queue-time query's rate window from below;
 	// it spans at least four scrapes otherwise.
 	minRateWindow = 2 * time.Minute
@@ -42,6 +45,7 @@ const (
 	reasonKEDANotInstalled    = "KEDANotInstalled"
 	reasonKEDANotConfigured   = "KEDAPrometheusNotConfigured"
 	reasonMetricNeedsKEDA     = "MetricNeedsKEDA"
+	reasonLatencySummariesOff = "LatencySummariesOff"
 	reasonScaledObjectCompose = "ScaledObjectComposed"
 )
 
@@ -50,7 +54,11 @@ const (
 	metricCPU       = "cpu"
 	metricQueueTime = "queueTime"
 	metricPending   = "pendingRequests"
+	metricP95       = "p95Latency"
 )
+
+// kedaOnly: metrics only the keda engine reads (no adapter metric).
+func kedaOnly(metric string) bool { return metric == metricPending || metric == metricP95 }
 
 // metricOf is the spec's metric; unset is cpu, the schema's default, which
 // crossplane render does not apply.
@@ -92,10 +100,18 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 	case metricOf(c.spec.Autoscaling) != metricCPU && p.KEDAPrometheusAddress == "":
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
 			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metricOf(c.spec.Autoscaling))}
+	case metricOf(c.spec.Autoscaling) == metricP95 && !c.latencySummaries():
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonLatencySummariesOff, Message: "metric p95Latency reads Triton's latency summaries: set spec.observability.metrics.latencySummaries: true (the pods roll once)"}
 	case c.cpuRequestMissing(res):
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: "CPURequestMissing", Message: cpuRequestMessage}
 	}
 	return nil
+}
+
+// latencySummaries: Triton reports latency quantiles (args.go).
+func (c *Composer) latencySummaries() bool {
+	o := c.spec.Observability
+	return c.metricsEnabled() && o != nil && o.Metrics != nil && o.Metrics.LatencySummaries
 }
 
 // scaledObject is the server's ScaledObject: bounds and scale-down window
@@ -129,6 +145,8 @@ func kedaTarget(a *v1alpha1.AutoscalingSpec) int32 {
 		return ptr.Deref(a.Target, defaultQueueTargetUs)
 	case metricPending:
 		return ptr.Deref(a.Target, defaultPendingTarget)
+	case metricP95:
+		return ptr.Deref(a.Target, defaultP95TargetUs)
 	}
 	return ptr.Deref(a.Target, defaultCPUTarget)
 }
@@ -160,6 +178,17 @@ func pendingQuery(s series) string {
 	return "sum(nv_inference_pending_request_count" + s.selector() + ") or vector(0)"
 }
 
+// p95Query is the highest 95th percentile of request latency in µs among
+// the server's pods, models and GPU instances: Triton keeps one summary per
+// model, version and instance (its default quantiles include 0.95, over the
+// last 60 s; src/metric_model_reporter.cc), and quantiles cannot be
+// aggregated, so the worst one stands for the server. A window without
+// requests reports NaN, which KEDA's Prometheus scaler reads as 0
+// (ignoreNullValues, its default).
+func p95Query(s series) string {
+	return "max(nv_inference_request_summary_us" + strings.TrimSuffix(s.selector(), "}") + `,quantile="0.95"}) or vector(0)`
+}
+
 // rateWindow spans four scrapes, and at least minRateWindow.
 func rateWindow(interval string) time.Duration {
 	d, err := time.ParseDuration(interval)
@@ -178,6 +207,7 @@ func rateWindow(interval string) time.Duration {
 //     queue is long (kedaReplicas shows both).
 //   - pendingRequests: AverageValue. A count does grow with the load the
 //     replicas share: the HPA aims for the target per replica.
+//   - p95Latency: Value, a time per request as queueTime.
 func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, project, interval string) keda.Trigger {
 	target := strconv.Itoa(int(kedaTarget(a)))
 	metric := metricOf(a)
@@ -192,6 +222,9 @@ func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, proj
 	case metricQueueTime:
 		t.MetricType = autoscalingv2.ValueMetricType
 		t.Metadata["query"] = queueTimeQuery(s, rateWindow(interval))
+	case metricP95:
+		t.MetricType = autoscalingv2.ValueMetricType
+		t.Metadata["query"] = p95Query(s)
 	default:
 		t.MetricType = autoscalingv2.AverageValueMetricType
 		t.Metadata["query"] = pendingQuery(s)
@@ -233,6 +266,8 @@ func targetText(a *v1alpha1.AutoscalingSpec) string {
 		return fmt.Sprintf("a mean queue time of %d µs per request", kedaTarget(a))
 	case metricPending:
 		return fmt.Sprintf("%d pending requests per replica", kedaTarget(a))
+	case metricP95:
+		return fmt.Sprintf("a p95 request latency of %d µs", kedaTarget(a))
 	}
 	return fmt.Sprintf("%d%% of the CPU request", kedaTarget(a))
 }

@@ -124,6 +124,21 @@ func TestComposeKEDA(t *testing.T) {
 			platform: kedaPlatform, spec: "autoscaling: {enabled: true, maxReplicas: 6}\n",
 			cond: cond{false, "CPURequestMissing"}, message: "set spec.resources.requests.cpu",
 		},
+		"P95WithoutSummaries": {
+			reason:   "p95Latency reads Triton's summaries: without them, no ScaledObject, and the condition names the field.",
+			platform: kedaPlatform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			cond: cond{false, reasonLatencySummariesOff}, message: "set spec.observability.metrics.latencySummaries: true",
+		},
+		"P95": {
+			reason:   "…with them, the ScaledObject.",
+			platform: kedaPlatform, spec: cpuReq + "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "aiming at a p95 request latency of 500000 µs",
+		},
+		"P95NeedsKEDA": {
+			reason:   "p95Latency on the hpa engine: no HPA could read it.",
+			platform: platform, spec: cpuReq + "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			cond: cond{false, reasonMetricNeedsKEDA}, message: "metric p95Latency is read by KEDA from Prometheus",
+		},
 		"PendingNeedsKEDA": {
 			reason:   "pendingRequests on the hpa engine: no HPA could read it; the condition says to choose keda.",
 			platform: platform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: pendingRequests}\n",
@@ -228,6 +243,18 @@ func TestScaledObject(t *testing.T) {
 				}},
 			},
 		},
+		"P95Latency": {
+			reason:   "The worst p95 among the server's pods and models (quantiles do not aggregate), as a Value.",
+			platform: kedaPlatform,
+			spec:     "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 4, metric: p95Latency, target: 200000}\n",
+			want: keda.ScaledObjectSpec{
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: scaleDown(600),
+				Triggers: []keda.Trigger{{Type: "prometheus", Name: "p95Latency", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
+					"serverAddress": prometheusAddress, "threshold": "200000",
+					"query": `max(nv_inference_request_summary_us{namespace="vision-dev",service="resnet-svc",quantile="0.95"}) or vector(0)`,
+				}}},
+			},
+		},
 		"CPU": {
 			reason:   "cpu: KEDA's cpu scaler, utilisation of the request.",
 			platform: kedaPlatform,
@@ -308,6 +335,10 @@ func TestKEDAMetricTypes(t *testing.T) {
 		"PendingOnePod": {
 			reason: "60 requests waiting in all, 10 per replica wanted, one pod: six pods, whichever the type.",
 			metric: "pendingRequests", value: 60, target: 10, pods: 1, want: 6, other: 6,
+		},
+		"P95ThreePods": {
+			reason: "A p95 of 400 ms against 200 ms on three pods: six, as for queue time. AverageValue would ask for two.",
+			metric: "p95Latency", value: 400000, target: 200000, pods: 3, want: 6, other: 2,
 		},
 		"PendingThreePods": {
 			reason: "The same 60 on three pods: still six. Value would ask for eighteen, counting the load the pods already share once per pod.",

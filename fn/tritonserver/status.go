@@ -295,7 +295,7 @@ func (c *Composer) composesHPA(p compose.Platform, required map[string][]resourc
 	switch {
 	case c.usesKEDA(p):
 		return keep && c.kedaProblem(p, required, res) != nil
-	case metricOf(a) == metricPending || c.cpuRequestMissing(res):
+	case kedaOnly(metricOf(a)) || c.cpuRequestMissing(res):
 		return keep
 	}
 	return true
@@ -309,9 +309,9 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
 	case c.usesKEDA(p):
 		return c.kedaCondition(c.kedaProblem(p, required, res))
-	case metricOf(a) == metricPending:
+	case kedaOnly(metricOf(a)):
 		cond.Reason = reasonMetricNeedsKEDA
-		cond.Message = "metric pendingRequests is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"
+		cond.Message = "metric " + metricOf(a) + " is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"
 		if c.composesHPA(p, required, res) {
 			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
 		}
