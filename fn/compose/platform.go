@@ -139,7 +139,7 @@ func ResolvePlatform(in *v1beta1.Input, envConfig *unstructured.Unstructured) (P
 			return Platform{}, fmt.Errorf("EnvironmentConfig %s: data: %w", envConfig.GetName(), err)
 		}
 		if data != nil {
-			b, err := json.Marshal(data)
+			b, err := json.Marshal(withoutNulls(data))
 			if err != nil {
 				return Platform{}, fmt.Errorf("EnvironmentConfig %s: data: %w", envConfig.GetName(), err)
 			}
@@ -153,8 +153,32 @@ func ResolvePlatform(in *v1beta1.Input, envConfig *unstructured.Unstructured) (P
 	return flatten(d)
 }
 
+// withoutNulls drops the null entries of a decoded JSON object, at any
+// depth: in the EnvironmentConfig a null means unset, so the layer below
+// stays (encoding/json would set the field to nil instead).
+func withoutNulls(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			if e != nil {
+				out[k] = withoutNulls(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = withoutNulls(e)
+		}
+		return out
+	}
+	return v
+}
+
 // flatten reads the layered defaults. Every pointer is set by the built-in
-// layer, and JSON null cannot clear one (it leaves a pointer as it was).
+// layer; the layers above never clear one (the Input's fields are
+// omitempty, the EnvironmentConfig's nulls are dropped).
 func flatten(d v1beta1.Defaults) (Platform, error) {
 	p := Platform{
 		TritonImage:           *d.Triton.Image,
@@ -210,6 +234,10 @@ const (
 	EngineKEDA = "keda"
 )
 
+// kedaAuthModes are the Prometheus scaler's authModes (KEDA v2.20.1
+// pkg/scalers/authentication/authentication_types.go).
+var kedaAuthModes = []string{"apiKey", "basic", "bearer", "custom", "oauth", "tls"}
+
 // PodSecurityLevels are the Pod Security Admission levels.
 var PodSecurityLevels = []string{"privileged", "baseline", "restricted"}
 
@@ -235,10 +263,17 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: security.fsGroup must be a non-root gid (> 0), got %d", p.FSGroup)
 	case p.AutoscalingEngine != EngineHPA && p.AutoscalingEngine != EngineKEDA:
 		return fmt.Errorf("defaults: autoscaling.engine %q is not %s or %s", p.AutoscalingEngine, EngineHPA, EngineKEDA)
+	case p.KEDAAuthModes != "" && p.KEDAClusterTriggerAuthentication == "":
+		return fmt.Errorf("defaults: autoscaling.keda.authModes is set without autoscaling.keda.clusterTriggerAuthentication, which provides what they name")
 	case strings.ContainsAny(p.KEDATenantHeader, "=,:\r\n "):
 		return fmt.Errorf("defaults: autoscaling.keda.tenantHeader %q must be a bare header name (KEDA joins headers as name=value,name=value)", p.KEDATenantHeader)
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
+	}
+	for mode := range strings.SplitSeq(p.KEDAAuthModes, ",") {
+		if p.KEDAAuthModes != "" && !slices.Contains(kedaAuthModes, strings.TrimSpace(mode)) {
+			return fmt.Errorf("defaults: autoscaling.keda.authModes %q: %q is not one of %s", p.KEDAAuthModes, strings.TrimSpace(mode), strings.Join(kedaAuthModes, ", "))
+		}
 	}
 	for i, ref := range p.GatewayParentRefs {
 		if ref.Name == "" {

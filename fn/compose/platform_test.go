@@ -42,6 +42,47 @@ func TestResolvePlatform(t *testing.T) {
 				}
 			},
 		},
+		"EnvironmentConfigNulls": {
+			reason: "A null in the EnvironmentConfig (kubectl edit leaves them) means unset: the layer below stays, nothing panics.",
+			in:     &v1beta1.Input{},
+			ec: envConfig(map[string]any{
+				"triton":      map[string]any{"image": nil, "tag": "25.01-py3"},
+				"autoscaling": map[string]any{"engine": nil, "keda": nil},
+				"security":    nil,
+			}),
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.TritonImage != "nvcr.io/nvidia/tritonserver" || p.TritonTag != "25.01-py3" || p.AutoscalingEngine != EngineHPA || p.RunAsUser != 1000 {
+					t.Errorf("nulls must keep the layer below: %+v", p)
+				}
+			},
+		},
+		"KEDADefaults": {
+			reason: "The KEDA settings layer like the others.",
+			in:     &v1beta1.Input{},
+			ec: envConfig(map[string]any{"autoscaling": map[string]any{"engine": "keda", "keda": map[string]any{
+				"prometheusAddress": "http://prom:9090", "clusterTriggerAuthentication": "kalypso-prometheus", "authModes": "bearer", "tenantHeader": "X-Scope-OrgID",
+			}}}),
+			check: func(t *testing.T, p Platform) {
+				t.Helper()
+				if p.AutoscalingEngine != EngineKEDA || p.KEDAPrometheusAddress != "http://prom:9090" || p.KEDAClusterTriggerAuthentication != "kalypso-prometheus" ||
+					p.KEDAAuthModes != "bearer" || p.KEDATenantHeader != "X-Scope-OrgID" {
+					t.Errorf("KEDA defaults: %+v", p)
+				}
+			},
+		},
+		"AuthModesWithoutAuthentication": {
+			reason:    "authModes say what a ClusterTriggerAuthentication provides; alone they would be dropped.",
+			in:        &v1beta1.Input{},
+			ec:        envConfig(map[string]any{"autoscaling": map[string]any{"keda": map[string]any{"authModes": "bearer"}}}),
+			wantError: "defaults: autoscaling.keda.authModes is set without autoscaling.keda.clusterTriggerAuthentication",
+		},
+		"AuthModesUnknown": {
+			reason:    "KEDA's Prometheus scaler knows six modes.",
+			in:        &v1beta1.Input{},
+			ec:        envConfig(map[string]any{"autoscaling": map[string]any{"keda": map[string]any{"authModes": "bearer,token", "clusterTriggerAuthentication": "a"}}}),
+			wantError: `defaults: autoscaling.keda.authModes "bearer,token": "token" is not one of apiKey, basic, bearer, custom, oauth, tls`,
+		},
 		"InputLayers": {
 			reason: "Input fields override; unset ones keep the built-in value; maps merge key by key; lists replace.",
 			in:     input,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/prometheus/common/model"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -28,8 +29,13 @@ import (
 
 const (
 	resScaledObject = resource.Name("scaledobject")
-	reqScaledObject = "scaledobject-schema"
-	scaledObjectCRD = "scaledobjects.keda.sh"
+	// KEDA labels its objects with the ScaledObject's name and refuses one
+	// whose name or HPA's name exceeds 63 characters
+	// (scaledobject_webhook.go verifyName); server names leave 4.
+	scaledObjectSuffix = "so"
+	kedaHPASuffix      = "kda"
+	reqScaledObject    = "scaledobject-schema"
+	scaledObjectCRD    = "scaledobjects.keda.sh"
 	// defaultPendingTarget is the pending requests per replica KEDA aims
 	// for: a few batches' worth waiting behind the one running.
 	defaultPendingTarget = 10
@@ -46,6 +52,8 @@ const (
 	reasonKEDANotConfigured   = "KEDAPrometheusNotConfigured"
 	reasonMetricNeedsKEDA     = "MetricNeedsKEDA"
 	reasonLatencySummariesOff = "LatencySummariesOff"
+	reasonMetricsNotScraped   = "MetricsNotScraped"
+	reasonHandingOver         = "HandingOver"
 	reasonScaledObjectCompose = "ScaledObjectComposed"
 )
 
@@ -89,6 +97,7 @@ func (c *Composer) checksKEDAKind(p compose.Platform) bool {
 // Autoscaling condition; nil when it can.
 func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) *compose.Condition {
 	_, composed := c.observed[resScaledObject]
+	metric := metricOf(c.spec.Autoscaling)
 	switch {
 	case !composed && len(required[reqScaledObject]) == 0:
 		chosen := "spec.autoscaling.engine is keda"
@@ -97,15 +106,35 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 		}
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: fmt.Sprintf(
 			"%s, but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", chosen, scaledObjectCRD)}
-	case metricOf(c.spec.Autoscaling) != metricCPU && p.KEDAPrometheusAddress == "":
+	case metric != metricCPU && p.KEDAPrometheusAddress == "":
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
-			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metricOf(c.spec.Autoscaling))}
-	case metricOf(c.spec.Autoscaling) == metricP95 && !c.latencySummaries():
+			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metric)}
+	case metric == metricP95 && !c.latencySummaries():
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonLatencySummariesOff, Message: "metric p95Latency reads Triton's latency summaries: set spec.observability.metrics.latencySummaries: true (the pods roll once)"}
 	case c.cpuRequestMissing(res):
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: "CPURequestMissing", Message: cpuRequestMessage}
+	case c.deploy == nil:
+		// KEDA's webhook checks the target: a cpu trigger's Deployment
+		// must exist with CPU requests (scaledobject_webhook.go
+		// verifyCPUMemoryScalers). Its creation event brings the next call.
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonWaitingForDeployment, Message: "the ScaledObject is composed once the Deployment exists"}
+	case metric != metricCPU && !c.metricsCondition(required).Status:
+		// Without the server's series the queries return nothing, which
+		// KEDA reads as 0 (ignoreNullValues): the server would never scale.
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonMetricsNotScraped, Message: fmt.Sprintf(
+			"metric %s is read from Prometheus, which finds the server's series through its ServiceMonitor: set spec.observability.enabled and spec.observability.metrics.enableServiceMonitor (the MetricsScraping condition says why there is none)", metric)}
 	}
 	return nil
+}
+
+// kedaHoldsDeployment: a ScaledObject on cpu runs and the spec drops the
+// CPU request. KEDA's webhook then refuses every update of the
+// ScaledObject (verifyCPUMemoryScalers), Crossplane's among them, which
+// would stop the whole reconcile; so the Deployment keeps its request until
+// the spec has one again.
+func (c *Composer) kedaHoldsDeployment(p compose.Platform, res corev1.ResourceRequirements) bool {
+	_, running := c.observed[resScaledObject]
+	return running && c.deploy != nil && c.usesKEDA(p) && c.cpuRequestMissing(res)
 }
 
 // latencySummaries: Triton reports latency quantiles (args.go).
@@ -118,7 +147,7 @@ func (c *Composer) latencySummaries() bool {
 // as for the HPA, one trigger for the metric. minReplicaCount is always
 // set, to at least 1: KEDA's default of 0 would scale an idle GPU server
 // to zero, and nothing would hold its requests while it came back.
-func scaledObject(name, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec, trigger keda.Trigger) *keda.ScaledObject {
+func scaledObject(name, hpaName, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec, trigger keda.Trigger) *keda.ScaledObject {
 	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
 	return &keda.ScaledObject{
 		ObjectMeta: meta(name, namespace, labels),
@@ -127,6 +156,7 @@ func scaledObject(name, namespace, deploymentName string, labels map[string]stri
 			MinReplicaCount: ptr.To(minReplicas),
 			MaxReplicaCount: ptr.To(max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas)),
 			Advanced: &keda.Advanced{HorizontalPodAutoscalerConfig: &keda.HorizontalPodAutoscalerConfig{
+				Name: hpaName,
 				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 					ScaleDown: &autoscalingv2.HPAScalingRules{
 						StabilizationWindowSeconds: ptr.To(ptr.Deref(a.ScaleDownStabilizationSeconds, defaultScaleDownWindow)),
@@ -189,13 +219,14 @@ func p95Query(s series) string {
 	return "max(nv_inference_request_summary_us" + strings.TrimSuffix(s.selector(), "}") + `,quantile="0.95"}) or vector(0)`
 }
 
-// rateWindow spans four scrapes, and at least minRateWindow.
+// rateWindow spans four scrapes, and at least minRateWindow. The interval
+// is a Prometheus duration (checkInterval), which may use d, w and y.
 func rateWindow(interval string) time.Duration {
-	d, err := time.ParseDuration(interval)
+	d, err := model.ParseDuration(interval)
 	if err != nil {
 		return minRateWindow
 	}
-	return max(4*d, minRateWindow)
+	return max(4*time.Duration(d), minRateWindow)
 }
 
 // kedaTrigger is the one trigger of the server's ScaledObject.
@@ -242,21 +273,30 @@ func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, proj
 }
 
 // kedaCondition reports the keda engine: its problem, or the ScaledObject.
-func (c *Composer) kedaCondition(problem *compose.Condition) compose.Condition {
-	if problem != nil {
+func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition, res corev1.ResourceRequirements) compose.Condition {
+	_, hpa := c.observed[resHPA]
+	_, so := c.observed[resScaledObject]
+	switch {
+	case problem != nil:
 		cond := *problem
-		if _, ok := c.observed[resHPA]; ok {
+		if hpa {
 			cond.Message += fmt.Sprintf("; HorizontalPodAutoscaler %s is kept as it is until then", c.name("hpa"))
-		} else if _, ok := c.observed[resScaledObject]; ok {
-			cond.Message += fmt.Sprintf("; ScaledObject %s is kept as it is until then", c.name("scaler"))
+		} else if so {
+			cond.Message += fmt.Sprintf("; ScaledObject %s is kept as it is until then", c.name(scaledObjectSuffix))
+		}
+		if c.kedaHoldsDeployment(p, res) {
+			cond.Message += ", and the Deployment too: KEDA refuses a ScaledObject on cpu for a Deployment without a CPU request"
 		}
 		return cond
+	case hpa:
+		return compose.Condition{Type: ConditionAutoscaling, Reason: reasonHandingOver, Message: fmt.Sprintf(
+			"HorizontalPodAutoscaler %s is being deleted; ScaledObject %s follows once it is gone (KEDA refuses a ScaledObject while another HPA targets the Deployment)", c.name("hpa"), c.name(scaledObjectSuffix))}
 	}
 	a := c.spec.Autoscaling
 	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
 	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
-		"ScaledObject %s makes KEDA scale between %d and %d replicas, aiming at %s", c.name("scaler"), minReplicas,
-		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), targetText(a))}
+		"ScaledObject %s makes KEDA scale between %d and %d replicas through HorizontalPodAutoscaler %s, aiming at %s", c.name(scaledObjectSuffix), minReplicas,
+		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), c.name(kedaHPASuffix), targetText(a))}
 }
 
 // targetText says what the autoscaler aims at, with its unit.
@@ -279,6 +319,13 @@ func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, proje
 	if !c.usesKEDA(p) {
 		return nil
 	}
+	if _, ok := c.observed[resHPA]; ok && !c.composesHPA(p, required, res) {
+		// The HPA goes first (Crossplane deletes it in this reconcile):
+		// KEDA's webhook refuses a ScaledObject while another HPA targets
+		// the Deployment (verifyHpas). Its deletion event brings the next
+		// call.
+		return nil
+	}
 	if c.kedaProblem(p, required, res) != nil {
 		if o, ok := c.observed[resScaledObject]; ok {
 			_, err := d.Keep(resScaledObject, o.Resource, compose.Exists)
@@ -289,6 +336,17 @@ func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, proje
 	a := c.spec.Autoscaling
 	ns := c.id.Namespace
 	trigger := kedaTrigger(a, p, series{namespace: ns, service: c.name("svc")}, project, c.metricsInterval())
-	_, err := d.Add(resScaledObject, scaledObject(c.name("scaler"), ns, c.name("deploy"), labels, a, trigger), compose.Exists)
+	_, err := d.Add(resScaledObject, scaledObject(c.name(scaledObjectSuffix), c.name(kedaHPASuffix), ns, c.name("deploy"), labels, a, trigger), compose.Exists)
 	return err
+}
+
+// kedaLeaving: the hpa engine (or another metric) takes over from a running
+// ScaledObject. Crossplane deletes it in the foreground, so it stays
+// observed until KEDA's HPA, which it owns, is gone too
+// (composition_functions.go); only then does the server's own HPA come,
+// never two HPAs on one Deployment.
+func (c *Composer) kedaLeaving(p compose.Platform) bool {
+	_, so := c.observed[resScaledObject]
+	a := c.spec.Autoscaling
+	return so && a != nil && a.Enabled && !c.usesKEDA(p)
 }

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -33,17 +35,22 @@ func kedaNoPrometheus(t *testing.T) compose.Platform {
 	return composetest.Platform(t, &v1beta1.Input{Spec: v1beta1.Defaults{Autoscaling: &v1beta1.AutoscalingDefaults{Engine: ptr.To(compose.EngineKEDA)}}})
 }
 
+// The specs of TestComposeKEDA: a CPU request, and the ServiceMonitor
+// through which Prometheus finds Triton's series.
+const (
+	cpuReq    = "resources: {requests: {cpu: '1'}}\n"
+	smOn      = "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n"
+	smAndP95  = "observability: {enabled: true, metrics: {enableServiceMonitor: true, latencySummaries: true}}\n"
+	plainSpec = cpuReq + smOn
+	hpaSpec   = plainSpec + "autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n"
+	kedaSpec  = plainSpec + "autoscaling: {enabled: true, engine: keda, minReplicas: 2, maxReplicas: 6, metric: queueTime}\n"
+	queueSpec = plainSpec + "autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6, metric: queueTime}\n"
+)
+
 func TestComposeKEDA(t *testing.T) {
-	const (
-		cpuReq    = "resources: {requests: {cpu: '1'}}\n"
-		hpaSpec   = cpuReq + "autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}\n"
-		kedaSpec  = cpuReq + "autoscaling: {enabled: true, engine: keda, minReplicas: 2, maxReplicas: 6, metric: queueTime}\n"
-		queueSpec = cpuReq + "autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6, metric: queueTime}\n"
-	)
+	running := func(t *testing.T) map[string]string { return created(t, plainSpec, deployAvailable) }
 	hpaRunning := func(t *testing.T) map[string]string { return created(t, hpaSpec, deployAvailable) }
-	kedaRunning := func(t *testing.T) map[string]string {
-		return createdOn(t, kedaPlatform(t), queueSpec, deployAvailable)
-	}
+	kedaRunning := func(t *testing.T) map[string]string { return createdOn(t, kedaPlatform(t), queueSpec, deployAvailable) }
 	cases := map[string]struct {
 		reason   string
 		platform func(*testing.T) compose.Platform
@@ -54,34 +61,40 @@ func TestComposeKEDA(t *testing.T) {
 		cond     cond
 		message  string
 	}{
+		"FirstCall": {
+			reason:   "Before the Deployment exists: no ScaledObject yet (KEDA's webhook checks the target), the next call brings it.",
+			platform: kedaPlatform, spec: kedaSpec,
+			cond: cond{false, reasonWaitingForDeployment}, message: "the ScaledObject is composed once the Deployment exists",
+		},
 		"EngineKEDA": {
 			reason:   "engine: keda with KEDA installed: a ScaledObject, no HPA.",
-			platform: kedaPlatform, spec: kedaSpec,
-			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "ScaledObject resnet-scaler makes KEDA scale between 2 and 6 replicas, aiming at a mean queue time of 50000 µs per request",
+			platform: kedaPlatform, spec: kedaSpec, observed: running,
+			so: true, cond: cond{true, reasonScaledObjectCompose},
+			message: "ScaledObject resnet-so makes KEDA scale between 2 and 6 replicas through HorizontalPodAutoscaler resnet-kda, aiming at a mean queue time of 50000 µs per request",
 		},
 		"PlatformDefaultKEDA": {
 			reason:   "No engine in the spec: the platform's default decides.",
-			platform: kedaPlatform, spec: queueSpec,
+			platform: kedaPlatform, spec: queueSpec, observed: running,
 			so: true, cond: cond{true, reasonScaledObjectCompose},
 		},
 		"PlatformDefaultHPA": {
 			reason:   "The built-in default is hpa: installing KEDA changes nothing by itself.",
-			platform: platform, spec: hpaSpec,
+			platform: platform, spec: hpaSpec, observed: running,
 			hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"SpecOverridesPlatform": {
 			reason:   "engine: hpa in the spec wins over a keda platform.",
-			platform: kedaPlatform, spec: cpuReq + "autoscaling: {enabled: true, engine: hpa, maxReplicas: 6}\n",
+			platform: kedaPlatform, spec: plainSpec + "autoscaling: {enabled: true, engine: hpa, maxReplicas: 6}\n", observed: running,
 			hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"KEDANotInstalled": {
 			reason:   "engine: keda without KEDA's CRD: nothing is composed for autoscaling, and the condition says what to install.",
-			platform: kedaPlatform, spec: kedaSpec, noCRD: true,
+			platform: kedaPlatform, spec: kedaSpec, observed: running, noCRD: true,
 			cond: cond{false, reasonKEDANotInstalled}, message: "spec.autoscaling.engine is keda, but the scaledobjects.keda.sh CRD is not installed: install KEDA",
 		},
 		"KEDANotInstalledPlatformDefault": {
 			reason:   "…and says when the choice is the platform's.",
-			platform: kedaPlatform, spec: queueSpec, noCRD: true,
+			platform: kedaPlatform, spec: queueSpec, observed: running, noCRD: true,
 			cond: cond{false, reasonKEDANotInstalled}, message: "the platform's default autoscaling engine is keda",
 		},
 		"KEDANotInstalledKeepsHPA": {
@@ -90,69 +103,93 @@ func TestComposeKEDA(t *testing.T) {
 			hpa: true, cond: cond{false, reasonKEDANotInstalled}, message: "HorizontalPodAutoscaler resnet-hpa is kept as it is until then",
 		},
 		"SwitchToKEDA": {
-			reason:   "With KEDA installed the switch drops the HPA (Crossplane deletes it) and composes the ScaledObject: never both.",
+			reason:   "With KEDA installed the switch drops the HPA (Crossplane deletes it) and waits for it to go: KEDA's webhook refuses a ScaledObject while another HPA targets the Deployment.",
 			platform: kedaPlatform, spec: kedaSpec, observed: hpaRunning,
+			cond: cond{false, reasonHandingOver}, message: "HorizontalPodAutoscaler resnet-hpa is being deleted; ScaledObject resnet-so follows once it is gone",
+		},
+		"SwitchToKEDAHPAGone": {
+			reason:   "…then the ScaledObject comes.",
+			platform: kedaPlatform, spec: kedaSpec, observed: func(t *testing.T) map[string]string { return without(hpaRunning(t), string(resHPA)) },
 			so: true, cond: cond{true, reasonScaledObjectCompose},
 		},
 		"SwitchBackToHPA": {
-			reason:   "Back to hpa: the ScaledObject goes, the HPA comes.",
-			platform: kedaPlatform, spec: cpuReq + "autoscaling: {enabled: true, engine: hpa, minReplicas: 2, maxReplicas: 6}\n", observed: kedaRunning,
-			hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
+			reason:   "Back to hpa: the ScaledObject goes (in the foreground, with KEDA's HPA), and the server's HPA waits for it.",
+			platform: kedaPlatform, spec: plainSpec + "autoscaling: {enabled: true, engine: hpa, minReplicas: 2, maxReplicas: 6}\n", observed: kedaRunning,
+			cond: cond{false, reasonHandingOver}, message: "ScaledObject resnet-so and KEDA's HorizontalPodAutoscaler resnet-kda are being deleted",
+		},
+		"SwitchBackToHPAGone": {
+			reason:   "…then the HPA comes.",
+			platform: kedaPlatform, spec: plainSpec + "autoscaling: {enabled: true, engine: hpa, minReplicas: 2, maxReplicas: 6}\n",
+			observed: func(t *testing.T) map[string]string { return without(kedaRunning(t), string(resScaledObject)) },
+			hpa:      true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"AutoscalingOff": {
 			reason:   "Autoscaling off: the ScaledObject goes with it.",
-			platform: kedaPlatform, spec: "replicas: 2\n", observed: kedaRunning,
+			platform: kedaPlatform, spec: plainSpec + "replicas: 2\n", observed: kedaRunning,
 			cond: cond{false, "AutoscalingDisabled"},
 		},
 		"PrometheusNotConfigured": {
 			reason:   "A Prometheus metric without the platform's Prometheus address: no ScaledObject, and the condition names the setting.",
-			platform: kedaNoPrometheus, spec: kedaSpec,
+			platform: kedaNoPrometheus, spec: kedaSpec, observed: running,
 			cond: cond{false, reasonKEDANotConfigured}, message: "autoscaling.keda.prometheusAddress",
 		},
 		"PrometheusNotConfiguredKeepsScaledObject": {
 			reason:   "A running ScaledObject is kept while the platform's address is missing: dropping it would leave the replicas where KEDA left them.",
 			platform: kedaNoPrometheus, spec: kedaSpec, observed: kedaRunning,
-			so: true, cond: cond{false, reasonKEDANotConfigured}, message: "ScaledObject resnet-scaler is kept as it is until then",
+			so: true, cond: cond{false, reasonKEDANotConfigured}, message: "ScaledObject resnet-so is kept as it is until then",
+		},
+		"NotScraped": {
+			reason:   "A Prometheus metric without the ServiceMonitor: the query would find no series, which KEDA reads as 0, so no ScaledObject.",
+			platform: kedaPlatform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: queueTime}\n", observed: running,
+			cond: cond{false, reasonMetricsNotScraped}, message: "set spec.observability.enabled and spec.observability.metrics.enableServiceMonitor",
 		},
 		"CPUNeedsNoPrometheus": {
 			reason:   "cpu through KEDA reads the metrics API, not Prometheus.",
-			platform: kedaNoPrometheus, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6}\n",
-			so: true, cond: cond{true, reasonScaledObjectCompose},
+			platform: kedaNoPrometheus, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6}\n", observed: running,
+			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "aiming at 80% of the CPU request",
 		},
 		"CPUWithoutRequest": {
 			reason:   "cpu through KEDA needs a CPU request as with the HPA.",
-			platform: kedaPlatform, spec: "autoscaling: {enabled: true, maxReplicas: 6}\n",
+			platform: kedaPlatform, spec: "autoscaling: {enabled: true, maxReplicas: 6}\n", observed: running,
 			cond: cond{false, "CPURequestMissing"}, message: "set spec.resources.requests.cpu",
+		},
+		"CPURequestDroppedUnderKEDA": {
+			reason:   "A running cpu ScaledObject and the spec drops the CPU request: KEDA would refuse every update of the ScaledObject, so it and the Deployment are kept as they are.",
+			platform: kedaPlatform, spec: smOn + "autoscaling: {enabled: true, maxReplicas: 6}\n",
+			observed: func(t *testing.T) map[string]string {
+				return createdOn(t, kedaPlatform(t), plainSpec+"autoscaling: {enabled: true, maxReplicas: 6}\n", deployAvailable)
+			},
+			so: true, cond: cond{false, "CPURequestMissing"}, message: "ScaledObject resnet-so is kept as it is until then, and the Deployment too",
 		},
 		"P95WithoutSummaries": {
 			reason:   "p95Latency reads Triton's summaries: without them, no ScaledObject, and the condition names the field.",
-			platform: kedaPlatform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			platform: kedaPlatform, spec: cpuReq + smOn + "autoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n", observed: running,
 			cond: cond{false, reasonLatencySummariesOff}, message: "set spec.observability.metrics.latencySummaries: true",
 		},
 		"P95": {
 			reason:   "…with them, the ScaledObject.",
-			platform: kedaPlatform, spec: cpuReq + "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			platform: kedaPlatform, spec: cpuReq + smAndP95 + "autoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n", observed: running,
 			so: true, cond: cond{true, reasonScaledObjectCompose}, message: "aiming at a p95 request latency of 500000 µs",
 		},
 		"P95NeedsKEDA": {
 			reason:   "p95Latency on the hpa engine: no HPA could read it.",
-			platform: platform, spec: cpuReq + "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n",
+			platform: platform, spec: cpuReq + smAndP95 + "autoscaling: {enabled: true, maxReplicas: 6, metric: p95Latency}\n", observed: running,
 			cond: cond{false, reasonMetricNeedsKEDA}, message: "metric p95Latency is read by KEDA from Prometheus",
 		},
 		"PendingNeedsKEDA": {
 			reason:   "pendingRequests on the hpa engine: no HPA could read it; the condition says to choose keda.",
-			platform: platform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: pendingRequests}\n",
+			platform: platform, spec: plainSpec + "autoscaling: {enabled: true, maxReplicas: 6, metric: pendingRequests}\n", observed: running,
 			cond: cond{false, reasonMetricNeedsKEDA}, message: "set spec.autoscaling.engine: keda",
 		},
 		"PendingNeedsKEDAKeepsHPA": {
 			reason:   "…and a running HPA is kept until then.",
-			platform: platform, spec: cpuReq + "autoscaling: {enabled: true, maxReplicas: 6, metric: pendingRequests}\n", observed: hpaRunning,
+			platform: platform, spec: plainSpec + "autoscaling: {enabled: true, maxReplicas: 6, metric: pendingRequests}\n", observed: hpaRunning,
 			hpa: true, cond: cond{false, reasonMetricNeedsKEDA}, message: "HorizontalPodAutoscaler resnet-hpa is kept as it is until then",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			req := map[string][]string{reqApplication: {readyApp}, reqMetricsAPI: {metricsAPISvc}}
+			req := map[string][]string{reqApplication: {readyApp}, reqMetricsAPI: {metricsAPISvc}, reqServiceMonitor: {smCRD}}
 			if !tc.noCRD {
 				req[reqScaledObject] = []string{kedaCRD}
 			}
@@ -176,6 +213,15 @@ func TestComposeKEDA(t *testing.T) {
 			if m := message(r, ConditionAutoscaling); !strings.Contains(m, tc.message) {
 				t.Errorf("%s\nAutoscaling message: want it to contain %q, got %q", tc.reason, tc.message, m)
 			}
+			if tc.cond.Reason == "CPURequestMissing" && observed != nil {
+				// The Deployment keeps its request while KEDA runs on cpu.
+				_, kept := observed[string(resScaledObject)]
+				d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
+				_, hasCPU := d.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
+				if hasCPU != kept {
+					t.Errorf("%s\nDeployment keeps its CPU request: want %v, got %v", tc.reason, kept, hasCPU)
+				}
+			}
 		})
 	}
 }
@@ -191,8 +237,8 @@ func TestScaledObject(t *testing.T) {
 		}}})
 	}
 	const sel = `{namespace="vision-dev",service="resnet-svc"}`
-	scaleDown := func(s int32) *keda.Advanced {
-		return &keda.Advanced{HorizontalPodAutoscalerConfig: &keda.HorizontalPodAutoscalerConfig{Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+	advanced := func(s int32) *keda.Advanced {
+		return &keda.Advanced{HorizontalPodAutoscalerConfig: &keda.HorizontalPodAutoscalerConfig{Name: "resnet-kda", Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 			ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To(s)},
 		}}}
 	}
@@ -204,11 +250,11 @@ func TestScaledObject(t *testing.T) {
 		want     keda.ScaledObjectSpec
 	}{
 		"QueueTime": {
-			reason:   "Queue time per request in µs, as a Value (not divided by the replicas); the rate window spans four 30 s scrapes (2m); minReplicaCount is always set (KEDA's default 0 would scale to zero).",
+			reason:   "Queue time per request in µs, as a Value (not divided by the replicas); the rate window spans four 15 s scrapes, at least 2m; minReplicaCount is always set (KEDA's default 0 would scale to zero); KEDA's HPA is named to fit 63 characters.",
 			platform: kedaPlatform,
-			spec:     "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
+			spec:     smOn + "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
 			want: keda.ScaledObjectSpec{
-				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: scaleDown(600),
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(600),
 				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
 					"serverAddress": prometheusAddress, "threshold": "50000",
 					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[120s])) / (sum(rate(nv_inference_request_success" + sel + "[120s])) > 0) or vector(0)",
@@ -218,21 +264,33 @@ func TestScaledObject(t *testing.T) {
 		"QueueTimeSlowScrapes": {
 			reason:   "With a 1m scrape interval the window is 4m.",
 			platform: kedaPlatform,
-			spec:     "observability: {metrics: {interval: 1m}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4, metric: queueTime, target: 20000, scaleDownStabilizationSeconds: 120}\n",
+			spec:     "observability: {enabled: true, metrics: {enableServiceMonitor: true, interval: 1m}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4, metric: queueTime, target: 20000, scaleDownStabilizationSeconds: 120}\n",
 			want: keda.ScaledObjectSpec{
-				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](2), MaxReplicaCount: ptr.To[int32](4), Advanced: scaleDown(120),
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](2), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(120),
 				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
 					"serverAddress": prometheusAddress, "threshold": "20000",
 					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[240s])) / (sum(rate(nv_inference_request_success" + sel + "[240s])) > 0) or vector(0)",
 				}}},
 			},
 		},
+		"QueueTimeDailyScrapes": {
+			reason:   "Prometheus durations in days are read too.",
+			platform: kedaPlatform,
+			spec:     "observability: {enabled: true, metrics: {enableServiceMonitor: true, interval: 1d}}\nautoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
+			want: keda.ScaledObjectSpec{
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(600),
+				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
+					"serverAddress": prometheusAddress, "threshold": "50000",
+					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[345600s])) / (sum(rate(nv_inference_request_success" + sel + "[345600s])) > 0) or vector(0)",
+				}}},
+			},
+		},
 		"PendingRequests": {
 			reason:   "Pending requests as an AverageValue: the HPA aims for the target per replica. Authentication and the tenant header come from the platform.",
 			platform: authPlatform,
-			spec:     "autoscaling: {enabled: true, maxReplicas: 8, metric: pendingRequests}\n",
+			spec:     smOn + "autoscaling: {enabled: true, maxReplicas: 8, metric: pendingRequests}\n",
 			want: keda.ScaledObjectSpec{
-				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](8), Advanced: scaleDown(600),
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](8), Advanced: advanced(600),
 				Triggers: []keda.Trigger{{
 					Type: "prometheus", Name: "pendingRequests", MetricType: autoscalingv2.AverageValueMetricType,
 					Metadata: map[string]string{
@@ -246,9 +304,9 @@ func TestScaledObject(t *testing.T) {
 		"P95Latency": {
 			reason:   "The worst p95 among the server's pods and models (quantiles do not aggregate), as a Value.",
 			platform: kedaPlatform,
-			spec:     "observability: {metrics: {latencySummaries: true}}\nautoscaling: {enabled: true, maxReplicas: 4, metric: p95Latency, target: 200000}\n",
+			spec:     smAndP95 + "autoscaling: {enabled: true, maxReplicas: 4, metric: p95Latency, target: 200000}\n",
 			want: keda.ScaledObjectSpec{
-				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: scaleDown(600),
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(600),
 				Triggers: []keda.Trigger{{Type: "prometheus", Name: "p95Latency", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
 					"serverAddress": prometheusAddress, "threshold": "200000",
 					"query": `max(nv_inference_request_summary_us{namespace="vision-dev",service="resnet-svc",quantile="0.95"}) or vector(0)`,
@@ -258,23 +316,25 @@ func TestScaledObject(t *testing.T) {
 		"CPU": {
 			reason:   "cpu: KEDA's cpu scaler, utilisation of the request.",
 			platform: kedaPlatform,
-			spec:     "resources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, maxReplicas: 3, target: 70}\n",
+			spec:     cpuReq + "autoscaling: {enabled: true, maxReplicas: 3, target: 70}\n",
 			want: keda.ScaledObjectSpec{
-				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](3), Advanced: scaleDown(600),
+				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](3), Advanced: advanced(600),
 				Triggers: []keda.Trigger{{Type: "cpu", MetricType: autoscalingv2.UtilizationMetricType, Metadata: map[string]string{"value": "70"}}},
 			},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := scene{xr: serverXR(tc.spec, ""), required: map[string][]string{reqApplication: {readyApp}, reqScaledObject: {kedaCRD}}}.run(t, int64s, tc.platform(t))
+			// Running on the hpa engine, its HPA gone: the ScaledObject comes.
+			observed := without(created(t, tc.spec, deployAvailable), string(resHPA))
+			r := scene{xr: serverXR(tc.spec, ""), observed: observed, required: map[string][]string{reqApplication: {readyApp}, reqScaledObject: {kedaCRD}, reqServiceMonitor: {smCRD}}}.run(t, int64s, tc.platform(t))
 			if r.Fatal != nil {
 				t.Fatal(r.Fatal)
 			}
 			got := decodeStrict[keda.ScaledObject](t, r, resScaledObject)
 			want := &keda.ScaledObject{
 				TypeMeta:   metav1.TypeMeta{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"},
-				ObjectMeta: metav1.ObjectMeta{Name: "resnet-scaler", Namespace: "vision-dev", Labels: serverLabels},
+				ObjectMeta: metav1.ObjectMeta{Name: "resnet-so", Namespace: "vision-dev", Labels: serverLabels},
 				Spec:       tc.want,
 			}
 			if diff := cmp.Diff(want, got); diff != "" {

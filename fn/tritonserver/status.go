@@ -204,7 +204,7 @@ func (c *Composer) metricsCondition(required map[string][]resource.Required) com
 	case !c.wantsServiceMonitor():
 		cond.Reason, cond.Message = "ServiceMonitorDisabled", "metrics are served on the Service's metrics port; set observability.enabled and observability.metrics.enableServiceMonitor to compose a ServiceMonitor"
 	case !c.serviceMonitorComposed() && !c.checksServiceMonitorKind():
-		cond.Reason, cond.Message = "WaitingForDeployment", "the ServiceMonitor is composed once the Deployment exists (its CRD is checked then)"
+		cond.Reason, cond.Message = reasonWaitingForDeployment, "the ServiceMonitor is composed once the Deployment exists (its CRD is checked then)"
 	case !c.serviceMonitorComposed() && len(required[reqServiceMonitor]) == 0:
 		cond.Reason, cond.Message = reasonServiceMonitorCRDMissing, "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way (installed and still this after a minute: annotate the CRD, which refreshes Crossplane core's discovery cache)"
 	default:
@@ -277,6 +277,10 @@ func (c *Composer) cpuRequestMissing(res corev1.ResourceRequirements) bool {
 	return true
 }
 
+// reasonWaitingForDeployment: an object that needs the Deployment to exist
+// follows it.
+const reasonWaitingForDeployment = "WaitingForDeployment"
+
 // cpuRequestMessage explains CPURequestMissing.
 const cpuRequestMessage = "autoscaling on cpu needs a CPU request: the autoscaler measures utilisation as a share of it, and without one it scales straight to maxReplicas; set spec.resources.requests.cpu"
 
@@ -295,6 +299,8 @@ func (c *Composer) composesHPA(p compose.Platform, required map[string][]resourc
 	switch {
 	case c.usesKEDA(p):
 		return keep && c.kedaProblem(p, required, res) != nil
+	case c.kedaLeaving(p):
+		return false
 	case kedaOnly(metricOf(a)) || c.cpuRequestMissing(res):
 		return keep
 	}
@@ -308,7 +314,10 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 	case a == nil || !a.Enabled:
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
 	case c.usesKEDA(p):
-		return c.kedaCondition(c.kedaProblem(p, required, res))
+		return c.kedaCondition(p, c.kedaProblem(p, required, res), res)
+	case c.kedaLeaving(p):
+		cond.Reason = reasonHandingOver
+		cond.Message = fmt.Sprintf("ScaledObject %s and KEDA's HorizontalPodAutoscaler %s are being deleted; HorizontalPodAutoscaler %s follows once they are gone", c.name(scaledObjectSuffix), c.name(kedaHPASuffix), c.name("hpa"))
 	case kedaOnly(metricOf(a)):
 		cond.Reason = reasonMetricNeedsKEDA
 		cond.Message = "metric " + metricOf(a) + " is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"

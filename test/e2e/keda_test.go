@@ -20,14 +20,19 @@ const apiVersionKEDA = "keda.sh/v1alpha1"
 // max = replicas) from the hpa engine to keda and back, sampling the
 // Deployment's replicas every 200 ms: they never leave the running count.
 // The lab runs no KEDA: once the ScaledObject exists the test stands in for
-// KEDA's operator and creates the HPA it would (keda-hpa-<ScaledObject>,
-// the ScaledObject's bounds, owned by it; KEDA v2.20.1
-// controllers/keda/hpa.go), so that Crossplane's hand-off meets a real
-// second HPA both ways. KEDA's webhook, which refuses a ScaledObject while
-// another HPA targets the Deployment, does not run here either.
+// KEDA's operator and creates the HPA it would (the name the ScaledObject
+// gives it, the ScaledObject's bounds, controlled by it; KEDA v2.20.1
+// controllers/keda/hpa.go), so that the switch back meets a real second
+// HPA. KEDA's webhook, which refuses a ScaledObject while another HPA
+// targets the Deployment (scaledobject_webhook.go verifyHpas), does not run
+// here; the function hands over in two steps so that it never would: the
+// ScaledObject only once the server's HPA is gone, and the HPA only once
+// the ScaledObject and KEDA's HPA are. A refused apply would show as a
+// Warning event on the server.
 func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	ns, deploy := s.Namespace, s.Name+"-deploy"
-	soName, kedaHPA := s.Name+"-scaler", "keda-hpa-"+s.Name+"-scaler"
+	soName, kedaHPA := s.Name+"-so", s.Name+"-kda"
+	warningsBefore := len(xrWarnings(t, kindServer, s.Name, "ComposeResources"))
 	bounds := map[string]any{"enabled": true, "metric": "cpu", "minReplicas": replicas, "maxReplicas": replicas}
 	if err := lab.installScaledObjectCRD(t.Context()); err != nil {
 		t.Fatal(err)
@@ -56,6 +61,9 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	if got := str(so, "spec", "scaleTargetRef", "name"); got != deploy {
 		t.Errorf("ScaledObject targets %q, want %s", got, deploy)
 	}
+	if got := str(so, "spec", "advanced", "horizontalPodAutoscalerConfig", "name"); got != kedaHPA {
+		t.Errorf("ScaledObject names KEDA's HPA %q, want %s", got, kedaHPA)
+	}
 	standInForKEDA(t, ns, kedaHPA, deploy, so.GetUID(), soName, int32(replicas))
 	waitXRCondition(t, kindServer, ns, s.Name, "Autoscaling", "True", "ScaledObjectComposed", 30*time.Second)
 	// The HPA controller syncs the new HPA at once, then every 15 s.
@@ -76,6 +84,9 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	waitXRCondition(t, kindServer, ns, s.Name, "Autoscaling", "True", "HorizontalPodAutoscalerComposed", 30*time.Second)
 	time.Sleep(20 * time.Second)
 	checkReplicasHeld(t, "keda to hpa", w.stop(), int32(replicas))
+	if w := xrWarnings(t, kindServer, s.Name, "ComposeResources"); len(w) > warningsBefore {
+		t.Errorf("composing failed during the hand-off: %v", w[warningsBefore:])
+	}
 }
 
 // withEntry copies m with one more entry.
