@@ -403,7 +403,7 @@ func teardown(t *testing.T, project string, namespaces ...string) {
 			if err := releaseProject(ctx, project); err != nil {
 				return err
 			}
-			if _, _, err := deleteEventually(ctx, apiVersionKalypso, kindProject, "", project, 150*time.Second); err != nil {
+			if _, _, err := deleteEventually(ctx, apiVersionKalypso, kindProject, "", project, backgroundTimeout-time.Minute); err != nil {
 				return err
 			}
 			for _, ns := range namespaces {
