@@ -241,7 +241,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	}
 	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs))
 
-	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: c.ttl()}
+	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: c.ttl(status.Phase)}
 }
 
 // ttl: namespaces and applications are required resources, which no watch
@@ -250,20 +250,14 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 // protection itself does not depend on it (protection.go), and a pending
 // release is noticed sooner, as the quota controller's count of
 // applications changes a composed ResourceQuota, which Crossplane watches.
-//
-// A settled project looks again every minute too. It composes more objects
-// than any other composite, so its circuit breaker opens most readily: when
-// a controller restart (core's, or a package upgrade's) replays an event
-// for every object it watches, or a change follows its creation (test/e2e
-// README, Findings). Once open, the breaker drops the project's events but
-// one per 30 s (internal/circuit/mapfunc.go), its own spec changes
-// included, and core marks it Responsive=False only at its next reconcile
-// (compose.BreakerTTL). In the lab (TestKalypsoProject, after a core
-// restart) a settled project's release set while its breaker was open was
-// seen 49 s later, only because another event got through the half-open
-// breaker; without one it would have waited the idle TTL of 10 minutes. A
-// requeue bypasses the breaker, so the minute bounds that wait. Projects are few; a minute costs about seven requests each.
-func (c *Composer) ttl() time.Duration { return compose.PollTTL }
+// A settled project only refreshes the application names its ClusterUsage
+// quotes, so it idles.
+func (c *Composer) ttl(phase string) time.Duration {
+	if phase != PhaseReady || len(c.removed) > 0 || c.spec.Release {
+		return compose.PollTTL
+	}
+	return compose.IdleTTL
+}
 
 func reasonFor(problems []string) string {
 	for _, p := range problems {

@@ -66,6 +66,7 @@ func TestCompose(t *testing.T) {
 		envs       []v1alpha1.EnvironmentStatus
 		ready      bool
 		conditions map[string]string // type → reason
+		idle       bool              // settled: the idle TTL
 		fatal      string
 	}
 	conditions := func(envs, released string) map[string]string {
@@ -87,7 +88,7 @@ func TestCompose(t *testing.T) {
 			reason:      "A project without environments composes nothing and is ready.",
 			spec:        "  owner: team-vision\n",
 			unprotected: true,
-			want:        want{resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: conditions("EnvironmentsReady", ReasonNothingToProtect)},
+			want:        want{idle: true, resources: map[string]resource.Ready{}, phase: PhaseReady, ready: true, conditions: conditions("EnvironmentsReady", ReasonNothingToProtect)},
 		},
 		"ProtectionFirst": {
 			reason:      "The ClusterUsage comes before any namespace: none is created until it is Ready (the project then carries the in-use label).",
@@ -118,7 +119,7 @@ func TestCompose(t *testing.T) {
 			unprotected: true,
 			observed:    map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -146,7 +147,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP,
 				"networkpolicy-deny-dev":  strings.Replace(denyNP, "vision-dev-default", "vision-default", 1),
 				"networkpolicy-allow-dev": strings.Replace(allowNP, "vision-dev-allow", "vision-allow", 1)},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
 					"networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
@@ -160,7 +161,7 @@ func TestCompose(t *testing.T) {
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP,
 				"quota.dev": quotaObserved(`requests.nvidia.com/gpu: "4"`, "", ""),
 				"quota-dev": strings.Replace(quotaObserved(`requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "0"`), "vision-dev-quota", "vision-quota", 1)},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue, "quota-dev": resource.ReadyTrue,
 					"quota.dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
@@ -176,7 +177,7 @@ func TestCompose(t *testing.T) {
 				"quota-dev":               strings.Replace(quotaObserved(`requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "4"`, `requests.nvidia.com/gpu: "0"`), "vision-dev-quota", "vision-quota", 1),
 				"networkpolicy-deny-dev":  strings.Replace(denyNP, "vision-dev-default", "vision-default", 1),
 				"networkpolicy-allow-dev": strings.Replace(allowNP, "vision-dev-allow", "vision-allow", 1)},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
 					"quota.dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
@@ -215,7 +216,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev}}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "networkpolicy-deny.dev": denyNP, "networkpolicy-allow.dev": allowNP},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -280,7 +281,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, adoptExistingNamespace: true, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"usage": resource.ReadyTrue, "namespace-dev": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -342,7 +343,7 @@ func TestCompose(t *testing.T) {
 				"namespace-dev":    {activeNS},
 				"applications-dev": {`{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoApplication, metadata: {name: detector, namespace: vision-dev}, spec: {projectRef: vision}}`},
 			},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -452,7 +453,7 @@ func TestCompose(t *testing.T) {
 			unprotected: true,
 			observed:    map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required:    map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "quota.dev": resource.ReadyTrue, "usage": resource.ReadyFalse},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -464,7 +465,7 @@ func TestCompose(t *testing.T) {
 			spec:     "  environments: {dev: {namespace: vision-dev, networkIsolation: {enabled: false}}}\n",
 			observed: map[string]string{"namespace-dev": activeNS, "quota.dev": quotaObserved(countApps+`: "0"`, countApps+`: "0"`, countApps+`: "0"`)},
 			required: map[string][]string{"namespace-dev": {activeNS}},
-			want: want{
+			want: want{idle: true,
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue},
 				phase:     PhaseReady, ready: true, created: []string{"vision-dev"},
 				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
@@ -564,9 +565,14 @@ func TestCompose(t *testing.T) {
 			if diff := cmp.Diff(tc.want.conditions, conds); diff != "" {
 				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)
 			}
-			// Every project looks again every minute, settled or not (ttl).
-			if got.TTL != compose.PollTTL {
-				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, compose.PollTTL, got.TTL)
+			// Namespaces and applications trigger no watch: a project that
+			// waits on them looks again every minute, a settled one idles.
+			wantTTL := compose.PollTTL
+			if tc.want.idle {
+				wantTTL = compose.IdleTTL
+			}
+			if got.TTL != wantTTL {
+				t.Errorf("%s\nTTL: want %v, got %v", tc.reason, wantTTL, got.TTL)
 			}
 		})
 	}
