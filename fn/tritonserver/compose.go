@@ -179,7 +179,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 
 	// The Deployment, fresh from the spec, or as it is while blocked.
 	var deployReady bool
-	if blocker == nil && !c.kedaHoldsDeployment(p, res) {
+	if blocker == nil && !c.kedaHoldsDeployment(p, required, res) {
 		replicas := c.replicas()
 		sa := c.serviceAccount(snap)
 		if apiKeyHeader != "" {

@@ -1180,7 +1180,10 @@ func TestComposeAutoscaling(t *testing.T) {
 }
 
 func TestHorizontalPodAutoscaler(t *testing.T) {
-	meta := metav1.ObjectMeta{Name: "resnet-hpa", Namespace: "vision-dev", Labels: serverLabels}
+	// The annotation lets KEDA's webhook admit a ScaledObject beside this HPA
+	// while it terminates, at a switch to the keda engine.
+	meta := metav1.ObjectMeta{Name: "resnet-hpa", Namespace: "vision-dev", Labels: serverLabels,
+		Annotations: map[string]string{"validations.keda.sh/hpa-ownership": "false"}}
 	typ := metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"}
 	target := autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "resnet-deploy"}
 	cases := map[string]struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
@@ -21,11 +22,14 @@ import (
 // KEDA autoscaling (README, "Autoscaling"): with engine keda the server
 // composes a keda.sh/v1alpha1 ScaledObject instead of a
 // HorizontalPodAutoscaler, and KEDA runs an HPA of its own
-// (keda-hpa-<ScaledObject>, KEDA v2.20.1 controllers/keda/hpa.go). Never
-// both: KEDA's webhook refuses a ScaledObject whose Deployment another HPA
-// targets (apis/keda/v1alpha1/scaledobject_webhook.go verifyHpas), and two
-// HPAs on one Deployment would fight over its replicas. Crossplane deletes
-// the composed object the function stops desiring, so a switch converges.
+// (KEDA v2.20.1 controllers/keda/hpa.go). The function never composes an
+// HPA and a ScaledObject together; Crossplane deletes the one it stops
+// composing and applies the other in the same reconcile, and drops it from
+// the composite's resourceRefs at once, so the next call cannot see it
+// terminate (composition_functions.go). Until the garbage collector has
+// removed the old HPA, two HPAs target the Deployment and the HPA
+// controller scales with neither (AmbiguousSelector): the replicas stay
+// where they are for those seconds.
 
 const (
 	resScaledObject = resource.Name("scaledobject")
@@ -34,8 +38,11 @@ const (
 	// (scaledobject_webhook.go verifyName); server names leave 4.
 	scaledObjectSuffix = "so"
 	kedaHPASuffix      = "kda"
-	reqScaledObject    = "scaledobject-schema"
-	scaledObjectCRD    = "scaledobjects.keda.sh"
+	// kedaHPAOwnershipAnnotation on an HPA lets KEDA's webhook admit a
+	// ScaledObject beside it.
+	kedaHPAOwnershipAnnotation = "validations.keda.sh/hpa-ownership"
+	reqScaledObject            = "scaledobject-schema"
+	scaledObjectCRD            = "scaledobjects.keda.sh"
 	// defaultPendingTarget is the pending requests per replica KEDA aims
 	// for: a few batches' worth waiting behind the one running.
 	defaultPendingTarget = 10
@@ -53,7 +60,6 @@ const (
 	reasonMetricNeedsKEDA     = "MetricNeedsKEDA"
 	reasonLatencySummariesOff = "LatencySummariesOff"
 	reasonMetricsNotScraped   = "MetricsNotScraped"
-	reasonHandingOver         = "HandingOver"
 	reasonScaledObjectCompose = "ScaledObjectComposed"
 )
 
@@ -127,14 +133,29 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 	return nil
 }
 
-// kedaHoldsDeployment: a ScaledObject on cpu runs and the spec drops the
-// CPU request. KEDA's webhook then refuses every update of the
-// ScaledObject (verifyCPUMemoryScalers), Crossplane's among them, which
-// would stop the whole reconcile; so the Deployment keeps its request until
-// the spec has one again.
-func (c *Composer) kedaHoldsDeployment(p compose.Platform, res corev1.ResourceRequirements) bool {
-	_, running := c.observed[resScaledObject]
-	return running && c.deploy != nil && c.usesKEDA(p) && c.cpuRequestMissing(res)
+// kedaHoldsDeployment: a ScaledObject with a cpu trigger runs and is kept
+// (a problem stops a new one), and the spec drops the CPU request. KEDA's
+// webhook then refuses every apply of that ScaledObject
+// (verifyCPUMemoryScalers), which would stop the whole reconcile; so the
+// Deployment keeps its request until the spec has one again or a new
+// ScaledObject replaces the kept one.
+func (c *Composer) kedaHoldsDeployment(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) bool {
+	o, running := c.observed[resScaledObject]
+	if !running || c.deploy == nil || !c.usesKEDA(p) || hasCPURequest(res) || !hasCPUTrigger(o.Resource.Object) {
+		return false
+	}
+	return c.kedaProblem(p, required, res) != nil
+}
+
+// hasCPUTrigger: a ScaledObject scales on cpu.
+func hasCPUTrigger(so map[string]any) bool {
+	triggers, _, _ := unstructured.NestedSlice(so, "spec", "triggers")
+	for _, t := range triggers {
+		if m, ok := t.(map[string]any); ok && m["type"] == "cpu" {
+			return true
+		}
+	}
+	return false
 }
 
 // latencySummaries: Triton reports latency quantiles (args.go).
@@ -273,7 +294,7 @@ func kedaTrigger(a *v1alpha1.AutoscalingSpec, p compose.Platform, s series, proj
 }
 
 // kedaCondition reports the keda engine: its problem, or the ScaledObject.
-func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition, res corev1.ResourceRequirements) compose.Condition {
+func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition, required map[string][]resource.Required, res corev1.ResourceRequirements) compose.Condition {
 	_, hpa := c.observed[resHPA]
 	_, so := c.observed[resScaledObject]
 	switch {
@@ -284,13 +305,10 @@ func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition,
 		} else if so {
 			cond.Message += fmt.Sprintf("; ScaledObject %s is kept as it is until then", c.name(scaledObjectSuffix))
 		}
-		if c.kedaHoldsDeployment(p, res) {
+		if c.kedaHoldsDeployment(p, required, res) {
 			cond.Message += ", and the Deployment too: KEDA refuses a ScaledObject on cpu for a Deployment without a CPU request"
 		}
 		return cond
-	case hpa:
-		return compose.Condition{Type: ConditionAutoscaling, Reason: reasonHandingOver, Message: fmt.Sprintf(
-			"HorizontalPodAutoscaler %s is being deleted; ScaledObject %s follows once it is gone (KEDA refuses a ScaledObject while another HPA targets the Deployment)", c.name("hpa"), c.name(scaledObjectSuffix))}
 	}
 	a := c.spec.Autoscaling
 	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
@@ -319,13 +337,6 @@ func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, proje
 	if !c.usesKEDA(p) {
 		return nil
 	}
-	if _, ok := c.observed[resHPA]; ok && !c.composesHPA(p, required, res) {
-		// The HPA goes first (Crossplane deletes it in this reconcile):
-		// KEDA's webhook refuses a ScaledObject while another HPA targets
-		// the Deployment (verifyHpas). Its deletion event brings the next
-		// call.
-		return nil
-	}
 	if c.kedaProblem(p, required, res) != nil {
 		if o, ok := c.observed[resScaledObject]; ok {
 			_, err := d.Keep(resScaledObject, o.Resource, compose.Exists)
@@ -338,15 +349,4 @@ func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, proje
 	trigger := kedaTrigger(a, p, series{namespace: ns, service: c.name("svc")}, project, c.metricsInterval())
 	_, err := d.Add(resScaledObject, scaledObject(c.name(scaledObjectSuffix), c.name(kedaHPASuffix), ns, c.name("deploy"), labels, a, trigger), compose.Exists)
 	return err
-}
-
-// kedaLeaving: the hpa engine (or another metric) takes over from a running
-// ScaledObject. Crossplane deletes it in the foreground, so it stays
-// observed until KEDA's HPA, which it owns, is gone too
-// (composition_functions.go); only then does the server's own HPA come,
-// never two HPAs on one Deployment.
-func (c *Composer) kedaLeaving(p compose.Platform) bool {
-	_, so := c.observed[resScaledObject]
-	a := c.spec.Autoscaling
-	return so && a != nil && a.Enabled && !c.usesKEDA(p)
 }

@@ -60,6 +60,8 @@ func TestComposeKEDA(t *testing.T) {
 		hpa, so  bool
 		cond     cond
 		message  string
+		// holdsCPU: the Deployment keeps the CPU request the spec dropped.
+		holdsCPU bool
 	}{
 		"FirstCall": {
 			reason:   "Before the Deployment exists: no ScaledObject yet (KEDA's webhook checks the target), the next call brings it.",
@@ -103,25 +105,14 @@ func TestComposeKEDA(t *testing.T) {
 			hpa: true, cond: cond{false, reasonKEDANotInstalled}, message: "HorizontalPodAutoscaler resnet-hpa is kept as it is until then",
 		},
 		"SwitchToKEDA": {
-			reason:   "With KEDA installed the switch drops the HPA (Crossplane deletes it) and waits for it to go: KEDA's webhook refuses a ScaledObject while another HPA targets the Deployment.",
+			reason:   "With KEDA installed the switch drops the HPA (Crossplane deletes it) and composes the ScaledObject in the same call: never both composed. The HPA tells KEDA's webhook to admit the ScaledObject beside it while it terminates.",
 			platform: kedaPlatform, spec: kedaSpec, observed: hpaRunning,
-			cond: cond{false, reasonHandingOver}, message: "HorizontalPodAutoscaler resnet-hpa is being deleted; ScaledObject resnet-so follows once it is gone",
-		},
-		"SwitchToKEDAHPAGone": {
-			reason:   "…then the ScaledObject comes.",
-			platform: kedaPlatform, spec: kedaSpec, observed: func(t *testing.T) map[string]string { return without(hpaRunning(t), string(resHPA)) },
 			so: true, cond: cond{true, reasonScaledObjectCompose},
 		},
 		"SwitchBackToHPA": {
-			reason:   "Back to hpa: the ScaledObject goes (in the foreground, with KEDA's HPA), and the server's HPA waits for it.",
+			reason:   "Back to hpa: the ScaledObject goes (KEDA's HPA with it) and the HPA comes.",
 			platform: kedaPlatform, spec: plainSpec + "autoscaling: {enabled: true, engine: hpa, minReplicas: 2, maxReplicas: 6}\n", observed: kedaRunning,
-			cond: cond{false, reasonHandingOver}, message: "ScaledObject resnet-so and KEDA's HorizontalPodAutoscaler resnet-kda are being deleted",
-		},
-		"SwitchBackToHPAGone": {
-			reason:   "…then the HPA comes.",
-			platform: kedaPlatform, spec: plainSpec + "autoscaling: {enabled: true, engine: hpa, minReplicas: 2, maxReplicas: 6}\n",
-			observed: func(t *testing.T) map[string]string { return without(kedaRunning(t), string(resScaledObject)) },
-			hpa:      true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
+			hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
 		"AutoscalingOff": {
 			reason:   "Autoscaling off: the ScaledObject goes with it.",
@@ -160,6 +151,24 @@ func TestComposeKEDA(t *testing.T) {
 				return createdOn(t, kedaPlatform(t), plainSpec+"autoscaling: {enabled: true, maxReplicas: 6}\n", deployAvailable)
 			},
 			so: true, cond: cond{false, "CPURequestMissing"}, message: "ScaledObject resnet-so is kept as it is until then, and the Deployment too",
+			holdsCPU: true,
+		},
+		"CPURequestDroppedWithMetricChange": {
+			reason:   "The same when the metric changes too but the new ScaledObject cannot be composed (no ServiceMonitor): the kept one still scales on cpu, so the Deployment keeps its request.",
+			platform: kedaPlatform, spec: "autoscaling: {enabled: true, maxReplicas: 6, metric: queueTime}\n",
+			observed: func(t *testing.T) map[string]string {
+				return createdOn(t, kedaPlatform(t), plainSpec+"autoscaling: {enabled: true, maxReplicas: 6}\n", deployAvailable)
+			},
+			so: true, cond: cond{false, reasonMetricsNotScraped}, message: "ScaledObject resnet-so is kept as it is until then, and the Deployment too",
+			holdsCPU: true,
+		},
+		"CPURequestDroppedNewScaledObject": {
+			reason:   "A new ScaledObject on queueTime replaces the cpu one: nothing holds the Deployment, which drops its request.",
+			platform: kedaPlatform, spec: smOn + "autoscaling: {enabled: true, maxReplicas: 6, metric: queueTime}\n",
+			observed: func(t *testing.T) map[string]string {
+				return createdOn(t, kedaPlatform(t), plainSpec+"autoscaling: {enabled: true, maxReplicas: 6}\n", deployAvailable)
+			},
+			so: true, cond: cond{true, reasonScaledObjectCompose},
 		},
 		"P95WithoutSummaries": {
 			reason:   "p95Latency reads Triton's summaries: without them, no ScaledObject, and the condition names the field.",
@@ -213,13 +222,11 @@ func TestComposeKEDA(t *testing.T) {
 			if m := message(r, ConditionAutoscaling); !strings.Contains(m, tc.message) {
 				t.Errorf("%s\nAutoscaling message: want it to contain %q, got %q", tc.reason, tc.message, m)
 			}
-			if tc.cond.Reason == "CPURequestMissing" && observed != nil {
-				// The Deployment keeps its request while KEDA runs on cpu.
-				_, kept := observed[string(resScaledObject)]
+			if !strings.Contains(tc.spec, "cpu: '1'") && observed != nil {
 				d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
 				_, hasCPU := d.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
-				if hasCPU != kept {
-					t.Errorf("%s\nDeployment keeps its CPU request: want %v, got %v", tc.reason, kept, hasCPU)
+				if hasCPU != tc.holdsCPU {
+					t.Errorf("%s\nDeployment keeps the CPU request the spec dropped: want %v, got %v", tc.reason, tc.holdsCPU, hasCPU)
 				}
 			}
 		})

@@ -88,8 +88,15 @@ func horizontalPodAutoscaler(name, namespace, deploymentName string, labels map[
 			},
 		}}
 	}
+	m := meta(name, namespace, labels)
+	// KEDA's webhook refuses a ScaledObject for a Deployment that another
+	// HPA targets, unless that HPA says it may (KEDA v2.20.1
+	// apis/keda/v1alpha1/scaledobject_webhook.go verifyHpas). Crossplane
+	// deletes this HPA and applies the ScaledObject in one reconcile when a
+	// server switches to keda, and the HPA may still be terminating then.
+	m.Annotations = map[string]string{kedaHPAOwnershipAnnotation: "false"}
 	return &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: meta(name, namespace, labels),
+		ObjectMeta: m,
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploymentName},
 			MinReplicas:    ptr.To(ptr.Deref(a.MinReplicas, 1)),

@@ -269,12 +269,18 @@ func (c *Composer) cpuRequestMissing(res corev1.ResourceRequirements) bool {
 	if a == nil || !a.Enabled || metricOf(a) != metricCPU {
 		return false
 	}
+	return !hasCPURequest(res)
+}
+
+// hasCPURequest: the container requests CPU, or limits it, which
+// Kubernetes makes the request.
+func hasCPURequest(res corev1.ResourceRequirements) bool {
 	for _, l := range []corev1.ResourceList{res.Requests, res.Limits} {
 		if q, ok := l[corev1.ResourceCPU]; ok && !q.IsZero() {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // reasonWaitingForDeployment: an object that needs the Deployment to exist
@@ -299,8 +305,6 @@ func (c *Composer) composesHPA(p compose.Platform, required map[string][]resourc
 	switch {
 	case c.usesKEDA(p):
 		return keep && c.kedaProblem(p, required, res) != nil
-	case c.kedaLeaving(p):
-		return false
 	case kedaOnly(metricOf(a)) || c.cpuRequestMissing(res):
 		return keep
 	}
@@ -314,10 +318,7 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 	case a == nil || !a.Enabled:
 		cond.Reason, cond.Message = "AutoscalingDisabled", fmt.Sprintf("the Deployment runs spec.replicas (%d) replicas", ptr.Deref(c.spec.Replicas, 1))
 	case c.usesKEDA(p):
-		return c.kedaCondition(p, c.kedaProblem(p, required, res), res)
-	case c.kedaLeaving(p):
-		cond.Reason = reasonHandingOver
-		cond.Message = fmt.Sprintf("ScaledObject %s and KEDA's HorizontalPodAutoscaler %s are being deleted; HorizontalPodAutoscaler %s follows once they are gone", c.name(scaledObjectSuffix), c.name(kedaHPASuffix), c.name("hpa"))
+		return c.kedaCondition(p, c.kedaProblem(p, required, res), required, res)
 	case kedaOnly(metricOf(a)):
 		cond.Reason = reasonMetricNeedsKEDA
 		cond.Message = "metric " + metricOf(a) + " is read by KEDA from Prometheus: set spec.autoscaling.engine: keda"

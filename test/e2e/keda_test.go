@@ -23,12 +23,10 @@ const apiVersionKEDA = "keda.sh/v1alpha1"
 // KEDA's operator and creates the HPA it would (the name the ScaledObject
 // gives it, the ScaledObject's bounds, controlled by it; KEDA v2.20.1
 // controllers/keda/hpa.go), so that the switch back meets a real second
-// HPA. KEDA's webhook, which refuses a ScaledObject while another HPA
-// targets the Deployment (scaledobject_webhook.go verifyHpas), does not run
-// here; the function hands over in two steps so that it never would: the
-// ScaledObject only once the server's HPA is gone, and the HPA only once
-// the ScaledObject and KEDA's HPA are. A refused apply would show as a
-// Warning event on the server.
+// HPA until the garbage collector removes it. KEDA's webhook, which refuses
+// a ScaledObject while another HPA targets the Deployment unless that HPA
+// allows it (scaledobject_webhook.go verifyHpas), does not run here. A
+// failed apply would show as a Warning event on the server.
 func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	ns, deploy := s.Namespace, s.Name+"-deploy"
 	soName, kedaHPA := s.Name+"-so", s.Name+"-kda"
