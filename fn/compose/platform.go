@@ -238,6 +238,9 @@ const (
 // pkg/scalers/authentication/authentication_types.go).
 var kedaAuthModes = []string{"apiKey", "basic", "bearer", "custom", "oauth", "tls"}
 
+// kedaExclusiveAuthModes exclude each other (the same file, exclusiveSet).
+var kedaExclusiveAuthModes = []string{"basic", "bearer", "oauth"}
+
 // PodSecurityLevels are the Pod Security Admission levels.
 var PodSecurityLevels = []string{"privileged", "baseline", "restricted"}
 
@@ -270,10 +273,18 @@ func (p Platform) validate() error {
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
 	}
+	exclusive := 0
 	for mode := range strings.SplitSeq(p.KEDAAuthModes, ",") {
-		if p.KEDAAuthModes != "" && !slices.Contains(kedaAuthModes, strings.TrimSpace(mode)) {
-			return fmt.Errorf("defaults: autoscaling.keda.authModes %q: %q is not one of %s", p.KEDAAuthModes, strings.TrimSpace(mode), strings.Join(kedaAuthModes, ", "))
+		mode = strings.TrimSpace(mode)
+		if p.KEDAAuthModes != "" && !slices.Contains(kedaAuthModes, mode) {
+			return fmt.Errorf("defaults: autoscaling.keda.authModes %q: %q is not one of %s", p.KEDAAuthModes, mode, strings.Join(kedaAuthModes, ", "))
 		}
+		if slices.Contains(kedaExclusiveAuthModes, mode) {
+			exclusive++
+		}
+	}
+	if exclusive > 1 {
+		return fmt.Errorf("defaults: autoscaling.keda.authModes %q: KEDA takes at most one of %s", p.KEDAAuthModes, strings.Join(kedaExclusiveAuthModes, ", "))
 	}
 	for i, ref := range p.GatewayParentRefs {
 		if ref.Name == "" {

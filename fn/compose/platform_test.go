@@ -83,6 +83,12 @@ func TestResolvePlatform(t *testing.T) {
 			ec:        envConfig(map[string]any{"autoscaling": map[string]any{"keda": map[string]any{"authModes": "bearer,token", "clusterTriggerAuthentication": "a"}}}),
 			wantError: `defaults: autoscaling.keda.authModes "bearer,token": "token" is not one of apiKey, basic, bearer, custom, oauth, tls`,
 		},
+		"AuthModesExclusive": {
+			reason:    "bearer, basic and oauth exclude each other in KEDA.",
+			in:        &v1beta1.Input{},
+			ec:        envConfig(map[string]any{"autoscaling": map[string]any{"keda": map[string]any{"authModes": "bearer,basic", "clusterTriggerAuthentication": "a"}}}),
+			wantError: `defaults: autoscaling.keda.authModes "bearer,basic": KEDA takes at most one of basic, bearer, oauth`,
+		},
 		"InputLayers": {
 			reason: "Input fields override; unset ones keep the built-in value; maps merge key by key; lists replace.",
 			in:     input,
