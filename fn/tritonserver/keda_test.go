@@ -250,6 +250,12 @@ func TestScaledObject(t *testing.T) {
 		}}}
 	}
 	target := keda.ScaleTarget{APIVersion: "apps/v1", Kind: "Deployment", Name: "resnet-deploy"}
+	queueTrigger := func(threshold, window string) []keda.Trigger {
+		return []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
+			"serverAddress": prometheusAddress, "threshold": threshold,
+			"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[" + window + "])) / (sum(rate(nv_inference_request_success" + sel + "[" + window + "])) > 0) or vector(0)",
+		}}}
+	}
 	cases := map[string]struct {
 		reason   string
 		platform func(*testing.T) compose.Platform
@@ -262,10 +268,7 @@ func TestScaledObject(t *testing.T) {
 			spec:     smOn + "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
 			want: keda.ScaledObjectSpec{
 				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(600),
-				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
-					"serverAddress": prometheusAddress, "threshold": "50000",
-					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[120s])) / (sum(rate(nv_inference_request_success" + sel + "[120s])) > 0) or vector(0)",
-				}}},
+				Triggers: queueTrigger("50000", "120s"),
 			},
 		},
 		"QueueTimeSlowScrapes": {
@@ -274,10 +277,7 @@ func TestScaledObject(t *testing.T) {
 			spec:     "observability: {enabled: true, metrics: {enableServiceMonitor: true, interval: 1m}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4, metric: queueTime, target: 20000, scaleDownStabilizationSeconds: 120}\n",
 			want: keda.ScaledObjectSpec{
 				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](2), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(120),
-				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
-					"serverAddress": prometheusAddress, "threshold": "20000",
-					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[240s])) / (sum(rate(nv_inference_request_success" + sel + "[240s])) > 0) or vector(0)",
-				}}},
+				Triggers: queueTrigger("20000", "240s"),
 			},
 		},
 		"QueueTimeDailyScrapes": {
@@ -286,10 +286,7 @@ func TestScaledObject(t *testing.T) {
 			spec:     "observability: {enabled: true, metrics: {enableServiceMonitor: true, interval: 1d}}\nautoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\n",
 			want: keda.ScaledObjectSpec{
 				ScaleTargetRef: target, MinReplicaCount: ptr.To[int32](1), MaxReplicaCount: ptr.To[int32](4), Advanced: advanced(600),
-				Triggers: []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
-					"serverAddress": prometheusAddress, "threshold": "50000",
-					"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[345600s])) / (sum(rate(nv_inference_request_success" + sel + "[345600s])) > 0) or vector(0)",
-				}}},
+				Triggers: queueTrigger("50000", "345600s"),
 			},
 		},
 		"PendingRequests": {
