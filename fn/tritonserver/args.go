@@ -154,7 +154,7 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 	add("grpc-port", strconv.Itoa(int(in.ports.grpc)))
 	if in.metrics {
 		add("metrics-port", strconv.Itoa(int(in.ports.metrics)))
-		if m := in.spec.Observability; m != nil && m.Metrics != nil && m.Metrics.LatencySummaries {
+		if summariesAsked(in.spec) {
 			// Latency quantiles per model, Triton 23.04 and later; the flag
 			// is repeatable (src/command_line_parser.cc), so users may add
 			// settings of their own.

@@ -19,7 +19,7 @@ import (
 	"github.com/kalypsoserving/function-kalypso/fn/compose/keda"
 )
 
-// KEDA autoscaling (README, "Autoscaling"): with engine keda the server
+// KEDA autoscaling (README, "ScaledObject"): with engine keda the server
 // composes a keda.sh/v1alpha1 ScaledObject instead of a
 // HorizontalPodAutoscaler, and KEDA runs an HPA of its own
 // (KEDA v2.20.1 controllers/keda/hpa.go). The function never composes an
@@ -160,8 +160,21 @@ func hasCPUTrigger(so map[string]any) bool {
 
 // latencySummaries: Triton reports latency quantiles (args.go).
 func (c *Composer) latencySummaries() bool {
-	o := c.spec.Observability
-	return c.metricsEnabled() && o != nil && o.Metrics != nil && o.Metrics.LatencySummaries
+	return c.metricsEnabled() && summariesAsked(&c.spec)
+}
+
+// summariesAsked: the spec opts in to Triton's latency summaries.
+func summariesAsked(spec *v1alpha1.KalypsoTritonServerSpec) bool {
+	o := spec.Observability
+	return o != nil && o.Metrics != nil && o.Metrics.LatencySummaries
+}
+
+// kedaBounds are the ScaledObject's replica counts: minReplicaCount is
+// always at least 1 (KEDA's default of 0 would scale to zero), and max no
+// lower than min.
+func kedaBounds(a *v1alpha1.AutoscalingSpec) (minReplicas, maxReplicas int32) {
+	minReplicas = max(ptr.Deref(a.MinReplicas, 1), 1)
+	return minReplicas, max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas)
 }
 
 // scaledObject is the server's ScaledObject: bounds and scale-down window
@@ -169,13 +182,13 @@ func (c *Composer) latencySummaries() bool {
 // set, to at least 1: KEDA's default of 0 would scale an idle GPU server
 // to zero, and nothing would hold its requests while it came back.
 func scaledObject(name, hpaName, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec, trigger keda.Trigger) *keda.ScaledObject {
-	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
+	minReplicas, maxReplicas := kedaBounds(a)
 	return &keda.ScaledObject{
 		ObjectMeta: meta(name, namespace, labels),
 		Spec: keda.ScaledObjectSpec{
 			ScaleTargetRef:  keda.ScaleTarget{APIVersion: "apps/v1", Kind: "Deployment", Name: deploymentName},
 			MinReplicaCount: ptr.To(minReplicas),
-			MaxReplicaCount: ptr.To(max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas)),
+			MaxReplicaCount: ptr.To(maxReplicas),
 			Advanced: &keda.Advanced{HorizontalPodAutoscalerConfig: &keda.HorizontalPodAutoscalerConfig{
 				Name: hpaName,
 				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
@@ -256,7 +269,7 @@ func rateWindow(interval string) time.Duration {
 //   - queueTime: metricType Value. A time per request does not grow with
 //     the replicas serving it; with AverageValue (KEDA's default) the HPA
 //     would divide it by the replica count and scale down a server whose
-//     queue is long (kedaReplicas shows both).
+//     queue is long (TestKEDAMetricTypes shows both).
 //   - pendingRequests: AverageValue. A count does grow with the load the
 //     replicas share: the HPA aims for the target per replica.
 //   - p95Latency: Value, a time per request as queueTime.
@@ -311,10 +324,10 @@ func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition,
 		return cond
 	}
 	a := c.spec.Autoscaling
-	minReplicas := max(ptr.Deref(a.MinReplicas, 1), 1)
+	minReplicas, maxReplicas := kedaBounds(a)
 	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
 		"ScaledObject %s makes KEDA scale between %d and %d replicas through HorizontalPodAutoscaler %s, aiming at %s", c.name(scaledObjectSuffix), minReplicas,
-		max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas), c.name(kedaHPASuffix), targetText(a))}
+		maxReplicas, c.name(kedaHPASuffix), targetText(a))}
 }
 
 // targetText says what the autoscaler aims at, with its unit.
