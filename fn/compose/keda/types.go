@@ -27,8 +27,8 @@ func AddToScheme(s *runtime.Scheme) error {
 	return nil
 }
 
-// ScaledObject makes KEDA own a HorizontalPodAutoscaler of the target
-// (keda-hpa-<name>) fed by its triggers.
+// ScaledObject makes KEDA own a HorizontalPodAutoscaler of the target fed
+// by its triggers.
 // +kubebuilder:object:root=true
 type ScaledObject struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -37,12 +37,10 @@ type ScaledObject struct {
 }
 
 // ScaledObjectSpec: KEDA's defaults for unset fields are minReplicaCount 0
-// (scale to zero), maxReplicaCount 100, pollingInterval 30 s and
-// cooldownPeriod 300 s.
+// (scale to zero) and maxReplicaCount 100; pollingInterval (30 s) and
+// cooldownPeriod (300 s, which only scale-to-zero uses) are left to KEDA.
 type ScaledObjectSpec struct {
 	ScaleTargetRef  ScaleTarget `json:"scaleTargetRef"`
-	PollingInterval *int32      `json:"pollingInterval,omitempty"`
-	CooldownPeriod  *int32      `json:"cooldownPeriod,omitempty"`
 	MinReplicaCount *int32      `json:"minReplicaCount,omitempty"`
 	MaxReplicaCount *int32      `json:"maxReplicaCount,omitempty"`
 	Advanced        *Advanced   `json:"advanced,omitempty"`

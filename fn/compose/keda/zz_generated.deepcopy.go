@@ -109,16 +109,6 @@ func (in *ScaledObject) DeepCopyObject() runtime.Object {
 func (in *ScaledObjectSpec) DeepCopyInto(out *ScaledObjectSpec) {
 	*out = *in
 	out.ScaleTargetRef = in.ScaleTargetRef
-	if in.PollingInterval != nil {
-		in, out := &in.PollingInterval, &out.PollingInterval
-		*out = new(int32)
-		**out = **in
-	}
-	if in.CooldownPeriod != nil {
-		in, out := &in.CooldownPeriod, &out.CooldownPeriod
-		*out = new(int32)
-		**out = **in
-	}
 	if in.MinReplicaCount != nil {
 		in, out := &in.MinReplicaCount, &out.MinReplicaCount
 		*out = new(int32)
