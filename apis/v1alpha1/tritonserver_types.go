@@ -85,6 +85,9 @@ type KalypsoTritonServerSpec struct {
 	// Disruption tunes the PodDisruptionBudget composed when replicas > 1.
 	Disruption *DisruptionSpec `json:"disruption,omitempty"`
 
+	// SLO sets the server's objectives and alerts.
+	SLO *SLOSpec `json:"slo,omitempty"`
+
 	// ServiceAccountName runs the server with this service account (keyless
 	// storage access). Inherited from the application's storage when unset.
 	// +kubebuilder:validation:MaxLength=253

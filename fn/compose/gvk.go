@@ -65,6 +65,7 @@ var (
 	KindHPA            = GVK{"autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Compose}
 	KindServiceMonitor = GVK{"monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", Compose}
 	KindScaledObject   = GVK{"keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", Compose}
+	KindPrometheusRule = GVK{"monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", Compose}
 	KindHTTPRoute      = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
 	KindGRPCRoute      = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
 	KindUsage          = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
@@ -82,7 +83,7 @@ var (
 // KindTable lists every kind above.
 var KindTable = []GVK{
 	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindSecret, KindServiceAccount, KindPod,
-	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject,
+	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject, KindPrometheusRule,
 	KindHTTPRoute, KindGRPCRoute, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
 	KindProject, KindApplication, KindTritonServer,
 }

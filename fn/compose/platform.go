@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,6 +63,20 @@ type Platform struct {
 	KEDAClusterTriggerAuthentication string
 	KEDAAuthModes                    string
 	KEDATenantHeader                 string
+
+	AlertsEnabled   bool
+	AlertRuleLabels map[string]string
+	SLO             SLODefaults
+}
+
+// SLODefaults are the objectives of servers that set none.
+type SLODefaults struct {
+	QueueTimeMicroseconds int32
+	// FailurePercent is a decimal percentage, as in the spec ("0.5").
+	FailurePercent     string
+	GPUMemoryPercent   int32
+	UnavailableMinutes int32
+	RestartsPerHour    int32
 }
 
 // builtinDefaults are the bottom layer. A fresh value each call: layering
@@ -117,6 +133,19 @@ func builtinDefaults() v1beta1.Defaults {
 		},
 		Gateway:     &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
 		Autoscaling: &v1beta1.AutoscalingDefaults{Engine: ptr.To(EngineHPA), KEDA: &v1beta1.KEDADefaults{}},
+		Alerts: &v1beta1.AlertsDefaults{
+			Enabled:    ptr.To(false),
+			RuleLabels: map[string]string{"release": "prometheus"},
+			// 100 ms of queueing: a request waits longer than a typical
+			// GPU batch takes to run.
+			QueueTimeMicroseconds: ptr.To[int32](100000),
+			FailurePercent:        ptr.To("1"),
+			GPUMemoryPercent:      ptr.To[int32](90),
+			// The default model loading budget (triton.startupTimeoutSeconds):
+			// Triton serves no metrics while it loads.
+			UnavailableMinutes: ptr.To[int32](10),
+			RestartsPerHour:    ptr.To[int32](3),
+		},
 	}
 }
 
@@ -224,6 +253,16 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		KEDAClusterTriggerAuthentication: ptr.Deref(d.Autoscaling.KEDA.ClusterTriggerAuthentication, ""),
 		KEDAAuthModes:                    ptr.Deref(d.Autoscaling.KEDA.AuthModes, ""),
 		KEDATenantHeader:                 ptr.Deref(d.Autoscaling.KEDA.TenantHeader, ""),
+
+		AlertsEnabled:   *d.Alerts.Enabled,
+		AlertRuleLabels: d.Alerts.RuleLabels,
+		SLO: SLODefaults{
+			QueueTimeMicroseconds: *d.Alerts.QueueTimeMicroseconds,
+			FailurePercent:        *d.Alerts.FailurePercent,
+			GPUMemoryPercent:      *d.Alerts.GPUMemoryPercent,
+			UnavailableMinutes:    *d.Alerts.UnavailableMinutes,
+			RestartsPerHour:       *d.Alerts.RestartsPerHour,
+		},
 	}
 	return p, p.validate()
 }
@@ -273,6 +312,20 @@ func (p Platform) validate() error {
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
 	}
+	if _, err := ParsePercent(p.SLO.FailurePercent); err != nil {
+		return fmt.Errorf("defaults: alerts.failurePercent: %w", err)
+	}
+	for name, v := range map[string]int32{
+		"alerts.queueTimeMicroseconds": p.SLO.QueueTimeMicroseconds, "alerts.gpuMemoryPercent": p.SLO.GPUMemoryPercent,
+		"alerts.unavailableMinutes": p.SLO.UnavailableMinutes, "alerts.restartsPerHour": p.SLO.RestartsPerHour,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("defaults: %s must be above zero, got %d", name, v)
+		}
+	}
+	if p.SLO.GPUMemoryPercent > 100 {
+		return fmt.Errorf("defaults: alerts.gpuMemoryPercent must be at most 100, got %d", p.SLO.GPUMemoryPercent)
+	}
 	exclusive := 0
 	for mode := range strings.SplitSeq(p.KEDAAuthModes, ",") {
 		mode = strings.TrimSpace(mode)
@@ -292,4 +345,13 @@ func (p Platform) validate() error {
 		}
 	}
 	return nil
+}
+
+// ParsePercent reads a decimal percentage above 0 and at most 100 ("0.5").
+func ParsePercent(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || v <= 0 || v > 100 {
+		return 0, fmt.Errorf("%q is not a percentage above 0 and at most 100, such as 1 or 0.5", s)
+	}
+	return v, nil
 }

@@ -100,6 +100,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := checkInterval(c.metricsInterval()); err != nil {
 		return fatal(err)
 	}
+	objectives, err := sloOf(&c.spec, p)
+	if err != nil {
+		return fatal(err)
+	}
 
 	as := c.application(required)
 	snap := as.snapshot
@@ -224,6 +228,10 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.addScaledObject(d, p, owner.Project, labels, required, res); err != nil {
 		return fatal(err)
 	}
+	alertingCond := c.alertingCondition(p, metricsCond, required, objectives)
+	if err := c.addPrometheusRule(d, p, alertingCond, labels, owner, objectives); err != nil {
+		return fatal(err)
+	}
 	if err := c.addUsage(d, as.app, labels, required); err != nil {
 		return fatal(err)
 	}
@@ -267,6 +275,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		c.autoscalingCondition(p, required, res),
 		apiCond,
 		c.shutdownCondition(stop, stopProblem),
+		alertingCond,
 	}
 	waiting := as.problem != nil || blocker != nil || c.readsPods(p)
 	return compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds,
@@ -299,6 +308,7 @@ func (c *Composer) ttl(ready, waiting bool, conds []compose.Condition) time.Dura
 var awaitedAPIs = map[string][]string{
 	ConditionAutoscaling:     {reasonMetricsAPIUnavailable, reasonKEDANotInstalled},
 	ConditionMetricsScraping: {reasonServiceMonitorCRDMissing},
+	ConditionAlerting:        {reasonPrometheusRuleCRD},
 }
 
 func (c *Composer) metricsInterval() string {

@@ -82,6 +82,7 @@ status:
 
 	smCRD         = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: servicemonitors.monitoring.coreos.com}, spec: {group: monitoring.coreos.com, names: {kind: ServiceMonitor, plural: servicemonitors}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`
 	kedaCRD       = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: scaledobjects.keda.sh}, spec: {group: keda.sh, names: {kind: ScaledObject, plural: scaledobjects}, scope: Namespaced, versions: [{name: v1alpha1, served: true, storage: true}]}}`
+	ruleCRD       = `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: prometheusrules.monitoring.coreos.com}, spec: {group: monitoring.coreos.com, names: {kind: PrometheusRule, plural: prometheusrules}, scope: Namespaced, versions: [{name: v1, served: true, storage: true}]}}`
 	metricsAPISvc = `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, metadata: {name: v1beta1.custom.metrics.k8s.io},
   status: {conditions: [{type: Available, status: "True", reason: Passed}]}}`
 	// An adapter that is registered but does not answer.
@@ -216,7 +217,7 @@ func createdOn(t *testing.T, p compose.Platform, spec, deployPatch string) map[s
 	t.Helper()
 	var out map[string]string
 	for range 3 {
-		r := scene{xr: serverXR(spec, ""), observed: out, required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}, reqScaledObject: {kedaCRD}}}.run(t, int64s, p)
+		r := scene{xr: serverXR(spec, ""), observed: out, required: map[string][]string{reqApplication: {readyApp}, reqServiceMonitor: {smCRD}, reqMetricsAPI: {metricsAPISvc}, reqScaledObject: {kedaCRD}, reqPrometheusRule: {ruleCRD}}}.run(t, int64s, p)
 		if r.Fatal != nil {
 			t.Fatalf("compose: %v", r.Fatal)
 		}
@@ -293,6 +294,7 @@ func pendingConds(overrides map[string]cond) map[string]cond {
 		ConditionAutoscaling:      {false, "NotCreated"},
 		ConditionAPIRestricted:    {false, "NotCreated"},
 		ConditionShutdown:         {false, "NotCreated"},
+		ConditionAlerting:         {false, "NotCreated"},
 	}
 	maps.Copy(out, overrides)
 	return out
@@ -315,6 +317,7 @@ func composedConds(overrides map[string]cond) map[string]cond {
 		ConditionAutoscaling:      {false, "AutoscalingDisabled"},
 		ConditionAPIRestricted:    {true, "APIKeyRequired"},
 		ConditionShutdown:         {true, "DrainConfigured"},
+		ConditionAlerting:         {false, reasonAlertsDisabled},
 	}
 	maps.Copy(out, overrides)
 	return out

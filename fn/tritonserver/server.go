@@ -39,10 +39,11 @@ const (
 	ConditionAutoscaling      = "Autoscaling"
 	ConditionAPIRestricted    = "APIRestricted"
 	ConditionShutdown         = "Shutdown"
+	ConditionAlerting         = "Alerting"
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown}
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown, ConditionAlerting}
 
 // Pipeline names of the composed objects.
 const (
@@ -156,6 +157,9 @@ func (c *Composer) Schemas(p compose.Platform) map[string]*fnv1.SchemaSelector {
 	}
 	if c.checksKEDAKind(p) {
 		s[reqScaledObject] = compose.KindScaledObject.Schema()
+	}
+	if c.checksPrometheusRuleKind(p) {
+		s[reqPrometheusRule] = compose.KindPrometheusRule.Schema()
 	}
 	if len(s) == 0 {
 		return nil
@@ -353,6 +357,7 @@ func (c *Composer) offConditions(why string) []compose.Condition {
 		{Type: ConditionAutoscaling, Reason: "NotCreated", Message: why},
 		{Type: ConditionAPIRestricted, Reason: "NotCreated", Message: why},
 		{Type: ConditionShutdown, Reason: "NotCreated", Message: why},
+		{Type: ConditionAlerting, Reason: "NotCreated", Message: why},
 	}
 }
 

@@ -48,6 +48,45 @@ type Defaults struct {
 	Gateway       *GatewayDefaults       `json:"gateway,omitempty"`
 	Diagnostics   *DiagnosticsDefaults   `json:"diagnostics,omitempty"`
 	Autoscaling   *AutoscalingDefaults   `json:"autoscaling,omitempty"`
+	Alerts        *AlertsDefaults        `json:"alerts,omitempty"`
+}
+
+// AlertsDefaults: whether servers compose a PrometheusRule, the labels
+// Prometheus selects rules by, and the objectives of servers that set none
+// (KalypsoTritonServer spec.slo).
+type AlertsDefaults struct {
+	// Enabled composes every server's PrometheusRule unless its spec.slo.alerts
+	// says otherwise. Built-in: false, because rules reach nobody until
+	// Prometheus selects them (README, "Alerts").
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// RuleLabels are set on every PrometheusRule, for the Prometheus
+	// ruleSelector. Built-in: release: prometheus.
+	// +optional
+	RuleLabels map[string]string `json:"ruleLabels,omitempty"`
+	// QueueTimeMicroseconds built-in: 100000 (100 ms).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	QueueTimeMicroseconds *int32 `json:"queueTimeMicroseconds,omitempty"`
+	// FailurePercent built-in: "1".
+	// +kubebuilder:validation:Pattern=`^(100|[0-9]{1,2}(\.[0-9]{1,3})?)$`
+	// +optional
+	FailurePercent *string `json:"failurePercent,omitempty"`
+	// GPUMemoryPercent built-in: 90.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	GPUMemoryPercent *int32 `json:"gpuMemoryPercent,omitempty"`
+	// UnavailableMinutes built-in: 10, the default model loading budget.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1440
+	// +optional
+	UnavailableMinutes *int32 `json:"unavailableMinutes,omitempty"`
+	// RestartsPerHour built-in: 3.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	RestartsPerHour *int32 `json:"restartsPerHour,omitempty"`
 }
 
 // AutoscalingDefaults: the autoscaling engine of servers whose

@@ -823,6 +823,26 @@ var catalogue = []row{
 		want:  `spec.autoscaling.engine: Unsupported value: "knative": supported values: "hpa", "keda"`,
 	},
 	{
+		name: "ServerSLOFailurePercentNotANumber", kind: tServer, by: bySchema,
+		wrote: "`slo: {failurePercent: one}`",
+		obj:   serverXR("yolo", "slo: {failurePercent: one}"),
+		want:  `spec.slo.failurePercent in body should match`,
+	},
+	{
+		name: "ServerSLOFailurePercentZero", kind: tServer, by: byFatal,
+		wrote: "`slo: {failurePercent: '0'}`",
+		obj:   serverXR("yolo", "slo: {failurePercent: '0'}"),
+		want:  `spec.slo.failurePercent: "0" is not a percentage above 0 and at most 100, such as 1 or 0.5`,
+		note:  "The schema's pattern admits 0; an objective of no failures at all would fire on the first one.",
+	},
+	{
+		name: "EnvironmentConfigAlertsFailurePercent", kind: "EnvironmentConfig", by: byFatal,
+		wrote: "`data: {alerts: {failurePercent: 'two'}}`",
+		obj:   projectXR(envs("dev: {namespace: vision-dev}")),
+		add:   []string{environmentConfig("{alerts: {failurePercent: two}}")},
+		want:  `defaults: alerts.failurePercent: "two" is not a percentage above 0 and at most 100, such as 1 or 0.5`,
+	},
+	{
 		name: "ServerKEDANotInstalled", kind: tServer, by: byCondition,
 		wrote: "`autoscaling: {enabled: true, maxReplicas: 4, engine: keda, metric: queueTime}` without KEDA",
 		obj:   serverXR("yolo", "autoscaling: {enabled: true, maxReplicas: 4, engine: keda, metric: queueTime}"),

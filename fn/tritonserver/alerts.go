@@ -1,0 +1,289 @@
+package tritonserver
+
+import (
+	"cmp"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Alerts (README, "Alerts"): a server whose ServiceMonitor is composed gets
+// a PrometheusRule, in its own namespace, with recording rules for its
+// request rates, queue time, latency, failures and GPU memory, and alerts
+// on its objectives. One rule per server, not per application: the
+// objectives are the server's, and the rule lives and dies with it.
+//
+// Triton's metric names and labels: triton-inference-server/core
+// src/metrics.cc (families) and src/metric_model_reporter.cc (model and
+// version labels; the reason label of nv_inference_request_failure since
+// 24.07). The namespace, service and pod labels are the Prometheus
+// Operator's target labels for the ServiceMonitor's endpoints. The
+// deployment and restart series are kube-state-metrics'
+// (docs/metrics/workload/deployment-metrics.md, pod-metrics.md).
+
+const (
+	resPrometheusRule  = resource.Name("prometheusrule")
+	reqPrometheusRule  = "prometheusrule-schema"
+	prometheusRuleCRD  = "prometheusrules.monitoring.coreos.com"
+	prometheusRuleName = "rules"
+	// sloFor is how long an objective must be missed before its alert
+	// fires: long enough to ride out one slow batch or scrape.
+	sloFor = 5 * time.Minute
+)
+
+// Reasons of the Alerting condition.
+const (
+	reasonAlertsDisabled      = "AlertsDisabled"
+	reasonPrometheusRuleCRD   = "PrometheusRuleCRDMissing"
+	reasonAlertsComposed      = "AlertsComposed"
+	reasonAlertsNeedMetrics   = "MetricsNotScraped"
+	reasonAlertsWaitingDeploy = reasonWaitingForDeployment
+)
+
+// The recording rules every server's PrometheusRule holds; the dashboard
+// reads them too.
+const (
+	RecordSuccessRate   = "kalypso:nv_inference_request_success:rate"
+	RecordFailureRate   = "kalypso:nv_inference_request_failure:rate"
+	RecordQueueRate     = "kalypso:nv_inference_queue_duration_us:rate"
+	RecordDurationRate  = "kalypso:nv_inference_request_duration_us:rate"
+	RecordPending       = "kalypso:nv_inference_pending_request_count:sum"
+	RecordQueueTime     = "kalypso:queue_time_us:mean"
+	RecordLatency       = "kalypso:request_latency_us:mean"
+	RecordFailureRatio  = "kalypso:request_failure:ratio"
+	RecordGPUMemory     = "kalypso:gpu_memory_used:ratio"
+	RecordGPUUtilPerPod = "kalypso:gpu_utilization:avg"
+)
+
+// The alerts.
+const (
+	AlertServerDown          = "KalypsoTritonServerDown"
+	AlertReplicasUnavailable = "KalypsoTritonReplicasUnavailable"
+	AlertQueueTimeHigh       = "KalypsoTritonQueueTimeHigh"
+	AlertFailureRatioHigh    = "KalypsoTritonFailureRatioHigh"
+	AlertGPUMemoryHigh       = "KalypsoTritonGPUMemoryHigh"
+	AlertRestarting          = "KalypsoTritonRestarting"
+)
+
+// slo is a server's objectives: its spec's, else the platform's.
+type slo struct {
+	queueTimeUs        int32
+	failurePercent     string
+	gpuMemoryPercent   int32
+	unavailableMinutes int32
+	restartsPerHour    int32
+}
+
+// sloOf resolves the objectives and checks the spec's failure percentage,
+// which crossplane render does not check against the schema.
+func sloOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (slo, error) {
+	s := ptr.Deref(spec.SLO, v1alpha1.SLOSpec{})
+	out := slo{
+		queueTimeUs:        ptr.Deref(s.QueueTimeMicroseconds, p.SLO.QueueTimeMicroseconds),
+		failurePercent:     cmp.Or(s.FailurePercent, p.SLO.FailurePercent),
+		gpuMemoryPercent:   ptr.Deref(s.GPUMemoryPercent, p.SLO.GPUMemoryPercent),
+		unavailableMinutes: ptr.Deref(s.UnavailableMinutes, p.SLO.UnavailableMinutes),
+		restartsPerHour:    ptr.Deref(s.RestartsPerHour, p.SLO.RestartsPerHour),
+	}
+	if _, err := compose.ParsePercent(out.failurePercent); err != nil {
+		return slo{}, fmt.Errorf("spec.slo.failurePercent: %w", err)
+	}
+	for field, v := range map[string]int32{
+		"queueTimeMicroseconds": out.queueTimeUs, "gpuMemoryPercent": out.gpuMemoryPercent,
+		"unavailableMinutes": out.unavailableMinutes, "restartsPerHour": out.restartsPerHour,
+	} {
+		if v <= 0 {
+			return slo{}, fmt.Errorf("spec.slo.%s must be above zero, got %d", field, v)
+		}
+	}
+	if out.gpuMemoryPercent > 100 {
+		return slo{}, fmt.Errorf("spec.slo.gpuMemoryPercent must be at most 100, got %d", out.gpuMemoryPercent)
+	}
+	return out, nil
+}
+
+// ruleSet is what a server's rules are built from.
+type ruleSet struct {
+	series     series
+	deployment string
+	// window of the rates: four scrapes, at least two minutes (rateWindow).
+	window time.Duration
+	owner  compose.Owner
+	slo    slo
+}
+
+// alertsWanted: the spec, else the platform, turns alerts on.
+func (c *Composer) alertsWanted(p compose.Platform) bool {
+	if s := c.spec.SLO; s != nil && s.Alerts != nil {
+		return *s.Alerts
+	}
+	return p.AlertsEnabled
+}
+
+func (c *Composer) prometheusRuleComposed() bool {
+	_, ok := c.observed[resPrometheusRule]
+	return ok
+}
+
+// checksPrometheusRuleKind: the CRD is looked up while alerts are wanted
+// and none composed, once the Deployment exists (as for the ServiceMonitor,
+// whose group-version document core parses at every fetch).
+func (c *Composer) checksPrometheusRuleKind(p compose.Platform) bool {
+	return c.alertsWanted(p) && c.wantsServiceMonitor() && !c.prometheusRuleComposed() && c.deploy != nil
+}
+
+// alertingCondition says whether the server's alerts are composed, and if
+// not, why.
+func (c *Composer) alertingCondition(p compose.Platform, metrics compose.Condition, required map[string][]resource.Required, s slo) compose.Condition {
+	cond := compose.Condition{Type: ConditionAlerting}
+	switch {
+	case !c.alertsWanted(p) && c.spec.SLO != nil && c.spec.SLO.Alerts != nil:
+		cond.Reason, cond.Message = reasonAlertsDisabled, "spec.slo.alerts is false: no PrometheusRule is composed"
+	case !c.alertsWanted(p):
+		cond.Reason, cond.Message = reasonAlertsDisabled, "no PrometheusRule is composed: set spec.slo.alerts: true (the platform's default, alerts.enabled, is off)"
+	case !metrics.Status:
+		cond.Reason, cond.Message = reasonAlertsNeedMetrics, "the alerts read the series Prometheus scrapes through the server's ServiceMonitor, and there is none (the MetricsScraping condition says why)"
+	case !c.prometheusRuleComposed() && c.deploy == nil:
+		cond.Reason, cond.Message = reasonAlertsWaitingDeploy, "the PrometheusRule is composed once the Deployment exists (its CRD is checked then)"
+	case !c.prometheusRuleComposed() && len(required[reqPrometheusRule]) == 0:
+		cond.Reason, cond.Message = reasonPrometheusRuleCRD, "the "+prometheusRuleCRD+" CRD is not installed, so no alerts are composed: install the Prometheus Operator's CRDs, or set spec.slo.alerts: false"
+	default:
+		cond.Status, cond.Reason = true, reasonAlertsComposed
+		cond.Message = fmt.Sprintf("PrometheusRule %s alerts when the server is down or short of ready replicas for %dm, when for %s the mean queue time exceeds %d µs, failures exceed %s%% or a GPU's memory use exceeds %d%%, and when a pod restarts %d times in an hour",
+			c.name(prometheusRuleName), s.unavailableMinutes, promDuration(sloFor), s.queueTimeUs, s.failurePercent, s.gpuMemoryPercent, s.restartsPerHour)
+	}
+	return cond
+}
+
+// addPrometheusRule composes the server's PrometheusRule when its
+// condition holds.
+func (c *Composer) addPrometheusRule(d *compose.Desired, p compose.Platform, cond compose.Condition, labels map[string]string, owner compose.Owner, s slo) error {
+	if !cond.Status {
+		return nil
+	}
+	rs := ruleSet{
+		series: series{namespace: c.id.Namespace, service: c.name("svc")}, deployment: c.name("deploy"),
+		window: rateWindow(c.metricsInterval()), owner: owner, slo: s,
+	}
+	_, err := d.Add(resPrometheusRule, prometheusRule(c.name(prometheusRuleName), c.id.Namespace, compose.Merge(labels, p.AlertRuleLabels), rs), compose.Exists)
+	return err
+}
+
+// prometheusRule holds one group: the recording rules first, so the alerts
+// after them read this evaluation's values (Prometheus evaluates a group's
+// rules in order).
+func prometheusRule(name, namespace string, labels map[string]string, rs ruleSet) *monitoringv1.PrometheusRule {
+	return &monitoringv1.PrometheusRule{
+		ObjectMeta: meta(name, namespace, labels),
+		Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
+			Name:  "kalypso-tritonserver-" + rs.owner.TritonServer,
+			Rules: append(recordingRules(rs), alertingRules(rs)...),
+		}}},
+	}
+}
+
+// ruleLabels are the owner labels every recorded series and alert gets, so
+// dashboards and routes can select by project, environment, application
+// and server.
+func ruleLabels(o compose.Owner) map[string]string {
+	l := map[string]string{}
+	for k, v := range map[string]string{
+		"kalypso_project": o.Project, "kalypso_environment": o.Environment,
+		"kalypso_application": o.Application, "kalypso_server": o.TritonServer,
+	} {
+		if v != "" {
+			l[k] = v
+		}
+	}
+	return l
+}
+
+func expr(s string) intstr.IntOrString { return intstr.FromString(s) }
+
+// recordingRules: per server, summed over its pods, models, versions and
+// (for failures) reasons. Rates over the window; ratios of rates only
+// where requests came (> 0), so an idle server records nothing rather
+// than NaN.
+func recordingRules(rs ruleSet) []monitoringv1.Rule {
+	sel := rs.series.selector()
+	w := fmt.Sprintf("[%s]", promDuration(rs.window))
+	sumRate := func(metric string) string {
+		return "sum by (namespace, service) (rate(" + metric + sel + w + "))"
+	}
+	labels := ruleLabels(rs.owner)
+	record := func(name, e string) monitoringv1.Rule {
+		return monitoringv1.Rule{Record: name, Expr: expr(e), Labels: labels}
+	}
+	gpu := "max by (namespace, service, pod, gpu_uuid) "
+	return []monitoringv1.Rule{
+		record(RecordSuccessRate, sumRate("nv_inference_request_success")),
+		record(RecordFailureRate, sumRate("nv_inference_request_failure")),
+		record(RecordQueueRate, sumRate("nv_inference_queue_duration_us")),
+		record(RecordDurationRate, sumRate("nv_inference_request_duration_us")),
+		record(RecordPending, "sum by (namespace, service) (nv_inference_pending_request_count"+sel+")"),
+		record(RecordQueueTime, RecordQueueRate+sel+" / ("+RecordSuccessRate+sel+" > 0)"),
+		record(RecordLatency, RecordDurationRate+sel+" / ("+RecordSuccessRate+sel+" > 0)"),
+		record(RecordFailureRatio, RecordFailureRate+sel+" / (("+RecordSuccessRate+sel+" + "+RecordFailureRate+sel+") > 0)"),
+		// Device-wide framebuffer use of each GPU the pod sees
+		// (DCGM_FI_DEV_FB_USED/TOTAL in metrics.cc), per pod and GPU.
+		record(RecordGPUMemory, gpu+"(nv_gpu_memory_used_bytes"+sel+") / ("+gpu+"(nv_gpu_memory_total_bytes"+sel+") > 0)"),
+		// nv_gpu_utilization is a ratio 0..1 per GPU (metrics.cc).
+		record(RecordGPUUtilPerPod, "avg by (namespace, service, pod) (nv_gpu_utilization"+sel+")"),
+	}
+}
+
+// alertingRules: each alert carries the owner labels, the namespace (which
+// an AlertmanagerConfig with the OnNamespace matcher strategy routes on)
+// and a severity.
+func alertingRules(rs ruleSet) []monitoringv1.Rule {
+	sel := rs.series.selector()
+	ns := strconv.Quote(rs.series.namespace)
+	deploy := strconv.Quote(rs.deployment)
+	server := rs.series.namespace + "/" + rs.owner.TritonServer
+	unavailable := monitoringv1.Duration(promDuration(time.Duration(rs.slo.unavailableMinutes) * time.Minute))
+	sloWait := monitoringv1.Duration(promDuration(sloFor))
+	alert := func(name, severity, e string, wait *monitoringv1.Duration, summary, description string) monitoringv1.Rule {
+		labels := compose.Merge(ruleLabels(rs.owner), map[string]string{"namespace": rs.series.namespace, "severity": severity})
+		return monitoringv1.Rule{Alert: name, Expr: expr(e), For: wait, Labels: labels, Annotations: map[string]string{
+			"summary": summary, "description": description,
+		}}
+	}
+	return []monitoringv1.Rule{
+		// No target of the server answers a scrape: every pod is gone,
+		// crashed, or still loading its models (Triton serves metrics only
+		// once loaded).
+		alert(AlertServerDown, "critical", "absent(up"+sel+" == 1)", &unavailable,
+			"Triton server "+server+" is down",
+			fmt.Sprintf("No pod of KalypsoTritonServer %s has answered a metrics scrape for %s.", server, unavailable)),
+		alert(AlertReplicasUnavailable, "warning",
+			"kube_deployment_status_replicas_available{namespace="+ns+",deployment="+deploy+"} < on (namespace, deployment) kube_deployment_spec_replicas{namespace="+ns+",deployment="+deploy+"}",
+			&unavailable, "Triton server "+server+" is short of ready replicas",
+			fmt.Sprintf("Deployment %s has had {{ $value }} available replicas, fewer than it wants, for %s.", rs.deployment, unavailable)),
+		alert(AlertQueueTimeHigh, "warning", fmt.Sprintf("%s%s > %d", RecordQueueTime, sel, rs.slo.queueTimeUs), &sloWait,
+			"Triton server "+server+" queues requests too long",
+			fmt.Sprintf("Requests wait {{ printf \"%%.0f\" $value }} µs on average in Triton's queue, above the objective of %d µs.", rs.slo.queueTimeUs)),
+		alert(AlertFailureRatioHigh, "warning", fmt.Sprintf("%s%s * 100 > %s", RecordFailureRatio, sel, rs.slo.failurePercent), &sloWait,
+			"Triton server "+server+" fails too many requests",
+			fmt.Sprintf("{{ printf \"%%.2f\" $value }}%% of requests fail, above the objective of %s%%.", rs.slo.failurePercent)),
+		alert(AlertGPUMemoryHigh, "warning", fmt.Sprintf("%s%s * 100 > %d", RecordGPUMemory, sel, rs.slo.gpuMemoryPercent), &sloWait,
+			"Triton server "+server+" is running out of GPU memory",
+			fmt.Sprintf("GPU {{ $labels.gpu_uuid }} of pod {{ $labels.pod }} has {{ printf \"%%.0f\" $value }}%% of its memory in use, above %d%%: another model or a larger batch may fail to load.", rs.slo.gpuMemoryPercent)),
+		alert(AlertRestarting, "warning",
+			fmt.Sprintf("sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{namespace=%s,pod=~%s,container=%q}[1h])) >= %d",
+				ns, strconv.Quote(rs.deployment+"-[a-z0-9]+-[a-z0-9]+"), containerName, rs.slo.restartsPerHour), nil,
+			"Triton server "+server+" keeps restarting",
+			fmt.Sprintf("Pod {{ $labels.pod }} restarted Triton {{ printf \"%%.0f\" $value }} times in the last hour (objective: fewer than %d).", rs.slo.restartsPerHour)),
+	}
+}
+
+// promDuration writes a duration the way Prometheus does (5m, 1h30m).
+func promDuration(d time.Duration) string { return model.Duration(d).String() }
