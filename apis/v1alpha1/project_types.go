@@ -51,6 +51,11 @@ type KalypsoProjectSpec struct {
 	// ModelRegistry records where the project's models are published.
 	ModelRegistry *ModelRegistrySpec `json:"modelRegistry,omitempty"`
 
+	// Alerting routes the alerts of the project's environments to its
+	// receivers.
+	// +optional
+	Alerting *AlertingSpec `json:"alerting,omitempty"`
+
 	// Release lifts the project's deletion protection. A project is
 	// protected by a ClusterUsage of itself from before its first namespace
 	// exists, so deleting it is refused until it is released: with release

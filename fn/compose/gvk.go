@@ -51,27 +51,28 @@ func (g GVK) String() string { return g.APIVersion() + ", Kind=" + g.Kind }
 // from one of these (Named, Labelled), and tests check every composed
 // object and the shipped RBAC against this table (KindTable).
 var (
-	KindNamespace      = GVK{"", "v1", "Namespace", "namespaces", Compose | Read}
-	KindResourceQuota  = GVK{"", "v1", "ResourceQuota", "resourcequotas", Compose | Read}
-	KindLimitRange     = GVK{"", "v1", "LimitRange", "limitranges", Compose}
-	KindService        = GVK{"", "v1", "Service", "services", Compose}
-	KindSecret         = GVK{"", "v1", "Secret", "secrets", Read}
-	KindServiceAccount = GVK{"", "v1", "ServiceAccount", "serviceaccounts", Read}
-	KindPod            = GVK{"", "v1", "Pod", "pods", Read}
-	KindDeployment     = GVK{"apps", "v1", "Deployment", "deployments", Compose}
-	KindNetworkPolicy  = GVK{"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", Compose}
-	KindRoleBinding    = GVK{"rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", Compose}
-	KindPDB            = GVK{"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", Compose}
-	KindHPA            = GVK{"autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Compose}
-	KindServiceMonitor = GVK{"monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", Compose}
-	KindScaledObject   = GVK{"keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", Compose}
-	KindPrometheusRule = GVK{"monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", Compose}
-	KindHTTPRoute      = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
-	KindGRPCRoute      = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
-	KindUsage          = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
-	KindClusterUsage   = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}
-	KindAPIService     = GVK{"apiregistration.k8s.io", "v1", "APIService", "apiservices", Read}
-	KindEnvironmentCfg = GVK{"apiextensions.crossplane.io", "v1beta1", "EnvironmentConfig", "environmentconfigs", Read}
+	KindNamespace          = GVK{"", "v1", "Namespace", "namespaces", Compose | Read}
+	KindResourceQuota      = GVK{"", "v1", "ResourceQuota", "resourcequotas", Compose | Read}
+	KindLimitRange         = GVK{"", "v1", "LimitRange", "limitranges", Compose}
+	KindService            = GVK{"", "v1", "Service", "services", Compose}
+	KindSecret             = GVK{"", "v1", "Secret", "secrets", Read}
+	KindServiceAccount     = GVK{"", "v1", "ServiceAccount", "serviceaccounts", Read}
+	KindPod                = GVK{"", "v1", "Pod", "pods", Read}
+	KindDeployment         = GVK{"apps", "v1", "Deployment", "deployments", Compose}
+	KindNetworkPolicy      = GVK{"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", Compose}
+	KindRoleBinding        = GVK{"rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", Compose}
+	KindPDB                = GVK{"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", Compose}
+	KindHPA                = GVK{"autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Compose}
+	KindServiceMonitor     = GVK{"monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", Compose}
+	KindScaledObject       = GVK{"keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", Compose}
+	KindPrometheusRule     = GVK{"monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", Compose}
+	KindAlertmanagerConfig = GVK{"monitoring.coreos.com", "v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs", Compose}
+	KindHTTPRoute          = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
+	KindGRPCRoute          = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
+	KindUsage              = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
+	KindClusterUsage       = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}
+	KindAPIService         = GVK{"apiregistration.k8s.io", "v1", "APIService", "apiservices", Read}
+	KindEnvironmentCfg     = GVK{"apiextensions.crossplane.io", "v1beta1", "EnvironmentConfig", "environmentconfigs", Read}
 	// The Kalypso kinds read across composites: an application's project,
 	// a server's application, an application's servers, a project's
 	// applications (in the claim flavour, the claims of the same names).
@@ -83,7 +84,7 @@ var (
 // KindTable lists every kind above.
 var KindTable = []GVK{
 	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindSecret, KindServiceAccount, KindPod,
-	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject, KindPrometheusRule,
+	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject, KindPrometheusRule, KindAlertmanagerConfig,
 	KindHTTPRoute, KindGRPCRoute, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
 	KindProject, KindApplication, KindTritonServer,
 }

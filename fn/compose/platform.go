@@ -66,7 +66,9 @@ type Platform struct {
 
 	AlertsEnabled   bool
 	AlertRuleLabels map[string]string
-	SLO             SLODefaults
+	// AlertmanagerConfigLabels select the projects' AlertmanagerConfigs.
+	AlertmanagerConfigLabels map[string]string
+	SLO                      SLODefaults
 }
 
 // SLODefaults are the objectives of servers that set none.
@@ -134,8 +136,9 @@ func builtinDefaults() v1beta1.Defaults {
 		Gateway:     &v1beta1.GatewayDefaults{Scheme: ptr.To("https")},
 		Autoscaling: &v1beta1.AutoscalingDefaults{Engine: ptr.To(EngineHPA), KEDA: &v1beta1.KEDADefaults{}},
 		Alerts: &v1beta1.AlertsDefaults{
-			Enabled:    ptr.To(false),
-			RuleLabels: map[string]string{"release": "prometheus"},
+			Enabled:                  ptr.To(false),
+			RuleLabels:               map[string]string{"release": "prometheus"},
+			AlertmanagerConfigLabels: map[string]string{"release": "prometheus"},
 			// 100 ms of queueing: a request waits longer than a typical
 			// GPU batch takes to run.
 			QueueTimeMicroseconds: ptr.To[int32](100000),
@@ -254,8 +257,9 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		KEDAAuthModes:                    ptr.Deref(d.Autoscaling.KEDA.AuthModes, ""),
 		KEDATenantHeader:                 ptr.Deref(d.Autoscaling.KEDA.TenantHeader, ""),
 
-		AlertsEnabled:   *d.Alerts.Enabled,
-		AlertRuleLabels: d.Alerts.RuleLabels,
+		AlertsEnabled:            *d.Alerts.Enabled,
+		AlertRuleLabels:          d.Alerts.RuleLabels,
+		AlertmanagerConfigLabels: d.Alerts.AlertmanagerConfigLabels,
 		SLO: SLODefaults{
 			QueueTimeMicroseconds: *d.Alerts.QueueTimeMicroseconds,
 			FailurePercent:        *d.Alerts.FailurePercent,

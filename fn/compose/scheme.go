@@ -4,6 +4,7 @@ import (
 	protectionv1beta1 "github.com/crossplane/crossplane/apis/v2/protection/v1beta1"
 	"github.com/crossplane/function-sdk-go/resource/composed"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +22,7 @@ import (
 func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme,
-		policyv1.AddToScheme, autoscalingv2.AddToScheme, monitoringv1.AddToScheme, protectionv1beta1.AddToScheme,
+		policyv1.AddToScheme, autoscalingv2.AddToScheme, monitoringv1.AddToScheme, monitoringv1alpha1.AddToScheme, protectionv1beta1.AddToScheme,
 		gatewayv1.Install, keda.AddToScheme,
 	} {
 		if err := add(composed.Scheme); err != nil {

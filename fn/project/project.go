@@ -36,7 +36,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased}
+var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased, ConditionAlertRouting}
 
 // Composer composes one observed KalypsoProject.
 type Composer struct {
@@ -99,6 +99,7 @@ func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelec
 	for env, ns := range c.removed {
 		applications(env, ns)
 	}
+	c.alertingRequirements(req)
 	return req
 }
 
@@ -143,9 +144,13 @@ func controllerOf(u *unstructured.Unstructured) string {
 
 // Compose builds the desired state, status and conditions.
 func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
+	if err := c.checkAlerting(); err != nil {
+		return compose.Result{Fatal: err}
+	}
 	d := compose.NewDesired(c.observed)
 	status := v1alpha1.KalypsoProjectStatus{ObservedGeneration: c.gen}
-	var notOwned, waiting, held, quotaEnvs []string
+	// live: environments whose namespace exists, adopted or composed.
+	var notOwned, waiting, held, quotaEnvs, live []string
 	conds := []compose.Condition{}
 	prot := c.protectionOf()
 
@@ -184,6 +189,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			es.Ready = ready
 			status.CreatedNamespaces = append(status.CreatedNamespaces, e.Namespace)
 			quotaEnvs = append(quotaEnvs, env)
+			if _, observed := c.observed[namespacePart(env)]; observed {
+				live = append(live, env)
+			}
 		default:
 			ready, err := c.composeEnvironment(d, p, env, e, st, existing, prot.closeQuotas)
 			if err != nil {
@@ -191,6 +199,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			}
 			es.Ready = ready
 			quotaEnvs = append(quotaEnvs, env)
+			live = append(live, env)
 		}
 		if !es.Ready {
 			waiting = append(waiting, env)
@@ -239,9 +248,18 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			status.Phase = PhaseProvisioning
 		}
 	}
-	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs))
+	routing, err := c.composeAlerting(d, p, live, required)
+	if err != nil {
+		return compose.Result{Fatal: err}
+	}
+	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing)
 
-	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: c.ttl(status.Phase)}
+	ttl := c.ttl(status.Phase)
+	if c.spec.Alerting != nil && !routing.Status {
+		// Secrets and the CRD are required resources, which no watch follows.
+		ttl = compose.PollTTL
+	}
+	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: ttl}
 }
 
 // ttl: namespaces and applications are required resources, which no watch

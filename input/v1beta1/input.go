@@ -64,6 +64,11 @@ type AlertsDefaults struct {
 	// ruleSelector. Built-in: release: prometheus.
 	// +optional
 	RuleLabels map[string]string `json:"ruleLabels,omitempty"`
+	// AlertmanagerConfigLabels are set on every project's
+	// AlertmanagerConfigs, for the Alertmanager's
+	// alertmanagerConfigSelector. Built-in: release: prometheus.
+	// +optional
+	AlertmanagerConfigLabels map[string]string `json:"alertmanagerConfigLabels,omitempty"`
 	// QueueTimeMicroseconds built-in: 100000 (100 ms).
 	// +kubebuilder:validation:Minimum=1
 	// +optional

@@ -24,6 +24,13 @@ func (in *AlertsDefaults) DeepCopyInto(out *AlertsDefaults) {
 			(*out)[key] = val
 		}
 	}
+	if in.AlertmanagerConfigLabels != nil {
+		in, out := &in.AlertmanagerConfigLabels, &out.AlertmanagerConfigLabels
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	if in.QueueTimeMicroseconds != nil {
 		in, out := &in.QueueTimeMicroseconds, &out.QueueTimeMicroseconds
 		*out = new(int32)

@@ -88,6 +88,7 @@ type ThirdPartyCRD struct {
 var ThirdPartyCRDs = []ThirdPartyCRD{
 	{Module{"github.com/prometheus-operator/prometheus-operator", "v0.85.0"}, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
 	{Module{"github.com/prometheus-operator/prometheus-operator", "v0.85.0"}, "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"},
+	{Module{"github.com/prometheus-operator/prometheus-operator", "v0.85.0"}, "example/prometheus-operator-crd/monitoring.coreos.com_alertmanagerconfigs.yaml"},
 	{Module{"sigs.k8s.io/gateway-api", "v1.4.1"}, "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"},
 	{Module{"sigs.k8s.io/gateway-api", "v1.4.1"}, "config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml"},
 	// v2.20 is KEDA's first release supporting Kubernetes 1.35; only its

@@ -1,0 +1,249 @@
+package project
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Alert routing (README, "Alerts"): with spec.alerting, every environment
+// namespace gets an AlertmanagerConfig that routes the alerts raised in
+// it to the receivers serving that environment. The receivers' Secrets are
+// referenced by name, never copied: the Prometheus Operator reads them
+// from the AlertmanagerConfig's own namespace
+// (pkg/alertmanager/amcfg.go, convertSlackConfig and the like), so each
+// must exist there, which the project checks.
+
+const (
+	ConditionAlertRouting = "AlertRouting"
+
+	reqAlertmanagerConfig = "alertmanagerconfig-schema"
+	alertmanagerConfigCRD = "alertmanagerconfigs.monitoring.coreos.com"
+	// noReceiver takes what no receiver's route takes: the top route of an
+	// AlertmanagerConfig must name a receiver.
+	noReceiver = "none"
+)
+
+// Reasons of the AlertRouting condition.
+const (
+	reasonRoutingDisabled       = "AlertRoutingDisabled"
+	reasonRoutingCRDMissing     = "AlertmanagerConfigCRDMissing"
+	reasonReceiverSecretMissing = "ReceiverSecretMissing"
+	reasonRoutingComposed       = "AlertRoutingComposed"
+)
+
+func alertmanagerConfigPart(env string) resource.Name { return partName("alertmanagerconfig", env) }
+
+func receiverSecretRequirement(env, secret string) string {
+	return "receiver-secret-" + env + "-" + secret
+}
+
+// checkAlerting refuses receivers naming environments the project does not
+// have, and duplicate names (the schema's list map refuses those on the
+// API server; crossplane render does not).
+func (c *Composer) checkAlerting() error {
+	if c.spec.Alerting == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for i, r := range c.spec.Alerting.Receivers {
+		if seen[r.Name] {
+			return fmt.Errorf("spec.alerting.receivers[%d].name: %q is used twice: receiver names must be unique", i, r.Name)
+		}
+		seen[r.Name] = true
+		if !slices.Contains(receiverTypes, r.Type) {
+			return fmt.Errorf("spec.alerting.receivers[%d].type: %q is not one of %s", i, r.Type, strings.Join(receiverTypes, ", "))
+		}
+		for _, env := range r.Environments {
+			if _, ok := c.spec.Environments[env]; !ok {
+				return fmt.Errorf("spec.alerting.receivers[%d].environments: %q is not in spec.environments (%s)", i, env, strings.Join(c.envs, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// receiverTypes are the receiver kinds the schema admits.
+var receiverTypes = []string{"slack", "pagerduty", "webhook", "msteams"}
+
+// receiversOf are the receivers serving an environment, by name.
+func (c *Composer) receiversOf(env string) []v1alpha1.AlertReceiver {
+	if c.spec.Alerting == nil {
+		return nil
+	}
+	var out []v1alpha1.AlertReceiver
+	for _, r := range c.spec.Alerting.Receivers {
+		if len(r.Environments) == 0 || slices.Contains(r.Environments, env) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.AlertReceiver) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// alertingRequirements: the receivers' Secrets in every environment
+// namespace they serve.
+func (c *Composer) alertingRequirements(req map[string]*fnv1.ResourceSelector) {
+	for _, env := range c.envs {
+		ns := c.spec.Environments[env].Namespace
+		for _, r := range c.receiversOf(env) {
+			req[receiverSecretRequirement(env, r.SecretRef.Name)] = compose.KindSecret.Named(ns, r.SecretRef.Name)
+		}
+	}
+}
+
+// Schemas: whether AlertmanagerConfigs are served, asked while the project
+// routes alerts and composes none yet.
+func (c *Composer) Schemas(compose.Platform) map[string]*fnv1.SchemaSelector {
+	if c.spec.Alerting == nil || c.composesAlertmanagerConfig() {
+		return nil
+	}
+	return map[string]*fnv1.SchemaSelector{reqAlertmanagerConfig: compose.KindAlertmanagerConfig.Schema()}
+}
+
+func (c *Composer) composesAlertmanagerConfig() bool {
+	for _, o := range c.observed {
+		if o.Resource.GetKind() == compose.KindAlertmanagerConfig.Kind {
+			return true
+		}
+	}
+	return false
+}
+
+// missingSecrets says which receivers' Secrets, or keys, an environment
+// namespace lacks.
+func (c *Composer) missingSecrets(env string, required map[string][]resource.Required) []string {
+	var out []string
+	for _, r := range c.receiversOf(env) {
+		items := required[receiverSecretRequirement(env, r.SecretRef.Name)]
+		if len(items) == 0 {
+			out = append(out, fmt.Sprintf("Secret %s (receiver %s)", r.SecretRef.Name, r.Name))
+			continue
+		}
+		if _, ok, _ := unstructured.NestedFieldNoCopy(items[0].Resource.Object, "data", r.SecretRef.Key); !ok {
+			out = append(out, fmt.Sprintf("key %s of Secret %s (receiver %s)", r.SecretRef.Key, r.SecretRef.Name, r.Name))
+		}
+	}
+	return out
+}
+
+// composeAlerting composes the AlertmanagerConfig of every environment in
+// live (whose namespace exists) that has receivers and their Secrets; an
+// environment missing a Secret keeps the AlertmanagerConfig it has.
+func (c *Composer) composeAlerting(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
+	cond := compose.Condition{Type: ConditionAlertRouting}
+	if c.spec.Alerting == nil {
+		cond.Reason, cond.Message = reasonRoutingDisabled, "spec.alerting is unset: the environments' alerts are routed as the platform's Alertmanager routes them"
+		return cond, nil
+	}
+	if !c.composesAlertmanagerConfig() && len(required[reqAlertmanagerConfig]) == 0 {
+		cond.Reason, cond.Message = reasonRoutingCRDMissing, "the "+alertmanagerConfigCRD+" CRD is not installed, so no alerts are routed: install the Prometheus Operator's CRDs, or remove spec.alerting"
+		return cond, nil
+	}
+	var missing, routed []string
+	for _, env := range live {
+		receivers := c.receiversOf(env)
+		if len(receivers) == 0 {
+			continue
+		}
+		ns := c.spec.Environments[env].Namespace
+		if lacks := c.missingSecrets(env, required); len(lacks) > 0 {
+			missing = append(missing, fmt.Sprintf("namespace %s (environment %s) lacks %s", ns, env, strings.Join(lacks, ", ")))
+			if o, ok := c.observed[alertmanagerConfigPart(env)]; ok {
+				if _, err := d.Keep(alertmanagerConfigPart(env), o.Resource, compose.Exists); err != nil {
+					return cond, err
+				}
+			}
+			continue
+		}
+		m := c.meta(compose.Owner{Project: c.name, Environment: env}, "alertmanagerconfig", c.objectName(env, "alerts"), ns)
+		m.Labels = compose.Merge(m.Labels, p.AlertmanagerConfigLabels)
+		amc, err := alertmanagerConfig(m, receivers)
+		if err != nil {
+			return cond, err
+		}
+		if _, err := d.Add(alertmanagerConfigPart(env), amc, compose.Exists); err != nil {
+			return cond, err
+		}
+		names := make([]string, 0, len(receivers))
+		for _, r := range receivers {
+			names = append(names, r.Name)
+		}
+		routed = append(routed, fmt.Sprintf("%s to %s", ns, strings.Join(names, ", ")))
+	}
+	if len(missing) > 0 {
+		cond.Reason = reasonReceiverSecretMissing
+		cond.Message = strings.Join(missing, "; ") + ": create each Secret in that namespace with its key holding the receiver's URL or routing key (the project references it and never copies it); until then that environment's AlertmanagerConfig is not changed"
+		return cond, nil
+	}
+	cond.Status, cond.Reason = true, reasonRoutingComposed
+	cond.Message = "alerts are routed from " + strings.Join(routed, "; ")
+	if len(routed) == 0 {
+		cond.Message = "no environment namespace exists yet"
+	}
+	return cond, nil
+}
+
+// alertmanagerConfig routes the namespace's alerts to the receivers: a
+// top route that matches the namespace (whatever the Alertmanager's
+// alertmanagerConfigMatcherStrategy; with OnNamespace, the default, the
+// operator adds the same matcher), and one child route per receiver,
+// filtered by severity, each continuing to the next.
+func alertmanagerConfig(m metav1.ObjectMeta, receivers []v1alpha1.AlertReceiver) (*monitoringv1alpha1.AlertmanagerConfig, error) {
+	spec := monitoringv1alpha1.AlertmanagerConfigSpec{
+		Route: &monitoringv1alpha1.Route{
+			Receiver: noReceiver,
+			GroupBy:  []string{"alertname", "kalypso_server"},
+			Matchers: []monitoringv1alpha1.Matcher{{Name: "namespace", Value: m.Namespace, MatchType: monitoringv1alpha1.MatchEqual}},
+		},
+		Receivers: []monitoringv1alpha1.Receiver{{Name: noReceiver}},
+	}
+	for _, r := range receivers {
+		route := monitoringv1alpha1.Route{Receiver: r.Name, Continue: true}
+		if len(r.Severities) > 0 {
+			sev := slices.Compact(slices.Sorted(slices.Values(r.Severities)))
+			route.Matchers = []monitoringv1alpha1.Matcher{{Name: "severity", Value: strings.Join(sev, "|"), MatchType: monitoringv1alpha1.MatchRegexp}}
+		}
+		raw, err := json.Marshal(route)
+		if err != nil {
+			return nil, err
+		}
+		spec.Route.Routes = append(spec.Route.Routes, apiextensionsv1.JSON{Raw: raw})
+		spec.Receivers = append(spec.Receivers, receiver(r))
+	}
+	return &monitoringv1alpha1.AlertmanagerConfig{
+		ObjectMeta: m,
+		Spec:       spec,
+	}, nil
+}
+
+// receiver is one Alertmanager receiver reading the Secret's key.
+func receiver(r v1alpha1.AlertReceiver) monitoringv1alpha1.Receiver {
+	secret := corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: r.SecretRef.Name}, Key: r.SecretRef.Key}
+	out := monitoringv1alpha1.Receiver{Name: r.Name}
+	resolved := ptr.To(true)
+	switch r.Type {
+	case "slack":
+		out.SlackConfigs = []monitoringv1alpha1.SlackConfig{{APIURL: &secret, Channel: r.Channel, SendResolved: resolved}}
+	case "pagerduty":
+		out.PagerDutyConfigs = []monitoringv1alpha1.PagerDutyConfig{{RoutingKey: &secret, SendResolved: resolved}}
+	case "msteams":
+		out.MSTeamsConfigs = []monitoringv1alpha1.MSTeamsConfig{{WebhookURL: secret, SendResolved: resolved}}
+	default:
+		out.WebhookConfigs = []monitoringv1alpha1.WebhookConfig{{URLSecret: &secret, SendResolved: resolved}}
+	}
+	return out
+}
