@@ -44,8 +44,8 @@ func TestKindsOutsideTableAreFound(t *testing.T) {
 	}
 	rsp := &fnv1.RunFunctionResponse{
 		Requirements: &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
-			"configmap": {ApiVersion: "v1", Kind: "ConfigMap", Match: &fnv1.ResourceSelector_MatchName{MatchName: "x"}},
-			"pods":      {ApiVersion: "v1", Kind: "Pod", Match: &fnv1.ResourceSelector_MatchName{MatchName: "x"}},
+			"replicaset": {ApiVersion: "apps/v1", Kind: "ReplicaSet", Match: &fnv1.ResourceSelector_MatchName{MatchName: "x"}},
+			"pods":       {ApiVersion: "v1", Kind: "Pod", Match: &fnv1.ResourceSelector_MatchName{MatchName: "x"}},
 		}},
 		Desired: &fnv1.State{Resources: map[string]*fnv1.Resource{
 			"job":    obj("batch/v1", "Job"),
@@ -57,7 +57,7 @@ func TestKindsOutsideTableAreFound(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for kinds outside the table")
 	}
-	for _, want := range []string{"requirement configmap: v1, Kind=ConfigMap is not in the kind table", "composed job: batch/v1, Kind=Job is not in the kind table", "composed secret: v1, Kind=Secret is not marked"} {
+	for _, want := range []string{"requirement replicaset: apps/v1, Kind=ReplicaSet is not in the kind table", "composed job: batch/v1, Kind=Job is not in the kind table", "composed secret: v1, Kind=Secret is not marked"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}

@@ -21,7 +21,8 @@ type AlertReceiver struct {
 	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=40
 	Name string `json:"name"`
-	// Type of the receiver: slack, pagerduty, webhook or msteams.
+	// Type of the receiver: slack, pagerduty, webhook, or msteams (a Teams
+	// Workflows webhook; Alertmanager 0.28 or later).
 	// +kubebuilder:validation:Enum=slack;pagerduty;webhook;msteams
 	Type string `json:"type"`
 	// SecretRef names the Secret, and its key, holding the receiver's

@@ -55,6 +55,7 @@ var (
 	KindResourceQuota      = GVK{"", "v1", "ResourceQuota", "resourcequotas", Compose | Read}
 	KindLimitRange         = GVK{"", "v1", "LimitRange", "limitranges", Compose}
 	KindService            = GVK{"", "v1", "Service", "services", Compose}
+	KindConfigMap          = GVK{"", "v1", "ConfigMap", "configmaps", Compose}
 	KindSecret             = GVK{"", "v1", "Secret", "secrets", Read}
 	KindServiceAccount     = GVK{"", "v1", "ServiceAccount", "serviceaccounts", Read}
 	KindPod                = GVK{"", "v1", "Pod", "pods", Read}
@@ -83,7 +84,7 @@ var (
 
 // KindTable lists every kind above.
 var KindTable = []GVK{
-	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindSecret, KindServiceAccount, KindPod,
+	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindConfigMap, KindSecret, KindServiceAccount, KindPod,
 	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject, KindPrometheusRule, KindAlertmanagerConfig,
 	KindHTTPRoute, KindGRPCRoute, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
 	KindProject, KindApplication, KindTritonServer,

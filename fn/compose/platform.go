@@ -69,6 +69,11 @@ type Platform struct {
 	// AlertmanagerConfigLabels select the projects' AlertmanagerConfigs.
 	AlertmanagerConfigLabels map[string]string
 	SLO                      SLODefaults
+
+	DashboardsEnabled         bool
+	DashboardNamespace        string
+	DashboardLabels           map[string]string
+	DashboardFolderAnnotation string
 }
 
 // SLODefaults are the objectives of servers that set none.
@@ -148,6 +153,12 @@ func builtinDefaults() v1beta1.Defaults {
 			// Triton serves no metrics while it loads.
 			UnavailableMinutes: ptr.To[int32](10),
 			RestartsPerHour:    ptr.To[int32](3),
+		},
+		Dashboards: &v1beta1.DashboardDefaults{
+			Enabled:          ptr.To(false),
+			Namespace:        ptr.To("monitoring"),
+			Labels:           map[string]string{"grafana_dashboard": "1"},
+			FolderAnnotation: ptr.To("grafana_folder"),
 		},
 	}
 }
@@ -267,6 +278,11 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 			UnavailableMinutes:    *d.Alerts.UnavailableMinutes,
 			RestartsPerHour:       *d.Alerts.RestartsPerHour,
 		},
+
+		DashboardsEnabled:         *d.Dashboards.Enabled,
+		DashboardNamespace:        *d.Dashboards.Namespace,
+		DashboardLabels:           d.Dashboards.Labels,
+		DashboardFolderAnnotation: *d.Dashboards.FolderAnnotation,
 	}
 	return p, p.validate()
 }
@@ -315,6 +331,9 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: autoscaling.keda.tenantHeader %q must be a bare header name (KEDA joins headers as name=value,name=value)", p.KEDATenantHeader)
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
+	}
+	if p.DashboardsEnabled && p.DashboardNamespace == "" {
+		return fmt.Errorf("defaults: dashboards.namespace must name the namespace Grafana's dashboard sidecar searches")
 	}
 	if _, err := ParsePercent(p.SLO.FailurePercent); err != nil {
 		return fmt.Errorf("defaults: alerts.failurePercent: %w", err)

@@ -1,8 +1,11 @@
 package project
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -33,8 +36,10 @@ const (
 	reqAlertmanagerConfig = "alertmanagerconfig-schema"
 	alertmanagerConfigCRD = "alertmanagerconfigs.monitoring.coreos.com"
 	// noReceiver takes what no receiver's route takes: the top route of an
-	// AlertmanagerConfig must name a receiver.
-	noReceiver = "none"
+	// AlertmanagerConfig must name a receiver. The dot keeps it out of the
+	// receiver names a project may choose (the operator refuses duplicates,
+	// pkg/alertmanager/validation/v1alpha1 validation.go).
+	noReceiver = "kalypso.none"
 )
 
 // Reasons of the AlertRouting condition.
@@ -64,6 +69,9 @@ func (c *Composer) checkAlerting() error {
 			return fmt.Errorf("spec.alerting.receivers[%d].name: %q is used twice: receiver names must be unique", i, r.Name)
 		}
 		seen[r.Name] = true
+		if !receiverNameRE.MatchString(r.Name) || len(r.Name) > 40 {
+			return fmt.Errorf("spec.alerting.receivers[%d].name: %q must start with a letter and hold only lower case letters, digits and '-' (at most 40)", i, r.Name)
+		}
 		if !slices.Contains(receiverTypes, r.Type) {
 			return fmt.Errorf("spec.alerting.receivers[%d].type: %q is not one of %s", i, r.Type, strings.Join(receiverTypes, ", "))
 		}
@@ -78,6 +86,8 @@ func (c *Composer) checkAlerting() error {
 
 // receiverTypes are the receiver kinds the schema admits.
 var receiverTypes = []string{"slack", "pagerduty", "webhook", "msteams"}
+
+var receiverNameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
 // receiversOf are the receivers serving an environment, by name.
 func (c *Composer) receiversOf(env string) []v1alpha1.AlertReceiver {
@@ -123,21 +133,33 @@ func (c *Composer) composesAlertmanagerConfig() bool {
 	return false
 }
 
-// missingSecrets says which receivers' Secrets, or keys, an environment
-// namespace lacks.
-func (c *Composer) missingSecrets(env string, required map[string][]resource.Required) []string {
-	var out []string
-	for _, r := range c.receiversOf(env) {
-		items := required[receiverSecretRequirement(env, r.SecretRef.Name)]
-		if len(items) == 0 {
-			out = append(out, fmt.Sprintf("Secret %s (receiver %s)", r.SecretRef.Name, r.Name))
-			continue
-		}
-		if _, ok, _ := unstructured.NestedFieldNoCopy(items[0].Resource.Object, "data", r.SecretRef.Key); !ok {
-			out = append(out, fmt.Sprintf("key %s of Secret %s (receiver %s)", r.SecretRef.Key, r.SecretRef.Name, r.Name))
-		}
+// secretProblem says what is wrong with a receiver's Secret in an
+// environment namespace, "" when nothing is. The Prometheus Operator
+// refuses a whole AlertmanagerConfig whose Secret or key is missing, or
+// whose URL does not parse (pkg/alertmanager/amcfg.go convertSlackConfig,
+// convertWebhookConfig, convertPagerdutyConfig; ValidateSecretURL), and an
+// empty PagerDuty key makes Alertmanager refuse its whole configuration.
+// The value is read only to check it: it never leaves this function.
+func secretProblem(r v1alpha1.AlertReceiver, items []resource.Required) string {
+	if len(items) == 0 {
+		return fmt.Sprintf("Secret %s does not exist", r.SecretRef.Name)
 	}
-	return out
+	raw, ok, _ := unstructured.NestedString(items[0].Resource.Object, "data", r.SecretRef.Key)
+	if !ok {
+		return fmt.Sprintf("Secret %s has no key %s", r.SecretRef.Name, r.SecretRef.Key)
+	}
+	value, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || strings.TrimSpace(string(value)) == "" {
+		return fmt.Sprintf("key %s of Secret %s is empty", r.SecretRef.Key, r.SecretRef.Name)
+	}
+	if r.Type == "pagerduty" {
+		return ""
+	}
+	u, err := url.Parse(strings.TrimSpace(string(value)))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("key %s of Secret %s does not hold an http(s) URL", r.SecretRef.Key, r.SecretRef.Name)
+	}
+	return ""
 }
 
 // composeAlerting composes the AlertmanagerConfig of every environment in
@@ -160,33 +182,34 @@ func (c *Composer) composeAlerting(d *compose.Desired, p compose.Platform, live 
 			continue
 		}
 		ns := c.spec.Environments[env].Namespace
-		if lacks := c.missingSecrets(env, required); len(lacks) > 0 {
-			missing = append(missing, fmt.Sprintf("namespace %s (environment %s) lacks %s", ns, env, strings.Join(lacks, ", ")))
-			if o, ok := c.observed[alertmanagerConfigPart(env)]; ok {
-				if _, err := d.Keep(alertmanagerConfigPart(env), o.Resource, compose.Exists); err != nil {
-					return cond, err
-				}
+		// Only receivers whose Secret is sound: the operator would refuse
+		// the namespace's whole AlertmanagerConfig for one that is not.
+		var sound []v1alpha1.AlertReceiver
+		var names []string
+		for _, r := range receivers {
+			if problem := secretProblem(r, required[receiverSecretRequirement(env, r.SecretRef.Name)]); problem != "" {
+				missing = append(missing, fmt.Sprintf("receiver %s in namespace %s (environment %s): %s", r.Name, ns, env, problem))
+				continue
 			}
-			continue
+			sound = append(sound, r)
+			names = append(names, r.Name)
 		}
 		m := c.meta(compose.Owner{Project: c.name, Environment: env}, "alertmanagerconfig", c.objectName(env, "alerts"), ns)
 		m.Labels = compose.Merge(m.Labels, p.AlertmanagerConfigLabels)
-		amc, err := alertmanagerConfig(m, receivers)
+		amc, err := alertmanagerConfig(m, sound)
 		if err != nil {
 			return cond, err
 		}
 		if _, err := d.Add(alertmanagerConfigPart(env), amc, compose.Exists); err != nil {
 			return cond, err
 		}
-		names := make([]string, 0, len(receivers))
-		for _, r := range receivers {
-			names = append(names, r.Name)
+		if len(names) > 0 {
+			routed = append(routed, fmt.Sprintf("%s to %s", ns, strings.Join(names, ", ")))
 		}
-		routed = append(routed, fmt.Sprintf("%s to %s", ns, strings.Join(names, ", ")))
 	}
 	if len(missing) > 0 {
 		cond.Reason = reasonReceiverSecretMissing
-		cond.Message = strings.Join(missing, "; ") + ": create each Secret in that namespace with its key holding the receiver's URL or routing key (the project references it and never copies it); until then that environment's AlertmanagerConfig is not changed"
+		cond.Message = strings.Join(missing, "; ") + ": create each Secret in that namespace with its key holding the receiver's URL or routing key (the project references it and never copies it); until then those receivers are left out of the environment's AlertmanagerConfig"
 		return cond, nil
 	}
 	cond.Status, cond.Reason = true, reasonRoutingComposed
@@ -241,7 +264,10 @@ func receiver(r v1alpha1.AlertReceiver) monitoringv1alpha1.Receiver {
 	case "pagerduty":
 		out.PagerDutyConfigs = []monitoringv1alpha1.PagerDutyConfig{{RoutingKey: &secret, SendResolved: resolved}}
 	case "msteams":
-		out.MSTeamsConfigs = []monitoringv1alpha1.MSTeamsConfig{{WebhookURL: secret, SendResolved: resolved}}
+		// Teams' Workflows webhooks (msteamsv2, Alertmanager 0.28 or
+		// later): the operator checks their Secret per object, and
+		// Microsoft retired the connectors msteams (v1) posts to.
+		out.MSTeamsV2Configs = []monitoringv1alpha1.MSTeamsV2Config{{WebhookURL: &secret, SendResolved: resolved}}
 	default:
 		out.WebhookConfigs = []monitoringv1alpha1.WebhookConfig{{URLSecret: &secret, SendResolved: resolved}}
 	}

@@ -47,15 +47,21 @@ func TestComposeAlerting(t *testing.T) {
 	}
 	wrongKey := without(receiverSecretRequirement("prod", "pagerduty"))
 	wrongKey[receiverSecretRequirement("prod", "pagerduty")] = []string{secret("vision-prod", "pagerduty", "key")}
-	existingAMC := `{apiVersion: monitoring.coreos.com/v1alpha1, kind: AlertmanagerConfig, metadata: {name: vision-prod-alerts, namespace: vision-prod, labels: {kalypso-serving.io/environment: prod}}}`
+	withSecret := func(key, ns, name, dataKey, value string) map[string][]string {
+		out := without(key)
+		out[key] = []string{`{apiVersion: v1, kind: Secret, metadata: {name: ` + name + `, namespace: ` + ns + `}, data: {` + dataKey + `: "` + value + `"}}`}
+		return out
+	}
 	cases := map[string]struct {
 		reason   string
 		spec     string
 		observed map[string]string
 		required map[string][]string
 		amcs     []string // environments with an AlertmanagerConfig
-		cond     compose.Condition
-		fatal    string
+		// prodReceivers: the receivers of prod's AlertmanagerConfig, when set.
+		prodReceivers []string
+		cond          compose.Condition
+		fatal         string
 	}{
 		"Off": {
 			reason: "Without spec.alerting nothing is composed or read.",
@@ -75,24 +81,29 @@ func TestComposeAlerting(t *testing.T) {
 			cond: compose.Condition{Status: true, Reason: reasonRoutingComposed, Message: "alerts are routed from vision-dev to team"},
 		},
 		"SecretMissing": {
-			reason: "A receiver's Secret missing in one namespace: that environment gets no AlertmanagerConfig, the others do, and the condition names the namespace, Secret and receiver.",
+			reason: "A receiver's Secret missing in one namespace: that environment's AlertmanagerConfig leaves the receiver out (the operator would refuse the whole object), and the condition names the receiver, namespace and Secret.",
 			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS},
 			required: without(receiverSecretRequirement("prod", "pagerduty")),
-			amcs:     []string{"dev"},
-			cond:     compose.Condition{Reason: reasonReceiverSecretMissing, Message: "namespace vision-prod (environment prod) lacks Secret pagerduty (receiver oncall): create each Secret in that namespace"},
+			amcs:     []string{"dev", "prod"}, prodReceivers: []string{noReceiver, "team"},
+			cond: compose.Condition{Reason: reasonReceiverSecretMissing, Message: "receiver oncall in namespace vision-prod (environment prod): Secret pagerduty does not exist: create each Secret in that namespace"},
 		},
 		"SecretKeyMissing": {
 			reason: "…and the same for a key the Secret lacks.",
 			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS}, required: wrongKey,
-			amcs: []string{"dev"},
-			cond: compose.Condition{Reason: reasonReceiverSecretMissing, Message: "lacks key routing-key of Secret pagerduty (receiver oncall)"},
+			amcs: []string{"dev", "prod"}, prodReceivers: []string{noReceiver, "team"},
+			cond: compose.Condition{Reason: reasonReceiverSecretMissing, Message: "Secret pagerduty has no key routing-key"},
 		},
-		"SecretGoneKeepsConfig": {
-			reason: "A Secret deleted after the AlertmanagerConfig was composed: the AlertmanagerConfig is kept as it is.",
-			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS, "alertmanagerconfig.prod": existingAMC},
-			required: without(receiverSecretRequirement("prod", "pagerduty")),
-			amcs:     []string{"dev", "prod"},
-			cond:     compose.Condition{Reason: reasonReceiverSecretMissing, Message: "until then that environment's AlertmanagerConfig is not changed"},
+		"SecretEmpty": {
+			reason: "An empty routing key would make Alertmanager refuse its whole configuration.",
+			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS}, required: withSecret(receiverSecretRequirement("prod", "pagerduty"), "vision-prod", "pagerduty", "routing-key", ""),
+			amcs: []string{"dev", "prod"}, prodReceivers: []string{noReceiver, "team"},
+			cond: compose.Condition{Reason: reasonReceiverSecretMissing, Message: "key routing-key of Secret pagerduty is empty"},
+		},
+		"SlackNotURL": {
+			reason: "A Slack key that is not a URL: the operator refuses it (ValidateSecretURL), so it is left out and named.",
+			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS}, required: withSecret(receiverSecretRequirement("prod", "alert-receivers"), "vision-prod", "alert-receivers", "slack-url", "bm90LWEtdXJs"),
+			amcs: []string{"dev", "prod"}, prodReceivers: []string{noReceiver, "oncall"},
+			cond: compose.Condition{Reason: reasonReceiverSecretMissing, Message: "receiver team in namespace vision-prod (environment prod): key slack-url of Secret alert-receivers does not hold an http(s) URL"},
 		},
 		"CRDMissing": {
 			reason: "Without the AlertmanagerConfig CRD nothing is composed, and the condition names the CRD.",
@@ -108,6 +119,11 @@ func TestComposeAlerting(t *testing.T) {
 			reason: "Receiver names are unique.",
 			spec:   "  environments: {dev: {namespace: vision-dev}}\n  alerting: {receivers: [{name: team, type: slack, secretRef: {name: s, key: k}}, {name: team, type: webhook, secretRef: {name: s, key: k}}]}\n",
 			fatal:  `spec.alerting.receivers[1].name: "team" is used twice`,
+		},
+		"BadName": {
+			reason: "crossplane render does not check the schema's pattern; the function does (and no name can take the reserved kalypso.none).",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n  alerting: {receivers: [{name: kalypso.none, type: slack, secretRef: {name: s, key: k}}]}\n",
+			fatal:  `spec.alerting.receivers[0].name: "kalypso.none" must start with a letter`,
 		},
 		"UnknownType": {
 			reason: "crossplane render does not check the schema's enum; the function does.",
@@ -144,6 +160,15 @@ func TestComposeAlerting(t *testing.T) {
 			}
 			if d := cmp.Diff(tc.amcs, amcs); d != "" {
 				t.Errorf("%s\nAlertmanagerConfigs: -want +got\n%s", tc.reason, d)
+			}
+			if tc.prodReceivers != nil {
+				var names []string
+				for _, r := range composetest.Decode[monitoringv1alpha1.AlertmanagerConfig](t, got.Desired[alertmanagerConfigPart("prod")]).Spec.Receivers {
+					names = append(names, r.Name)
+				}
+				if d := cmp.Diff(tc.prodReceivers, names); d != "" {
+					t.Errorf("%s\nprod's receivers: -want +got\n%s", tc.reason, d)
+				}
 			}
 			var cond compose.Condition
 			for _, c := range got.Conditions {

@@ -36,7 +36,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased, ConditionAlertRouting}
+var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased, ConditionAlertRouting, ConditionDashboard}
 
 // Composer composes one observed KalypsoProject.
 type Composer struct {
@@ -86,7 +86,7 @@ func applicationsRequirement(env string) string { return "applications-" + env }
 // foreign one) and for the applications living in every environment
 // namespace, removed ones included (to protect the project and to keep a
 // removed environment while it is in use).
-func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelector {
+func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
 	req := map[string]*fnv1.ResourceSelector{}
 	applications := func(env, ns string) {
 		req[applicationsRequirement(env)] = compose.KindApplication.Labelled(ns, nil)
@@ -100,6 +100,9 @@ func (c *Composer) Requirements(compose.Platform) map[string]*fnv1.ResourceSelec
 		applications(env, ns)
 	}
 	c.alertingRequirements(req)
+	if p.DashboardsEnabled {
+		req[reqDashboardNamespace] = compose.KindNamespace.Named("", p.DashboardNamespace)
+	}
 	return req
 }
 
@@ -252,7 +255,11 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return compose.Result{Fatal: err}
 	}
-	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing)
+	dash, err := c.composeDashboard(d, p, required)
+	if err != nil {
+		return compose.Result{Fatal: err}
+	}
+	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing, dash)
 
 	ttl := c.ttl(status.Phase)
 	if c.spec.Alerting != nil && !routing.Status {

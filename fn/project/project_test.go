@@ -562,10 +562,12 @@ func TestCompose(t *testing.T) {
 			for _, c := range got.Conditions {
 				conds[c.Type] = c.Reason
 			}
-			// Alert routing is off in these cases (TestComposeAlerting).
+			// Alert routing and dashboards are off in these cases
+			// (TestComposeAlerting, TestComposeDashboard).
 			wantConds := maps.Clone(tc.want.conditions)
 			if _, ok := wantConds[ConditionAlertRouting]; !ok && wantConds != nil {
 				wantConds[ConditionAlertRouting] = reasonRoutingDisabled
+				wantConds[ConditionDashboard] = "DashboardsDisabled"
 			}
 			if diff := cmp.Diff(wantConds, conds); diff != "" {
 				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)

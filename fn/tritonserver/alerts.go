@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -94,9 +95,13 @@ func sloOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (slo, err
 		unavailableMinutes: ptr.Deref(s.UnavailableMinutes, p.SLO.UnavailableMinutes),
 		restartsPerHour:    ptr.Deref(s.RestartsPerHour, p.SLO.RestartsPerHour),
 	}
-	if _, err := compose.ParsePercent(out.failurePercent); err != nil {
+	pct, err := compose.ParsePercent(out.failurePercent)
+	if err != nil {
 		return slo{}, fmt.Errorf("spec.slo.failurePercent: %w", err)
 	}
+	// Written into PromQL: the plain decimal form, whatever the spelling
+	// ParseFloat accepted (an EnvironmentConfig is not schema-checked).
+	out.failurePercent = strconv.FormatFloat(pct, 'f', -1, 64)
 	for field, v := range map[string]int32{
 		"queueTimeMicroseconds": out.queueTimeUs, "gpuMemoryPercent": out.gpuMemoryPercent,
 		"unavailableMinutes": out.unavailableMinutes, "restartsPerHour": out.restartsPerHour,
@@ -109,6 +114,30 @@ func sloOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (slo, err
 		return slo{}, fmt.Errorf("spec.slo.gpuMemoryPercent must be at most 100, got %d", out.gpuMemoryPercent)
 	}
 	return out, nil
+}
+
+// checkCounters refuses a parameter that stops Triton's request counters
+// while something reads them: --metrics-config counter_latencies=false
+// also makes every request counter (success, failure, count) stay at 0
+// (core src/metric_model_reporter.cc IncrementCounter returns early;
+// triton-inference-server/server#8125), which the alerts and the queueTime
+// autoscaling metric read.
+func (c *Composer) checkCounters(p compose.Platform) error {
+	tc := c.spec.TritonConfig
+	if tc == nil {
+		return nil
+	}
+	a := c.spec.Autoscaling
+	queueTime := a != nil && a.Enabled && metricOf(a) == metricQueueTime
+	if !c.alertsWanted(p) && !queueTime {
+		return nil
+	}
+	for i, param := range tc.Parameters {
+		if param.Name == "metrics-config" && strings.ReplaceAll(param.Value, " ", "") == "counter_latencies=false" {
+			return fmt.Errorf("spec.tritonConfig.parameters[%d]: metrics-config=counter_latencies=false also stops Triton's success and failure counters (triton-inference-server/server#8125), which the server's alerts (spec.slo) and queueTime autoscaling read: remove the parameter", i)
+		}
+	}
+	return nil
 }
 
 // ruleSet is what a server's rules are built from.
@@ -209,27 +238,33 @@ func ruleLabels(o compose.Owner) map[string]string {
 
 func expr(s string) intstr.IntOrString { return intstr.FromString(s) }
 
-// recordingRules: per server, summed over its pods, models, versions and
-// (for failures) reasons. Rates over the window; ratios of rates only
-// where requests came (> 0), so an idle server records nothing rather
-// than NaN.
+// recordingRules: rates per server and model, summed over the server's
+// pods, versions, GPU instances and (for failures) reasons. Per model, not
+// per server: an ensemble (or a BLS model) counts each request under its
+// own name and again under every model it calls (core
+// src/ensemble_scheduler/ensemble_scheduler.cc, backend_model_instance.cc),
+// so a server-wide sum would count a request several times and mix
+// end-to-end times with per-step ones. Means are ratios of rates, recorded
+// only where requests came (> 0), so an idle model records nothing rather
+// than NaN. Failures leave out reason CANCELED: the client gave up, the
+// server did not fail (the reason label exists from Triton 24.07; earlier
+// series have none and all count).
 func recordingRules(rs ruleSet) []monitoringv1.Rule {
 	sel := rs.series.selector()
+	failed := strings.TrimSuffix(sel, "}") + `,reason!="CANCELED"}`
 	w := fmt.Sprintf("[%s]", promDuration(rs.window))
-	sumRate := func(metric string) string {
-		return "sum by (namespace, service) (rate(" + metric + sel + w + "))"
-	}
+	byModel := "sum by (namespace, service, model) "
 	labels := ruleLabels(rs.owner)
 	record := func(name, e string) monitoringv1.Rule {
 		return monitoringv1.Rule{Record: name, Expr: expr(e), Labels: labels}
 	}
 	gpu := "max by (namespace, service, pod, gpu_uuid) "
 	return []monitoringv1.Rule{
-		record(RecordSuccessRate, sumRate("nv_inference_request_success")),
-		record(RecordFailureRate, sumRate("nv_inference_request_failure")),
-		record(RecordQueueRate, sumRate("nv_inference_queue_duration_us")),
-		record(RecordDurationRate, sumRate("nv_inference_request_duration_us")),
-		record(RecordPending, "sum by (namespace, service) (nv_inference_pending_request_count"+sel+")"),
+		record(RecordSuccessRate, byModel+"(rate(nv_inference_request_success"+sel+w+"))"),
+		record(RecordFailureRate, byModel+"(rate(nv_inference_request_failure"+failed+w+"))"),
+		record(RecordQueueRate, byModel+"(rate(nv_inference_queue_duration_us"+sel+w+"))"),
+		record(RecordDurationRate, byModel+"(rate(nv_inference_request_duration_us"+sel+w+"))"),
+		record(RecordPending, byModel+"(nv_inference_pending_request_count"+sel+")"),
 		record(RecordQueueTime, RecordQueueRate+sel+" / ("+RecordSuccessRate+sel+" > 0)"),
 		record(RecordLatency, RecordDurationRate+sel+" / ("+RecordSuccessRate+sel+" > 0)"),
 		record(RecordFailureRatio, RecordFailureRate+sel+" / (("+RecordSuccessRate+sel+" + "+RecordFailureRate+sel+") > 0)"),
@@ -270,10 +305,10 @@ func alertingRules(rs ruleSet) []monitoringv1.Rule {
 			fmt.Sprintf("Deployment %s has had {{ $value }} available replicas, fewer than it wants, for %s.", rs.deployment, unavailable)),
 		alert(AlertQueueTimeHigh, "warning", fmt.Sprintf("%s%s > %d", RecordQueueTime, sel, rs.slo.queueTimeUs), &sloWait,
 			"Triton server "+server+" queues requests too long",
-			fmt.Sprintf("Requests wait {{ printf \"%%.0f\" $value }} µs on average in Triton's queue, above the objective of %d µs.", rs.slo.queueTimeUs)),
+			fmt.Sprintf("Requests for model {{ $labels.model }} wait {{ printf \"%%.0f\" $value }} µs on average in Triton's queue, above the objective of %d µs.", rs.slo.queueTimeUs)),
 		alert(AlertFailureRatioHigh, "warning", fmt.Sprintf("%s%s * 100 > %s", RecordFailureRatio, sel, rs.slo.failurePercent), &sloWait,
 			"Triton server "+server+" fails too many requests",
-			fmt.Sprintf("{{ printf \"%%.2f\" $value }}%% of requests fail, above the objective of %s%%.", rs.slo.failurePercent)),
+			fmt.Sprintf("{{ printf \"%%.2f\" $value }}%% of requests for model {{ $labels.model }} fail, above the objective of %s%%.", rs.slo.failurePercent)),
 		alert(AlertGPUMemoryHigh, "warning", fmt.Sprintf("%s%s * 100 > %d", RecordGPUMemory, sel, rs.slo.gpuMemoryPercent), &sloWait,
 			"Triton server "+server+" is running out of GPU memory",
 			fmt.Sprintf("GPU {{ $labels.gpu_uuid }} of pod {{ $labels.pod }} has {{ printf \"%%.0f\" $value }}%% of its memory in use, above %d%%: another model or a larger batch may fail to load.", rs.slo.gpuMemoryPercent)),

@@ -172,16 +172,29 @@ func TestPrometheusRuleObject(t *testing.T) {
 	}
 }
 
+// TestSLOErrors: objectives the function refuses, and a parameter that
+// would silence the alerts, refused only while something reads the counters.
 func TestSLOErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ spec, want string }{
+		"CountersOffAlone":    {"tritonConfig: {parameters: [{name: metrics-config, value: counter_latencies=false}]}\n", ""},
 		"FailurePercentZero":  {"slo: {failurePercent: '0'}\n", "spec.slo.failurePercent: \"0\" is not a percentage above 0 and at most 100"},
 		"FailurePercentWords": {"slo: {failurePercent: one}\n", "spec.slo.failurePercent"},
 		"FailurePercentOver":  {"slo: {failurePercent: '101'}\n", "spec.slo.failurePercent"},
 		"GPUMemoryOver":       {"slo: {gpuMemoryPercent: 120}\n", "spec.slo.gpuMemoryPercent must be at most 100"},
 		"RestartsZero":        {"slo: {restartsPerHour: 0}\n", "spec.slo.restartsPerHour must be above zero"},
+		"CountersOffWithAlerts": {"slo: {alerts: true}\ntritonConfig: {parameters: [{name: metrics-config, value: counter_latencies=false}]}\n",
+			"spec.tritonConfig.parameters[0]: metrics-config=counter_latencies=false also stops Triton's success and failure counters"},
+		"CountersOffWithQueueTime": {cpuReq + "autoscaling: {enabled: true, maxReplicas: 4, metric: queueTime}\ntritonConfig: {parameters: [{name: metrics-config, value: counter_latencies=false}]}\n",
+			"triton-inference-server/server#8125"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := scene{xr: serverXR(tc.spec, snapshot), required: map[string][]string{reqApplication: {readyApp}}}.run(t, int64s, platform(t))
+			if tc.want == "" {
+				if r.Fatal != nil {
+					t.Errorf("nothing reads the counters: want no error, got %v", r.Fatal)
+				}
+				return
+			}
 			if r.Fatal == nil || !strings.Contains(r.Fatal.Error(), tc.want) {
 				t.Errorf("want an error containing %q, got %v", tc.want, r.Fatal)
 			}

@@ -104,6 +104,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return fatal(err)
 	}
+	if err := c.checkCounters(p); err != nil {
+		return fatal(err)
+	}
 
 	as := c.application(required)
 	snap := as.snapshot

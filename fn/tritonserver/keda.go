@@ -223,17 +223,18 @@ func (s series) selector() string {
 	return fmt.Sprintf("{namespace=%s,service=%s}", strconv.Quote(s.namespace), strconv.Quote(s.service))
 }
 
-// queueTimeQuery is the mean queue time per request in µs over the window:
-// Triton adds every successful request's queue time to
-// nv_inference_queue_duration_us and counts it in
+// queueTimeQuery is the mean queue time per request in µs over the window
+// of the server's busiest model: Triton adds every successful request's
+// queue time to nv_inference_queue_duration_us and counts it in
 // nv_inference_request_success (triton-inference-server/core
-// src/infer_stats.cc, UpdateSuccess). Summed over the server's pods and
-// models, and 0 without traffic (KEDA's Prometheus scaler accepts one
-// series only).
+// src/infer_stats.cc, UpdateSuccess), per model. Summed over the server's
+// pods, taken per model (an ensemble counts each request again under every
+// model it calls, alerts.go), the worst model standing for the server, and
+// 0 without traffic (KEDA's Prometheus scaler accepts one series only).
 func queueTimeQuery(s series, window time.Duration) string {
 	w := fmt.Sprintf("[%ds]", int(window.Seconds()))
-	return "sum(rate(nv_inference_queue_duration_us" + s.selector() + w + ")) / " +
-		"(sum(rate(nv_inference_request_success" + s.selector() + w + ")) > 0) or vector(0)"
+	return "max(sum by (model) (rate(nv_inference_queue_duration_us" + s.selector() + w + ")) / " +
+		"(sum by (model) (rate(nv_inference_request_success" + s.selector() + w + ")) > 0)) or vector(0)"
 }
 
 // pendingQuery is the requests waiting in the server's Triton processes, a

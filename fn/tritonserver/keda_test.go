@@ -253,7 +253,7 @@ func TestScaledObject(t *testing.T) {
 	queueTrigger := func(threshold, window string) []keda.Trigger {
 		return []keda.Trigger{{Type: "prometheus", Name: "queueTime", MetricType: autoscalingv2.ValueMetricType, Metadata: map[string]string{
 			"serverAddress": prometheusAddress, "threshold": threshold,
-			"query": "sum(rate(nv_inference_queue_duration_us" + sel + "[" + window + "])) / (sum(rate(nv_inference_request_success" + sel + "[" + window + "])) > 0) or vector(0)",
+			"query": "max(sum by (model) (rate(nv_inference_queue_duration_us" + sel + "[" + window + "])) / (sum by (model) (rate(nv_inference_request_success" + sel + "[" + window + "])) > 0)) or vector(0)",
 		}}}
 	}
 	cases := map[string]struct {

@@ -49,6 +49,30 @@ type Defaults struct {
 	Diagnostics   *DiagnosticsDefaults   `json:"diagnostics,omitempty"`
 	Autoscaling   *AutoscalingDefaults   `json:"autoscaling,omitempty"`
 	Alerts        *AlertsDefaults        `json:"alerts,omitempty"`
+	Dashboards    *DashboardDefaults     `json:"dashboards,omitempty"`
+}
+
+// DashboardDefaults: whether every project ships a Grafana dashboard, and
+// where Grafana's dashboard sidecar finds it (README, "Dashboards").
+type DashboardDefaults struct {
+	// Enabled composes a ConfigMap with each project's dashboard. Built-in:
+	// false.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// Namespace the sidecar searches (its searchNamespace). Built-in:
+	// monitoring.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace *string `json:"namespace,omitempty"`
+	// Labels the sidecar selects ConfigMaps by (its label and labelValue).
+	// Built-in: grafana_dashboard: "1".
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// FolderAnnotation is the sidecar's folderAnnotation; its value is the
+	// project's name, so each project gets a folder. Built-in:
+	// grafana_folder. Empty: no annotation (the sidecar's folder).
+	// +optional
+	FolderAnnotation *string `json:"folderAnnotation,omitempty"`
 }
 
 // AlertsDefaults: whether servers compose a PrometheusRule, the labels

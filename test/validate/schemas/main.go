@@ -69,6 +69,7 @@ var KubernetesKinds = []GVK{
 	{"", "v1", "ResourceQuota"},
 	{"", "v1", "LimitRange"},
 	{"", "v1", "Service"},
+	{"", "v1", "ConfigMap"},
 	{"", "v1", "Secret"},
 	{"", "v1", "ServiceAccount"},
 	{"apps", "v1", "Deployment"},
