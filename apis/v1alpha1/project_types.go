@@ -51,6 +51,14 @@ type KalypsoProjectSpec struct {
 	// ModelRegistry records where the project's models are published.
 	ModelRegistry *ModelRegistrySpec `json:"modelRegistry,omitempty"`
 
+	// CostLabels label the project's environment Namespaces and its
+	// servers' Deployments (never their pods, so changing one restarts
+	// nothing), for cost reports. Only the keys the platform allows
+	// (function input showback.costLabelKeys).
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	CostLabels map[string]string `json:"costLabels,omitempty"`
+
 	// Alerting routes the alerts of the project's environments to its
 	// receivers.
 	// +optional
@@ -186,4 +194,20 @@ type EnvironmentStatus struct {
 	Ready bool `json:"ready"`
 	// Adopted is true when the namespace existed before and is not composed.
 	Adopted bool `json:"adopted,omitempty"`
+	// GPUs is the environment's GPU use against its quota, as the quota
+	// controller counts it; unset when no quota counts GPUs.
+	// +optional
+	GPUs *GPUUsage `json:"gpus,omitempty"`
+}
+
+// GPUUsage is what an environment's ResourceQuota counts of GPU requests.
+type GPUUsage struct {
+	// Resource is the quota key, e.g. requests.nvidia.com/gpu.
+	Resource string `json:"resource"`
+	// Requested is the GPUs the environment's pods request.
+	Requested string `json:"requested"`
+	// Quota is the hard limit; unset when the quota only tracks use
+	// (showback with no GPU quota set by the project).
+	// +optional
+	Quota string `json:"quota,omitempty"`
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
@@ -74,7 +75,14 @@ type Platform struct {
 	DashboardNamespace        string
 	DashboardLabels           map[string]string
 	DashboardFolderAnnotation string
+
+	ShowbackEnabled bool
+	CostLabelKeys   []string
 }
+
+// UntrackedGPUQuota is the hard GPU quota of an environment whose project
+// sets none while showback tracks use: large enough never to limit.
+const UntrackedGPUQuota = 1000000
 
 // SLODefaults are the objectives of servers that set none.
 type SLODefaults struct {
@@ -283,6 +291,11 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		DashboardNamespace:        *d.Dashboards.Namespace,
 		DashboardLabels:           d.Dashboards.Labels,
 		DashboardFolderAnnotation: *d.Dashboards.FolderAnnotation,
+
+		ShowbackEnabled: d.Showback != nil && ptr.Deref(d.Showback.Enabled, false),
+	}
+	if d.Showback != nil {
+		p.CostLabelKeys = d.Showback.CostLabelKeys
 	}
 	return p, p.validate()
 }
@@ -331,6 +344,11 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: autoscaling.keda.tenantHeader %q must be a bare header name (KEDA joins headers as name=value,name=value)", p.KEDATenantHeader)
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
+	}
+	for i, k := range p.CostLabelKeys {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("defaults: showback.costLabelKeys[%d]: %q is not a label key: %s", i, k, strings.Join(errs, "; "))
+		}
 	}
 	if p.DashboardsEnabled && p.DashboardNamespace == "" {
 		return fmt.Errorf("defaults: dashboards.namespace must name the namespace Grafana's dashboard sidecar searches")

@@ -115,22 +115,21 @@ func (c *Composer) alertingRequirements(req map[string]*fnv1.ResourceSelector) {
 	}
 }
 
-// Schemas: whether AlertmanagerConfigs are served, asked while the project
-// routes alerts and composes none yet.
-func (c *Composer) Schemas(compose.Platform) map[string]*fnv1.SchemaSelector {
-	if c.spec.Alerting == nil || c.composesAlertmanagerConfig() {
+// Schemas: whether AlertmanagerConfigs and PrometheusRules are served,
+// asked while the project routes alerts (keeps showback) and composes none
+// of the kind yet.
+func (c *Composer) Schemas(p compose.Platform) map[string]*fnv1.SchemaSelector {
+	s := map[string]*fnv1.SchemaSelector{}
+	if c.spec.Alerting != nil && !c.composesKind(compose.KindAlertmanagerConfig.Kind) {
+		s[reqAlertmanagerConfig] = compose.KindAlertmanagerConfig.Schema()
+	}
+	if p.ShowbackEnabled && !c.composesKind(compose.KindPrometheusRule.Kind) {
+		s[reqPrometheusRule] = compose.KindPrometheusRule.Schema()
+	}
+	if len(s) == 0 {
 		return nil
 	}
-	return map[string]*fnv1.SchemaSelector{reqAlertmanagerConfig: compose.KindAlertmanagerConfig.Schema()}
-}
-
-func (c *Composer) composesAlertmanagerConfig() bool {
-	for _, o := range c.observed {
-		if o.Resource.GetKind() == compose.KindAlertmanagerConfig.Kind {
-			return true
-		}
-	}
-	return false
+	return s
 }
 
 // secretProblem says what is wrong with a receiver's Secret in an
@@ -171,7 +170,7 @@ func (c *Composer) composeAlerting(d *compose.Desired, p compose.Platform, live 
 		cond.Reason, cond.Message = reasonRoutingDisabled, "spec.alerting is unset: the environments' alerts are routed as the platform's Alertmanager routes them"
 		return cond, nil
 	}
-	if !c.composesAlertmanagerConfig() && len(required[reqAlertmanagerConfig]) == 0 {
+	if !c.composesKind(compose.KindAlertmanagerConfig.Kind) && len(required[reqAlertmanagerConfig]) == 0 {
 		cond.Reason, cond.Message = reasonRoutingCRDMissing, "the "+alertmanagerConfigCRD+" CRD is not installed, so no alerts are routed: install the Prometheus Operator's CRDs, or remove spec.alerting"
 		return cond, nil
 	}

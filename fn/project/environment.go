@@ -99,6 +99,7 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 			return false, err
 		}
 	}
+	hard = trackGPUs(p, hard)
 	quota := hard
 	if closeQuota {
 		quota = closedQuota(hard)
@@ -202,7 +203,7 @@ func (c *Composer) namespace(p compose.Platform, owner compose.Owner, e v1alpha1
 		level = p.PodSecurityLevel
 	}
 	m := c.meta(owner, "namespace", e.Namespace, "")
-	m.Labels = compose.Merge(m.Labels, map[string]string{
+	m.Labels = compose.Merge(c.spec.CostLabels, m.Labels, map[string]string{
 		psaEnforce: level, psaEnforceVersion: "latest", psaAudit: level, psaWarn: level,
 	})
 	if e.Description != "" {

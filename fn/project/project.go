@@ -36,7 +36,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased, ConditionAlertRouting, ConditionDashboard}
+var ConditionTypes = []string{ConditionNamespacesOwned, ConditionEnvironmentsReady, ConditionEnvironmentRemoval, ConditionReleased, ConditionAlertRouting, ConditionDashboard, ConditionShowback}
 
 // Composer composes one observed KalypsoProject.
 type Composer struct {
@@ -150,6 +150,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.checkAlerting(); err != nil {
 		return compose.Result{Fatal: err}
 	}
+	if err := c.checkCostLabels(p); err != nil {
+		return compose.Result{Fatal: err}
+	}
 	d := compose.NewDesired(c.observed)
 	status := v1alpha1.KalypsoProjectStatus{ObservedGeneration: c.gen}
 	// live: environments whose namespace exists, adopted or composed.
@@ -203,6 +206,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			es.Ready = ready
 			quotaEnvs = append(quotaEnvs, env)
 			live = append(live, env)
+		}
+		if st != nsForeign && st != nsNotFound {
+			es.GPUs = c.gpuUsage(p, env)
 		}
 		if !es.Ready {
 			waiting = append(waiting, env)
@@ -259,7 +265,11 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return compose.Result{Fatal: err}
 	}
-	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing, dash)
+	showback, err := c.composeShowback(d, p, live, required)
+	if err != nil {
+		return compose.Result{Fatal: err}
+	}
+	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing, dash, showback)
 
 	ttl := c.ttl(status.Phase)
 	if c.spec.Alerting != nil && !routing.Status {

@@ -181,7 +181,7 @@ func TestCompose(t *testing.T) {
 				resources: map[string]resource.Ready{"namespace-dev": resource.ReadyTrue, "usage": resource.ReadyTrue,
 					"quota.dev": resource.ReadyTrue, "networkpolicy-deny.dev": resource.ReadyTrue, "networkpolicy-allow.dev": resource.ReadyTrue},
 				phase: PhaseReady, ready: true, created: []string{"vision-dev"},
-				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true}},
+				envs:       []v1alpha1.EnvironmentStatus{{Name: "dev", Namespace: "vision-dev", Ready: true, GPUs: &v1alpha1.GPUUsage{Resource: "requests.nvidia.com/gpu", Requested: "0", Quota: "4000m"}}},
 				conditions: allGood,
 			},
 		},
@@ -568,6 +568,7 @@ func TestCompose(t *testing.T) {
 			if _, ok := wantConds[ConditionAlertRouting]; !ok && wantConds != nil {
 				wantConds[ConditionAlertRouting] = reasonRoutingDisabled
 				wantConds[ConditionDashboard] = "DashboardsDisabled"
+				wantConds[ConditionShowback] = "ShowbackDisabled"
 			}
 			if diff := cmp.Diff(wantConds, conds); diff != "" {
 				t.Errorf("%s\nconditions: -want, +got:\n%s", tc.reason, diff)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
@@ -199,5 +200,35 @@ func TestSLOErrors(t *testing.T) {
 				t.Errorf("want an error containing %q, got %v", tc.want, r.Fatal)
 			}
 		})
+	}
+}
+
+// TestCostLabels: the platform's cost label keys the namespace carries go
+// onto the Deployment, not its pod template (a renamed cost center must not
+// restart the server).
+func TestCostLabels(t *testing.T) {
+	p := composetest.Platform(t, &v1beta1.Input{Spec: v1beta1.Defaults{Showback: &v1beta1.ShowbackDefaults{CostLabelKeys: []string{"cost-center"}}}})
+	ns := `{apiVersion: v1, kind: Namespace, metadata: {name: vision-dev, labels: {cost-center: cc-4711, team: vision}}}`
+	sc := scene{xr: serverXR("", snapshot), required: map[string][]string{reqApplication: {readyApp}, reqNamespace: {ns}}}
+	c, err := sc.composer(t, int64s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Requirements(p)[reqNamespace]; !ok {
+		t.Error("want the namespace read while the platform has cost label keys")
+	}
+	if _, ok := c.Requirements(platform(t))[reqNamespace]; ok {
+		t.Error("want no namespace read without cost label keys")
+	}
+	r := sc.run(t, int64s, p)
+	if r.Fatal != nil {
+		t.Fatal(r.Fatal)
+	}
+	d := decodeStrict[appsv1.Deployment](t, r, resDeployment)
+	if d.Labels["cost-center"] != "cc-4711" || d.Labels["team"] != "" {
+		t.Errorf("want the platform's cost label keys only on the Deployment, got %v", d.Labels)
+	}
+	if _, ok := d.Spec.Template.Labels["cost-center"]; ok {
+		t.Errorf("the pod template must not carry cost labels, got %v", d.Spec.Template.Labels)
 	}
 }

@@ -193,7 +193,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			wiring.env = append(wiring.env, secretEnv(apiKeyEnv, p.RestrictedAPISecret, p.RestrictedAPISecretKey))
 		}
 		deploy := deployment(deploymentInput{
-			name: c.name("deploy"), namespace: ns, labels: labels, selector: c.selector(),
+			name: c.name("deploy"), namespace: ns, labels: labels, costLabels: costLabels(p, required), selector: c.selector(),
 			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
 			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
 			replicas: replicas, resources: res, shutdown: stop, modelCache: cache,

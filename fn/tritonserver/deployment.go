@@ -273,6 +273,7 @@ func httpProbe(path string, period, failures int32) *corev1.Probe {
 type deploymentInput struct {
 	name, namespace string
 	labels          map[string]string
+	costLabels      map[string]string // the Deployment's only, not its pods'
 	selector        map[string]string
 	annotations     map[string]string // pod template
 	spec            *v1alpha1.KalypsoTritonServerSpec
@@ -374,7 +375,7 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 	scheduling(&pod, p, spec.Scheduling, usesGPU(in.resources, p.GPUResourceName))
 
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: in.name, Namespace: in.namespace, Labels: in.labels},
+		ObjectMeta: metav1.ObjectMeta{Name: in.name, Namespace: in.namespace, Labels: compose.Merge(in.costLabels, in.labels)},
 		Spec: appsv1.DeploymentSpec{
 			Replicas:                in.replicas,
 			Selector:                &metav1.LabelSelector{MatchLabels: in.selector},

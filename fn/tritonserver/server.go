@@ -132,6 +132,9 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if c.deploy == nil {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
+	if readsCostLabels(p) {
+		r[reqNamespace] = compose.KindNamespace.Named("", ns)
+	}
 	if a := c.spec.Autoscaling; a != nil && a.Enabled && metricOf(a) == metricQueueTime && !c.usesKEDA(p) {
 		r[reqMetricsAPI] = compose.KindAPIService.Named("", customMetricsAPI)
 	}

@@ -50,6 +50,25 @@ type Defaults struct {
 	Autoscaling   *AutoscalingDefaults   `json:"autoscaling,omitempty"`
 	Alerts        *AlertsDefaults        `json:"alerts,omitempty"`
 	Dashboards    *DashboardDefaults     `json:"dashboards,omitempty"`
+	Showback      *ShowbackDefaults      `json:"showback,omitempty"`
+}
+
+// ShowbackDefaults: GPU use and cost per project, environment and
+// application (README, "Showback").
+type ShowbackDefaults struct {
+	// Enabled tracks every environment's GPU use: its ResourceQuota gets a
+	// GPU key (with a hard value that never limits where the project sets
+	// none), the project's status shows use against quota, and each
+	// environment namespace gets recording rules for GPUs requested and
+	// GPU-hours. Built-in: false.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// CostLabelKeys are the label keys projects may set in spec.costLabels
+	// (e.g. cost-center). They go onto environment Namespaces and server
+	// Deployments, never into pod templates. Built-in: none.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	CostLabelKeys []string `json:"costLabelKeys,omitempty"`
 }
 
 // DashboardDefaults: whether every project ships a Grafana dashboard, and

@@ -1,0 +1,192 @@
+package project
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// Showback (README, "Showback"): with the platform's showback on, every
+// environment's ResourceQuota counts GPU requests (a key that never limits
+// where the project sets no GPU quota), the project's status shows use
+// against quota per environment, and each environment namespace gets a
+// PrometheusRule recording GPUs requested and GPU-hours by project,
+// environment and application, joined from kube-state-metrics' namespace
+// and pod labels. Cost labels go onto Namespaces (and, by the servers, onto
+// Deployments), never into pod templates.
+
+const (
+	ConditionShowback = "Showback"
+
+	reqPrometheusRule = "prometheusrule-schema"
+)
+
+// The showback recording rules.
+const (
+	RecordGPUsRequested      = "kalypso:gpus_requested:sum"
+	RecordGPUsRequestedByApp = "kalypso:gpus_requested_by_application:sum"
+	RecordGPUHours           = "kalypso:gpu_hours:1h"
+	RecordGPUHoursByApp      = "kalypso:gpu_hours_by_application:1h"
+)
+
+func showbackPart(env string) resource.Name { return partName("showback", env) }
+
+// checkCostLabels refuses cost labels the platform does not allow, and
+// values that are not label values.
+func (c *Composer) checkCostLabels(p compose.Platform) error {
+	for _, k := range sortedKeys(c.spec.CostLabels) {
+		if !slices.Contains(p.CostLabelKeys, k) {
+			allowed := "none"
+			if len(p.CostLabelKeys) > 0 {
+				allowed = strings.Join(p.CostLabelKeys, ", ")
+			}
+			return fmt.Errorf("spec.costLabels[%s]: the platform allows only these cost label keys (showback.costLabelKeys): %s", k, allowed)
+		}
+		if errs := validation.IsValidLabelValue(c.spec.CostLabels[k]); len(errs) > 0 {
+			return fmt.Errorf("spec.costLabels[%s]: %q is not a label value: %s", k, c.spec.CostLabels[k], strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// gpuQuotaKey is the quota key of the platform's GPUs.
+func gpuQuotaKey(p compose.Platform) corev1.ResourceName {
+	return corev1.ResourceName("requests." + string(p.GPUResourceName))
+}
+
+// trackGPUs adds a GPU key that never limits to a quota without one, when
+// showback tracks use.
+func trackGPUs(p compose.Platform, hard corev1.ResourceList) corev1.ResourceList {
+	if !p.ShowbackEnabled {
+		return hard
+	}
+	if _, ok := hard[gpuQuotaKey(p)]; ok {
+		return hard
+	}
+	out := corev1.ResourceList{gpuQuotaKey(p): *kresource.NewQuantity(compose.UntrackedGPUQuota, kresource.DecimalSI)}
+	for k, v := range hard {
+		out[k] = v
+	}
+	return out
+}
+
+// gpuUsage reads an environment's GPU use from its observed quota, as the
+// quota controller counts it (status.used, status.hard); nil when no quota
+// counts GPUs.
+func (c *Composer) gpuUsage(p compose.Platform, env string) *v1alpha1.GPUUsage {
+	o, ok := c.observed[partName("quota", env)]
+	if !ok {
+		return nil
+	}
+	key := string(gpuQuotaKey(p))
+	hard, found, _ := unstructured.NestedString(o.Resource.Object, "status", "hard", key)
+	if !found {
+		return nil
+	}
+	used, _, _ := unstructured.NestedString(o.Resource.Object, "status", "used", key)
+	u := &v1alpha1.GPUUsage{Resource: key, Requested: orZero(used), Quota: hard}
+	if q, err := kresource.ParseQuantity(hard); err == nil && q.CmpInt64(compose.UntrackedGPUQuota) == 0 {
+		u.Quota = ""
+	}
+	return u
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// composeShowback composes the recording rules of every live environment
+// when showback is on and PrometheusRules are served.
+func (c *Composer) composeShowback(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
+	cond := compose.Condition{Type: ConditionShowback}
+	switch {
+	case !p.ShowbackEnabled:
+		cond.Reason, cond.Message = "ShowbackDisabled", "the platform does not track GPU use (function input showback.enabled)"
+		return cond, nil
+	case !c.composesKind(compose.KindPrometheusRule.Kind) && len(required[reqPrometheusRule]) == 0:
+		cond.Reason, cond.Message = "PrometheusRuleCRDMissing", "the prometheusrules.monitoring.coreos.com CRD is not installed, so no showback rules are recorded (the status still shows GPU use against quota): install the Prometheus Operator's CRDs"
+		return cond, nil
+	}
+	for _, env := range live {
+		ns := c.spec.Environments[env].Namespace
+		m := c.meta(compose.Owner{Project: c.name, Environment: env}, "showback", c.objectName(env, "showback"), ns)
+		m.Labels = compose.Merge(m.Labels, p.AlertRuleLabels)
+		rule := &monitoringv1.PrometheusRule{ObjectMeta: m, Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
+			Name: "kalypso-showback-" + c.name + "-" + env, Rules: showbackRules(ns, p.GPUResourceName, p.CostLabelKeys),
+		}}}}
+		if _, err := d.Add(showbackPart(env), rule, compose.Exists); err != nil {
+			return cond, err
+		}
+	}
+	cond.Status, cond.Reason = true, "ShowbackComposed"
+	cond.Message = "each environment namespace records GPUs requested and GPU-hours (PrometheusRule <project>-<environment>-showback); kube-state-metrics must expose the namespace and pod labels they join on (README, \"Showback\")"
+	return cond, nil
+}
+
+// composesKind: an object of the kind is observed, so it is served.
+func (c *Composer) composesKind(kind string) bool {
+	for _, o := range c.observed {
+		if o.Resource.GetKind() == kind {
+			return true
+		}
+	}
+	return false
+}
+
+var ksmLabelRE = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+
+// ksmLabel is the label kube-state-metrics gives a Kubernetes label in
+// kube_namespace_labels and kube_pod_labels: label_, then the key with
+// every other character than letters, digits and _ as _ (its
+// internal/store/utils.go SanitizeLabelName; it also turns camelCase into
+// snake_case, which label keys rarely use).
+func ksmLabel(key string) string { return "label_" + ksmLabelRE.ReplaceAllString(key, "_") }
+
+// showbackRules: GPUs requested in the namespace (kube-state-metrics
+// kube_pod_container_resource_requests, resource as it sanitizes it),
+// labelled with the namespace's project, environment and cost labels
+// (kube_namespace_labels), also by application (kube_pod_labels), and
+// their hourly means, which are GPU-hours per hour.
+func showbackRules(namespace string, gpu corev1.ResourceName, costKeys []string) []monitoringv1.Rule {
+	ns := "namespace=" + strconv.Quote(namespace)
+	requests := fmt.Sprintf("kube_pod_container_resource_requests{%s,resource=%q}", ns, ksmLabelRE.ReplaceAllString(string(gpu), "_"))
+	nsLabels := []string{ksmLabel(compose.LabelProject), ksmLabel(compose.LabelEnvironment)}
+	for _, k := range costKeys {
+		nsLabels = append(nsLabels, ksmLabel(k))
+	}
+	withNamespace := " * on (namespace) group_left (" + strings.Join(nsLabels, ", ") + ") kube_namespace_labels{" + ns + "}"
+	app := ksmLabel(compose.LabelApplication)
+	byApp := fmt.Sprintf("sum by (namespace, %s) (%s * on (namespace, pod) group_left (%s) kube_pod_labels{%s})", app, requests, app, ns)
+	rec := func(name, e string) monitoringv1.Rule { return monitoringv1.Rule{Record: name, Expr: intstr.FromString(e)} }
+	return []monitoringv1.Rule{
+		rec(RecordGPUsRequested, "sum by (namespace) ("+requests+")"+withNamespace),
+		rec(RecordGPUsRequestedByApp, byApp+withNamespace),
+		rec(RecordGPUHours, "avg_over_time("+RecordGPUsRequested+"{"+ns+"}[1h])"),
+		rec(RecordGPUHoursByApp, "avg_over_time("+RecordGPUsRequestedByApp+"{"+ns+"}[1h])"),
+	}
+}
