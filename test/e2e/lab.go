@@ -1171,6 +1171,26 @@ func (l *Lab) installScaledObjectCRD(ctx context.Context) error {
 	return l.waitEstablished(ctx, []string{scaledObjectCRD})
 }
 
+// CRDs of the Prometheus Operator's rules and Alertmanager routes.
+const (
+	prometheusRuleCRD     = "prometheusrules.monitoring.coreos.com"
+	alertmanagerConfigCRD = "alertmanagerconfigs.monitoring.coreos.com"
+)
+
+// installAlertingCRDs installs the Prometheus Operator's PrometheusRule and
+// AlertmanagerConfig CRDs and waits until they are established.
+func (l *Lab) installAlertingCRDs(ctx context.Context) error {
+	dir, err := l.moduleDir(ctx, promOperatorModule, promOperatorVersion)
+	if err != nil {
+		return err
+	}
+	crds := filepath.Join(dir, "example", "prometheus-operator-crd")
+	if _, err := l.applyFiles(ctx, filepath.Join(crds, "monitoring.coreos.com_prometheusrules.yaml"), filepath.Join(crds, "monitoring.coreos.com_alertmanagerconfigs.yaml")); err != nil {
+		return err
+	}
+	return l.waitEstablished(ctx, []string{prometheusRuleCRD, alertmanagerConfigCRD})
+}
+
 // installServiceMonitorCRD installs the Prometheus Operator's ServiceMonitor
 // CRD and waits until it is established.
 func (l *Lab) installServiceMonitorCRD(ctx context.Context) error {

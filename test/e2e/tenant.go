@@ -24,6 +24,14 @@ func (k *kube) as(user string) (*kube, error) {
 	return newKube(cfg)
 }
 
+// asMember is as for a user in groups (a project's access lists name
+// groups as often as users).
+func (k *kube) asMember(user string, groups ...string) (*kube, error) {
+	cfg := rest.CopyConfig(k.cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
+	return newKube(cfg)
+}
+
 // create creates an object (no apply: a refusal must not depend on the
 // apply path), returning the API server's error.
 func (k *kube) create(ctx context.Context, y string) error {
