@@ -1,6 +1,9 @@
 package compose
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -8,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
@@ -174,5 +178,25 @@ func TestResolvePlatform(t *testing.T) {
 			}
 			tc.check(t, p)
 		})
+	}
+}
+
+// TestExampleEnvironmentConfig: the platform's example EnvironmentConfig
+// decodes strictly and turns on what its comments say.
+func TestExampleEnvironmentConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "platform", "environmentconfig.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(b, &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ResolvePlatform(&v1beta1.Input{}, u)
+	if err != nil {
+		t.Fatalf("examples/platform/environmentconfig.yaml: %v", err)
+	}
+	if !p.AlertsEnabled || !p.DashboardsEnabled || !p.ShowbackEnabled || !slices.Equal(p.CostLabelKeys, []string{"cost-center"}) {
+		t.Errorf("want alerts, dashboards and showback on with cost-center, got %v %v %v %v", p.AlertsEnabled, p.DashboardsEnabled, p.ShowbackEnabled, p.CostLabelKeys)
 	}
 }
