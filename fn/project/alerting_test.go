@@ -170,15 +170,10 @@ func TestComposeAlerting(t *testing.T) {
 					t.Errorf("%s\nprod's receivers: -want +got\n%s", tc.reason, d)
 				}
 			}
-			var cond compose.Condition
-			for _, c := range got.Conditions {
-				if c.Type == ConditionAlertRouting {
-					cond = c
-				}
-			}
-			if cond.Status != tc.cond.Status || cond.Reason != tc.cond.Reason || !strings.Contains(cond.Message, tc.cond.Message) {
-				t.Errorf("%s\nAlertRouting: want %v %s containing %q, got %v %s %q", tc.reason, tc.cond.Status, tc.cond.Reason, tc.cond.Message, cond.Status, cond.Reason, cond.Message)
-			}
+			want := tc.cond
+			want.Type = ConditionAlertRouting
+			checkCondition(t, tc.reason, got, want)
+			cond := conditionOf(got, ConditionAlertRouting)
 			if !cond.Status && tc.spec == alertingSpec && got.TTL != compose.PollTTL {
 				t.Errorf("%s\nwaiting for a Secret or the CRD: want TTL %v, got %v", tc.reason, compose.PollTTL, got.TTL)
 			}

@@ -88,15 +88,9 @@ func TestComposeDashboard(t *testing.T) {
 			if ok != tc.composed {
 				t.Fatalf("%s\nConfigMap composed: want %v, got %v", tc.reason, tc.composed, ok)
 			}
-			var cond compose.Condition
-			for _, c := range got.Conditions {
-				if c.Type == ConditionDashboard {
-					cond = c
-				}
-			}
-			if cond.Status != tc.cond.Status || cond.Reason != tc.cond.Reason || !strings.Contains(cond.Message, tc.cond.Message) {
-				t.Errorf("%s\nDashboard: want %v %s containing %q, got %v %s %q", tc.reason, tc.cond.Status, tc.cond.Reason, tc.cond.Message, cond.Status, cond.Reason, cond.Message)
-			}
+			want := tc.cond
+			want.Type = ConditionDashboard
+			checkCondition(t, tc.reason, got, want)
 			if !ok || name != "On" {
 				return
 			}

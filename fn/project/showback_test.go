@@ -79,9 +79,7 @@ func TestComposeShowback(t *testing.T) {
 				t.Errorf("want vision-%s-showback in vision-%s with the rule selection labels, got %s/%s %v", env, env, rule.Namespace, rule.Name, rule.Labels)
 			}
 		}
-		if cond := conditionOf(got, ConditionShowback); !cond.Status {
-			t.Errorf("want Showback True, got %+v", cond)
-		}
+		checkCondition(t, "showback on", got, compose.Condition{Type: ConditionShowback, Status: true, Reason: "ShowbackComposed"})
 	})
 	t.Run("Off", func(t *testing.T) {
 		c, err := New(xr(t, "  environments: {dev: {namespace: vision-dev}}\n"), composetest.Observed(t, map[string]string{"usage": readyUsage, "namespace-dev": activeNS}))
@@ -95,9 +93,7 @@ func TestComposeShowback(t *testing.T) {
 		if _, ok := got.Desired[showbackPart("dev")]; ok {
 			t.Error("showback off: no rules")
 		}
-		if cond := conditionOf(got, ConditionShowback); cond.Reason != "ShowbackDisabled" {
-			t.Errorf("want ShowbackDisabled, got %+v", cond)
-		}
+		checkCondition(t, "showback off", got, compose.Condition{Type: ConditionShowback, Reason: "ShowbackDisabled"})
 	})
 	t.Run("CRDMissing", func(t *testing.T) {
 		c, err := New(xr(t, spec), composetest.Observed(t, observed))
@@ -108,9 +104,7 @@ func TestComposeShowback(t *testing.T) {
 		if _, ok := got.Desired[showbackPart("prod")]; ok {
 			t.Error("without the CRD: no rules")
 		}
-		if cond := conditionOf(got, ConditionShowback); cond.Reason != "PrometheusRuleCRDMissing" || !strings.Contains(cond.Message, "the status still shows GPU use") {
-			t.Errorf("want PrometheusRuleCRDMissing, got %+v", cond)
-		}
+		checkCondition(t, "without the CRD", got, compose.Condition{Type: ConditionShowback, Reason: "PrometheusRuleCRDMissing", Message: "the status still shows GPU use"})
 	})
 	t.Run("CostLabelNotAllowed", func(t *testing.T) {
 		c, err := New(xr(t, "  costLabels: {team: vision}\n  environments: {dev: {namespace: vision-dev}}\n"), composetest.Observed(t, nil))
@@ -131,6 +125,16 @@ func conditionOf(r compose.Result, typ string) compose.Condition {
 		}
 	}
 	return compose.Condition{}
+}
+
+// checkCondition: the result's condition of want's type has want's status
+// and reason, and its message contains want's.
+func checkCondition(t *testing.T, why string, r compose.Result, want compose.Condition) {
+	t.Helper()
+	got := conditionOf(r, want.Type)
+	if got.Status != want.Status || got.Reason != want.Reason || !strings.Contains(got.Message, want.Message) {
+		t.Errorf("%s\n%s: want %v %s containing %q, got %v %s %q", why, want.Type, want.Status, want.Reason, want.Message, got.Status, got.Reason, got.Message)
+	}
 }
 
 var showbackRulesFile = filepath.Join("..", "..", "test", "promql", "generated", "showback.rules.yaml")
