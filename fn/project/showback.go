@@ -182,7 +182,9 @@ func showbackRules(namespace string, gpu corev1.ResourceName, costKeys []string)
 	withNamespace := " * on (namespace) group_left (" + strings.Join(nsLabels, ", ") + ") kube_namespace_labels{" + ns + "}"
 	app := ksmLabel(compose.LabelApplication)
 	byApp := fmt.Sprintf("sum by (namespace, %s) (%s * on (namespace, pod) group_left (%s) kube_pod_labels{%s})", app, requests, app, ns)
-	rec := func(name, e string) monitoringv1.Rule { return monitoringv1.Rule{Record: name, Expr: intstr.FromString(e)} }
+	rec := func(name, e string) monitoringv1.Rule {
+		return monitoringv1.Rule{Record: name, Expr: intstr.FromString(e)}
+	}
 	return []monitoringv1.Rule{
 		rec(RecordGPUsRequested, "sum by (namespace) ("+requests+")"+withNamespace),
 		rec(RecordGPUsRequestedByApp, byApp+withNamespace),
