@@ -35,6 +35,8 @@ const (
 	reqDashboardNamespace = "dashboard-namespace"
 	// grafanaUIDMax is the longest dashboard uid Grafana accepts.
 	grafanaUIDMax = 40
+	// dashboardSchemaVersion is Grafana 11.0's (see projectDashboard).
+	dashboardSchemaVersion = 39
 )
 
 // The recording rules the panels read (fn/tritonserver/alerts.go; the
@@ -99,25 +101,36 @@ func dashboardPanels(project string, gpu corev1.ResourceName) []panel {
 		{title: "GPUs requested and quota", unit: "short", description: "GPUs the environment's pods request against its ResourceQuota, from kube-state-metrics.",
 			targets: []target{
 				{fmt.Sprintf(`sum by (namespace) (kube_pod_container_resource_requests{%s,resource=%q})`, ns, ksmGPU), "{{namespace}} requested"},
-				{fmt.Sprintf(`max by (namespace) (kube_resourcequota{%s,resource=%q,type="hard"})`, ns, "requests."+string(gpu)), "{{namespace}} quota"},
+				// Not the value showback tracks with, which never limits.
+				{fmt.Sprintf(`max by (namespace) (kube_resourcequota{%s,resource=%q,type="hard"} < %d)`, ns, "requests."+string(gpu), compose.UntrackedGPUQuota), "{{namespace}} quota"},
 			}},
 	}
 }
 
-// dashboardUID is the project's dashboard uid, which Grafana caps at 40
-// characters: long names keep a prefix and a hash.
+// dashboardUID is the project's dashboard uid. Grafana takes at most 40
+// letters, digits, - and _ (pkg/util/shortid_generator.go): a name with
+// other characters (a dot) or too long keeps a prefix and a hash.
 func dashboardUID(project string) string {
 	uid := "kalypso-" + project
-	if len(uid) <= grafanaUIDMax {
+	clean := uidInvalidRE.ReplaceAllString(uid, "-")
+	if clean == uid && len(uid) <= grafanaUIDMax {
 		return uid
 	}
 	sum := sha256.Sum256([]byte(project))
-	return uid[:grafanaUIDMax-9] + "-" + hex.EncodeToString(sum[:])[:8]
+	return clean[:min(len(clean), grafanaUIDMax-9)] + "-" + hex.EncodeToString(sum[:])[:8]
 }
+
+var uidInvalidRE = regexp.MustCompile(`[^a-zA-Z0-9_-]`)
 
 // projectDashboard builds the dashboard: the datasource, environment
 // (each environment's name shows, its namespace is the value),
-// application and server as variables, and the panels two by two.
+// application and server as variables, and the panels two by two. No
+// variable has an allValue: Grafana opens on All, and a custom one (.*)
+// would be put in the queries as it is, showing every namespace's series;
+// without it All is the listed values as a regex (the Prometheus data
+// source's interpolateQueryExpr). Schema version 39 (Grafana 11.0):
+// Grafana migrates older dashboards forward, and some refuse newer ones
+// than they know (Grafana 12's backend migrator).
 func projectDashboard(project, title string, envs []string, namespaces map[string]string, gpu corev1.ResourceName) (dashboard.Dashboard, error) {
 	ds := common.DataSourceRef{Type: ptr.To("prometheus"), Uid: ptr.To("${" + varDatasource + "}")}
 	choices := make([]string, 0, len(envs))
@@ -128,7 +141,7 @@ func projectDashboard(project, title string, envs []string, namespaces map[strin
 		return dashboard.NewQueryVariableBuilder(name).Label(label).Datasource(ds).
 			Query(dashboard.StringOrMap{String: ptr.To(query)}).Definition(query).
 			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc).
-			Multi(true).IncludeAll(true).AllValue(".*")
+			Multi(true).IncludeAll(true)
 	}
 	b := dashboard.NewDashboardBuilder(title).
 		Uid(dashboardUID(project)).
@@ -138,7 +151,7 @@ func projectDashboard(project, title string, envs []string, namespaces map[strin
 		Timezone(common.TimeZoneBrowser).
 		WithVariable(dashboard.NewDatasourceVariableBuilder(varDatasource).Label("Prometheus").Type("prometheus")).
 		WithVariable(dashboard.NewCustomVariableBuilder(varEnvironment).Label("Environment").
-			Values(dashboard.StringOrMap{String: ptr.To(strings.Join(choices, ","))}).Multi(true).IncludeAll(true).AllValue(".*")).
+			Values(dashboard.StringOrMap{String: ptr.To(strings.Join(choices, ","))}).Multi(true).IncludeAll(true)).
 		WithVariable(queryVar(varApplication, "Application",
 			fmt.Sprintf(`label_values(%s{kalypso_project=%q,namespace=~"$%s"}, kalypso_application)`, recordSuccessRate, project, varEnvironment))).
 		WithVariable(queryVar(varServer, "Server",
@@ -151,7 +164,9 @@ func projectDashboard(project, title string, envs []string, namespaces map[strin
 		}
 		b = b.WithPanel(tb)
 	}
-	return b.Build()
+	d, err := b.Build()
+	d.SchemaVersion = dashboardSchemaVersion
+	return d, err
 }
 
 // dashboardConfigMap ships the dashboard for the sidecar.

@@ -142,6 +142,13 @@ func TestDashboardRoundTrip(t *testing.T) {
 	if len(back.Panels) != len(dashboardPanels("vision", "nvidia.com/gpu")) || len(back.Templating.List) != 4 {
 		t.Errorf("want every panel and the four variables, got %d panels, %d variables", len(back.Panels), len(back.Templating.List))
 	}
+	// An allValue would be put into the queries as it is: .* would show
+	// other projects' namespaces.
+	for _, v := range back.Templating.List {
+		if v.AllValue != nil {
+			t.Errorf("variable %s has allValue %q: All must expand to the listed values", v.Name, *v.AllValue)
+		}
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
@@ -174,6 +181,10 @@ func TestDashboardUID(t *testing.T) {
 	long := dashboardUID(strings.Repeat("a", 60))
 	if len(long) != grafanaUIDMax || long == dashboardUID(strings.Repeat("a", 61)) {
 		t.Errorf("long names: want distinct uids of %d characters, got %q", grafanaUIDMax, long)
+	}
+	dotted := dashboardUID("vision.ml")
+	if dotted == dashboardUID("vision-ml") || uidInvalidRE.MatchString(dotted) || len(dotted) > grafanaUIDMax {
+		t.Errorf("a name with a dot: want a valid uid distinct from vision-ml's, got %q", dotted)
 	}
 }
 

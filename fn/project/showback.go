@@ -136,9 +136,9 @@ func (c *Composer) composeShowback(d *compose.Desired, p compose.Platform, live 
 		ns := c.spec.Environments[env].Namespace
 		m := c.meta(compose.Owner{Project: c.name, Environment: env}, "showback", c.objectName(env, "showback"), ns)
 		m.Labels = compose.Merge(m.Labels, p.AlertRuleLabels)
-		rule := &monitoringv1.PrometheusRule{ObjectMeta: m, Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
-			Name: "kalypso-showback-" + c.name + "-" + env, Rules: showbackRules(ns, p.GPUResourceName, p.CostLabelKeys),
-		}}}}
+		rule := &monitoringv1.PrometheusRule{ObjectMeta: m, Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{
+			showbackGroup("kalypso-showback-"+c.name+"-"+env, ns, p.GPUResourceName, p.CostLabelKeys),
+		}}}
 		if _, err := d.Add(showbackPart(env), rule, compose.Exists); err != nil {
 			return cond, err
 		}
@@ -158,37 +158,62 @@ func (c *Composer) composesKind(kind string) bool {
 	return false
 }
 
-var ksmLabelRE = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+var (
+	ksmLabelRE = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+	camelRE    = regexp.MustCompile(`([a-z0-9])([A-Z])`)
+)
 
 // ksmLabel is the label kube-state-metrics gives a Kubernetes label in
 // kube_namespace_labels and kube_pod_labels: label_, then the key with
-// every other character than letters, digits and _ as _ (its
-// internal/store/utils.go SanitizeLabelName; it also turns camelCase into
-// snake_case, which label keys rarely use).
-func ksmLabel(key string) string { return "label_" + ksmLabelRE.ReplaceAllString(key, "_") }
+// every character but letters, digits and _ as _, camelCase as snake_case,
+// in lower case (its internal/store/utils.go SanitizeLabelName and
+// toSnakeCase).
+func ksmLabel(key string) string {
+	return "label_" + strings.ToLower(camelRE.ReplaceAllString(ksmLabelRE.ReplaceAllString(key, "_"), "${1}_${2}"))
+}
 
-// showbackRules: GPUs requested in the namespace (kube-state-metrics
-// kube_pod_container_resource_requests, resource as it sanitizes it),
-// labelled with the namespace's project, environment and cost labels
-// (kube_namespace_labels), also by application (kube_pod_labels), and
-// their hourly means, which are GPU-hours per hour.
+// showbackGroup is an environment's showback rule group.
+func showbackGroup(name, namespace string, gpu corev1.ResourceName, costKeys []string) monitoringv1.RuleGroup {
+	interval := monitoringv1.Duration(showbackInterval)
+	return monitoringv1.RuleGroup{Name: name, Interval: &interval, Rules: showbackRules(namespace, gpu, costKeys)}
+}
+
+// showbackInterval is the showback group's evaluation interval: GPU-hours
+// add up its samples, each worth a minute.
+const showbackInterval = "1m"
+
+// showbackRules: GPUs requested in the namespace by pods that hold them
+// (Pending or Running: the quota does not count Failed or Succeeded pods,
+// k8s pkg/quota/v1/evaluator/core/pods.go, but kube-state-metrics exports
+// their requests until they are deleted), labelled with the namespace's
+// project, environment and cost labels (kube_namespace_labels), also by
+// application (kube_pod_labels), and GPU-hours over the last hour: the
+// recorded GPUs summed over the hour's one-minute samples, a missing
+// minute (no GPU pod) counting as none. Every kube-state-metrics series is
+// taken once (max by its identity), so two unsharded replicas neither
+// double the count nor break the joins.
 func showbackRules(namespace string, gpu corev1.ResourceName, costKeys []string) []monitoringv1.Rule {
 	ns := "namespace=" + strconv.Quote(namespace)
-	requests := fmt.Sprintf("kube_pod_container_resource_requests{%s,resource=%q}", ns, ksmLabelRE.ReplaceAllString(string(gpu), "_"))
+	requests := fmt.Sprintf(`max by (namespace, pod, container) (kube_pod_container_resource_requests{%s,resource=%q})`, ns, ksmLabelRE.ReplaceAllString(string(gpu), "_"))
+	holding := fmt.Sprintf(` * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_status_phase{%s,phase=~"Pending|Running"} == 1)`, ns)
 	nsLabels := []string{ksmLabel(compose.LabelProject), ksmLabel(compose.LabelEnvironment)}
 	for _, k := range costKeys {
 		nsLabels = append(nsLabels, ksmLabel(k))
 	}
-	withNamespace := " * on (namespace) group_left (" + strings.Join(nsLabels, ", ") + ") kube_namespace_labels{" + ns + "}"
+	byNS := strings.Join(nsLabels, ", ")
+	withNamespace := " * on (namespace) group_left (" + byNS + ") max by (namespace, " + byNS + ") (kube_namespace_labels{" + ns + "})"
 	app := ksmLabel(compose.LabelApplication)
-	byApp := fmt.Sprintf("sum by (namespace, %s) (%s * on (namespace, pod) group_left (%s) kube_pod_labels{%s})", app, requests, app, ns)
+	byApp := fmt.Sprintf("sum by (namespace, %s) (%s%s * on (namespace, pod) group_left (%s) max by (namespace, pod, %s) (kube_pod_labels{%s}))", app, requests, holding, app, app, ns)
 	rec := func(name, e string) monitoringv1.Rule {
 		return monitoringv1.Rule{Record: name, Expr: intstr.FromString(e)}
 	}
+	hours := func(record string) string {
+		return "sum_over_time(" + record + "{" + ns + "}[1h]) / 60"
+	}
 	return []monitoringv1.Rule{
-		rec(RecordGPUsRequested, "sum by (namespace) ("+requests+")"+withNamespace),
+		rec(RecordGPUsRequested, "sum by (namespace) ("+requests+holding+")"+withNamespace),
 		rec(RecordGPUsRequestedByApp, byApp+withNamespace),
-		rec(RecordGPUHours, "avg_over_time("+RecordGPUsRequested+"{"+ns+"}[1h])"),
-		rec(RecordGPUHoursByApp, "avg_over_time("+RecordGPUsRequestedByApp+"{"+ns+"}[1h])"),
+		rec(RecordGPUHours, hours(RecordGPUsRequested)),
+		rec(RecordGPUHoursByApp, hours(RecordGPUsRequestedByApp)),
 	}
 }

@@ -143,7 +143,7 @@ var showbackRulesFile = filepath.Join("..", "..", "test", "promql", "generated",
 // rules of the sample environment vision-prod, which promtool checks and
 // test/promql/showback.test.yaml tests.
 func TestShowbackRuleFile(t *testing.T) {
-	groups := []monitoringv1.RuleGroup{{Name: "kalypso-showback-vision-prod", Rules: showbackRules("vision-prod", "nvidia.com/gpu", []string{"cost-center"})}}
+	groups := []monitoringv1.RuleGroup{showbackGroup("kalypso-showback-vision-prod", "vision-prod", "nvidia.com/gpu", []string{"cost-center"})}
 	out, err := yaml.Marshal(map[string]any{"groups": groups})
 	if err != nil {
 		t.Fatal(err)
@@ -158,5 +158,17 @@ func TestShowbackRuleFile(t *testing.T) {
 	got, err := os.ReadFile(showbackRulesFile)
 	if err != nil || string(got) != string(want) {
 		t.Errorf("%s is stale: run go test ./fn/project -run TestShowbackRuleFile -update-promql (read error: %v)", showbackRulesFile, err)
+	}
+}
+
+func TestKSMLabel(t *testing.T) {
+	for key, want := range map[string]string{
+		"kalypso-serving.io/project": "label_kalypso_serving_io_project",
+		"cost-center":                "label_cost_center",
+		"CostCenter":                 "label_cost_center",
+	} {
+		if got := ksmLabel(key); got != want {
+			t.Errorf("ksmLabel(%q) = %q, want %q (kube-state-metrics internal/store/utils.go)", key, got, want)
+		}
 	}
 }

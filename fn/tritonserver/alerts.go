@@ -148,6 +148,8 @@ type ruleSet struct {
 	window time.Duration
 	owner  compose.Owner
 	slo    slo
+	// alerts: the alerting rules too, not only the recording rules.
+	alerts bool
 }
 
 // alertsWanted: the spec, else the platform, turns alerts on.
@@ -163,28 +165,57 @@ func (c *Composer) prometheusRuleComposed() bool {
 	return ok
 }
 
-// checksPrometheusRuleKind: the CRD is looked up while alerts are wanted
+// rulesWanted: the server records its rules for its alerts, or for its
+// project's dashboard, which reads them.
+func (c *Composer) rulesWanted(p compose.Platform) bool {
+	return c.alertsWanted(p) || p.DashboardsEnabled
+}
+
+// checksPrometheusRuleKind: the CRD is looked up while rules are wanted
 // and none composed, once the Deployment exists (as for the ServiceMonitor,
 // whose group-version document core parses at every fetch).
 func (c *Composer) checksPrometheusRuleKind(p compose.Platform) bool {
-	return c.alertsWanted(p) && c.wantsServiceMonitor() && !c.prometheusRuleComposed() && c.deploy != nil
+	return c.rulesWanted(p) && c.wantsServiceMonitor() && !c.prometheusRuleComposed() && c.deploy != nil
+}
+
+// rulesProblem says why the server's PrometheusRule cannot be composed,
+// as an Alerting condition; nil when it can (or is not wanted).
+func (c *Composer) rulesProblem(p compose.Platform, metrics compose.Condition, required map[string][]resource.Required) *compose.Condition {
+	what := "the alerts"
+	if !c.alertsWanted(p) {
+		what = "the recording rules the project's dashboard reads"
+	}
+	cond := &compose.Condition{Type: ConditionAlerting}
+	switch {
+	case !c.rulesWanted(p):
+		return nil
+	case !metrics.Status:
+		cond.Reason, cond.Message = reasonAlertsNeedMetrics, what+" read the series Prometheus scrapes through the server's ServiceMonitor, and there is none (the MetricsScraping condition says why)"
+	case !c.prometheusRuleComposed() && c.deploy == nil:
+		cond.Reason, cond.Message = reasonAlertsWaitingDeploy, "the PrometheusRule is composed once the Deployment exists (its CRD is checked then)"
+	case !c.prometheusRuleComposed() && len(required[reqPrometheusRule]) == 0:
+		cond.Reason, cond.Message = reasonPrometheusRuleCRD, "the "+prometheusRuleCRD+" CRD is not installed, so "+what+" are not composed: install the Prometheus Operator's CRDs"
+	default:
+		return nil
+	}
+	return cond
 }
 
 // alertingCondition says whether the server's alerts are composed, and if
 // not, why.
-func (c *Composer) alertingCondition(p compose.Platform, metrics compose.Condition, required map[string][]resource.Required, s slo) compose.Condition {
+func (c *Composer) alertingCondition(p compose.Platform, problem *compose.Condition, s slo) compose.Condition {
 	cond := compose.Condition{Type: ConditionAlerting}
+	records := ""
+	if c.rulesWanted(p) {
+		records = fmt.Sprintf("; PrometheusRule %s records what the project's dashboard reads", c.name(prometheusRuleName))
+	}
 	switch {
+	case problem != nil:
+		return *problem
 	case !c.alertsWanted(p) && c.spec.SLO != nil && c.spec.SLO.Alerts != nil:
-		cond.Reason, cond.Message = reasonAlertsDisabled, "spec.slo.alerts is false: no PrometheusRule is composed"
+		cond.Reason, cond.Message = reasonAlertsDisabled, "spec.slo.alerts is false: no alerts are composed"+records
 	case !c.alertsWanted(p):
-		cond.Reason, cond.Message = reasonAlertsDisabled, "no PrometheusRule is composed: set spec.slo.alerts: true (the platform's default, alerts.enabled, is off)"
-	case !metrics.Status:
-		cond.Reason, cond.Message = reasonAlertsNeedMetrics, "the alerts read the series Prometheus scrapes through the server's ServiceMonitor, and there is none (the MetricsScraping condition says why)"
-	case !c.prometheusRuleComposed() && c.deploy == nil:
-		cond.Reason, cond.Message = reasonAlertsWaitingDeploy, "the PrometheusRule is composed once the Deployment exists (its CRD is checked then)"
-	case !c.prometheusRuleComposed() && len(required[reqPrometheusRule]) == 0:
-		cond.Reason, cond.Message = reasonPrometheusRuleCRD, "the "+prometheusRuleCRD+" CRD is not installed, so no alerts are composed: install the Prometheus Operator's CRDs, or set spec.slo.alerts: false"
+		cond.Reason, cond.Message = reasonAlertsDisabled, "no alerts are composed: set spec.slo.alerts: true (the platform's default, alerts.enabled, is off)"+records
 	default:
 		cond.Status, cond.Reason = true, reasonAlertsComposed
 		cond.Message = fmt.Sprintf("PrometheusRule %s alerts when the server is down or short of ready replicas for %dm, when for %s the mean queue time exceeds %d µs, failures exceed %s%% or a GPU's memory use exceeds %d%%, and when a pod restarts %d times in an hour",
@@ -193,15 +224,15 @@ func (c *Composer) alertingCondition(p compose.Platform, metrics compose.Conditi
 	return cond
 }
 
-// addPrometheusRule composes the server's PrometheusRule when its
-// condition holds.
-func (c *Composer) addPrometheusRule(d *compose.Desired, p compose.Platform, cond compose.Condition, labels map[string]string, owner compose.Owner, s slo) error {
-	if !cond.Status {
+// addPrometheusRule composes the server's PrometheusRule: its recording
+// rules, and its alerts when they are wanted.
+func (c *Composer) addPrometheusRule(d *compose.Desired, p compose.Platform, problem *compose.Condition, labels map[string]string, owner compose.Owner, s slo) error {
+	if !c.rulesWanted(p) || problem != nil {
 		return nil
 	}
 	rs := ruleSet{
 		series: series{namespace: c.id.Namespace, service: c.name("svc")}, deployment: c.name("deploy"),
-		window: rateWindow(c.metricsInterval()), owner: owner, slo: s,
+		window: rateWindow(c.metricsInterval()), owner: owner, slo: s, alerts: c.alertsWanted(p),
 	}
 	_, err := d.Add(resPrometheusRule, prometheusRule(c.name(prometheusRuleName), c.id.Namespace, compose.Merge(labels, p.AlertRuleLabels), rs), compose.Exists)
 	return err
@@ -215,9 +246,17 @@ func prometheusRule(name, namespace string, labels map[string]string, rs ruleSet
 		ObjectMeta: meta(name, namespace, labels),
 		Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
 			Name:  "kalypso-tritonserver-" + rs.owner.TritonServer,
-			Rules: append(recordingRules(rs), alertingRules(rs)...),
+			Rules: rules(rs),
 		}}},
 	}
+}
+
+// rules are the recording rules, then the alerts when wanted.
+func rules(rs ruleSet) []monitoringv1.Rule {
+	if !rs.alerts {
+		return recordingRules(rs)
+	}
+	return append(recordingRules(rs), alertingRules(rs)...)
 }
 
 // ruleLabels are the owner labels every recorded series and alert gets, so

@@ -14,6 +14,12 @@ import (
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
+// dashboardsPlatform ships dashboards, alerts left off.
+func dashboardsPlatform(t *testing.T) compose.Platform {
+	t.Helper()
+	return composetest.Platform(t, &v1beta1.Input{Spec: v1beta1.Defaults{Dashboards: &v1beta1.DashboardDefaults{Enabled: ptr.To(true)}}})
+}
+
 // alertsPlatform turns alerts on for every server.
 func alertsPlatform(t *testing.T) compose.Platform {
 	t.Helper()
@@ -65,6 +71,11 @@ func TestComposeAlerts(t *testing.T) {
 			platform: alertsPlatform, spec: smOn + "slo: {alerts: false}\n", observed: running(alertsPlatform, smOn),
 			cond: cond{false, reasonAlertsDisabled}, message: "spec.slo.alerts is false",
 		},
+		"DashboardsOnly": {
+			reason:   "Alerts off but the platform ships dashboards: the rule records what the dashboard reads, without alerts.",
+			platform: dashboardsPlatform, spec: smOn, observed: running(platform, smOn),
+			rule: true, schema: true, cond: cond{false, reasonAlertsDisabled}, message: "PrometheusRule resnet-rules records what the project's dashboard reads",
+		},
 		"FirstCall": {
 			reason:   "Before the Deployment exists the CRD is not asked for (core parses the group's whole document), and no rule is composed.",
 			platform: alertsPlatform, spec: smOn,
@@ -111,6 +122,16 @@ func TestComposeAlerts(t *testing.T) {
 			}
 			if _, ok := r.Desired[resPrometheusRule]; ok != tc.rule {
 				t.Errorf("%s\nPrometheusRule composed: want %v, got %v", tc.reason, tc.rule, ok)
+			} else if ok {
+				alerts := 0
+				for _, rl := range decodeStrict[monitoringv1.PrometheusRule](t, r, resPrometheusRule).Spec.Groups[0].Rules {
+					if rl.Alert != "" {
+						alerts++
+					}
+				}
+				if want := map[bool]int{true: 6, false: 0}[tc.cond.Status]; alerts != want {
+					t.Errorf("%s\nalerts in the rule: want %d, got %d", tc.reason, want, alerts)
+				}
 			}
 			if got := condsOf(r)[ConditionAlerting]; got != tc.cond {
 				t.Errorf("%s\nAlerting: want %+v, got %+v (%s)", tc.reason, tc.cond, got, message(r, ConditionAlerting))

@@ -231,8 +231,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.addScaledObject(d, p, owner.Project, labels, required, res); err != nil {
 		return fatal(err)
 	}
-	alertingCond := c.alertingCondition(p, metricsCond, required, objectives)
-	if err := c.addPrometheusRule(d, p, alertingCond, labels, owner, objectives); err != nil {
+	rulesProblem := c.rulesProblem(p, metricsCond, required)
+	alertingCond := c.alertingCondition(p, rulesProblem, objectives)
+	if err := c.addPrometheusRule(d, p, rulesProblem, labels, owner, objectives); err != nil {
 		return fatal(err)
 	}
 	if err := c.addUsage(d, as.app, labels, required); err != nil {

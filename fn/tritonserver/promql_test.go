@@ -40,7 +40,7 @@ func promqlRuleFile(t *testing.T) []byte {
 	s := promqlSample
 	sel := series{namespace: s.ns, service: s.owner.TritonServer + "-svc"}
 	rule := prometheusRule("reranker-rules", s.ns, nil, ruleSet{
-		series: sel, deployment: s.owner.TritonServer + "-deploy", window: rateWindow(defaultMetricsInterval), owner: s.owner, slo: s.slo,
+		series: sel, deployment: s.owner.TritonServer + "-deploy", window: rateWindow(defaultMetricsInterval), owner: s.owner, slo: s.slo, alerts: true,
 	})
 	keda := monitoringv1.RuleGroup{Name: "kalypso-keda-queries"}
 	for _, metric := range []string{metricQueueTime, metricPending, metricP95} {
