@@ -118,6 +118,15 @@ for xr in $(find examples -path '*/stages' -prune -o -name '*.yaml' -print | gre
   done
 done
 if [ "$mode" = check ]; then
+  # The platform's third-party objects validate against their CRDs.
+  if [ -n "${VALIDATE_DIR:-}" ]; then
+    cases=$((cases + 1))
+    if ! bash test/validate/validate.sh "$VALIDATE_DIR" <examples/platform/keda-clustertriggerauthentication.yaml >"$work/validate" 2>&1; then
+      echo "FAIL examples/platform/keda-clustertriggerauthentication.yaml does not validate:" >&2; cat "$work/validate" >&2; failed=$((failed + 1))
+    else
+      echo "ok   platform/keda-clustertriggerauthentication"
+    fi
+  fi
   # A golden without a case is stale.
   for g in $(cd "$golden" 2>/dev/null && find . -name '*.yaml' | sed 's|^\./||' | sort); do
     n=${g%.yaml} x="examples/${n%/*}.yaml"; stage=${n##*/}

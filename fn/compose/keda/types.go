@@ -1,7 +1,11 @@
-// Package keda holds local Go types for the KEDA object the function
-// composes: keda.sh/v1alpha1 ScaledObject, only the fields it sets, named as
-// in KEDA v2.20.1 (apis/keda/v1alpha1/scaledobject_types.go,
-// scaletriggers_types.go; CRD config/crd/bases/keda.sh_scaledobjects.yaml).
+// Package keda holds local Go types for the KEDA objects the function
+// composes or names: keda.sh/v1alpha1 ScaledObject, and the
+// ClusterTriggerAuthentication a platform provides for its Prometheus (the
+// example in examples/platform decodes strictly into it), only the fields
+// used, named as in KEDA v2.20.1 (apis/keda/v1alpha1/scaledobject_types.go,
+// scaletriggers_types.go, triggerauthentication_types.go; CRDs
+// config/crd/bases/keda.sh_scaledobjects.yaml and
+// keda.sh_clustertriggerauthentications.yaml).
 // v2.20 is the first KEDA release whose support matrix includes Kubernetes
 // 1.35. Its module is not imported: it would pull its k8s.io v0.36 and
 // controller-runtime requirements into ours. The objects built from these
@@ -20,9 +24,9 @@ import (
 // GroupVersion is KEDA's API group and version.
 var GroupVersion = schema.GroupVersion{Group: "keda.sh", Version: "v1alpha1"}
 
-// AddToScheme registers ScaledObject.
+// AddToScheme registers ScaledObject and ClusterTriggerAuthentication.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &ScaledObject{})
+	s.AddKnownTypes(GroupVersion, &ScaledObject{}, &ClusterTriggerAuthentication{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
@@ -83,4 +87,27 @@ type Trigger struct {
 type AuthenticationRef struct {
 	Name string `json:"name"`
 	Kind string `json:"kind,omitempty"`
+}
+
+// ClusterTriggerAuthentication holds credentials triggers in any namespace
+// may use; its Secrets live in KEDA's namespace, out of tenants' reach.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster
+type ClusterTriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              TriggerAuthenticationSpec `json:"spec"`
+}
+
+// TriggerAuthenticationSpec: the scaler parameters read from Secrets.
+type TriggerAuthenticationSpec struct {
+	SecretTargetRef []AuthSecretTargetRef `json:"secretTargetRef,omitempty"`
+}
+
+// AuthSecretTargetRef sets a scaler parameter (bearerToken, ca…) from a
+// Secret's key.
+type AuthSecretTargetRef struct {
+	Parameter string `json:"parameter"`
+	Name      string `json:"name"`
+	Key       string `json:"key"`
 }

@@ -95,6 +95,7 @@ var ThirdPartyCRDs = []ThirdPartyCRD{
 	// v2.20 is KEDA's first release supporting Kubernetes 1.35; only its
 	// CRD is read (fn/compose/keda holds our types).
 	{Module{"github.com/kedacore/keda/v2", "v2.20.1"}, "config/crd/bases/keda.sh_scaledobjects.yaml"},
+	{Module{"github.com/kedacore/keda/v2", "v2.20.1"}, "config/crd/bases/keda.sh_clustertriggerauthentications.yaml"},
 }
 
 // maxDepth bounds $ref expansion. The kinds above nest about 12 levels deep;
