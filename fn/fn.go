@@ -140,6 +140,19 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
+	// A composer whose Secret lookups depend on the platform asks for the
+	// EnvironmentConfig alone first: otherwise Crossplane would fetch those
+	// Secrets for the Input's defaults, then again for the
+	// EnvironmentConfig's (core fetches every requirement again when the
+	// set changes, and reads Secrets past its cache).
+	if pf, ok := c.(compose.PlatformFirst); ok && pf.PlatformFirst() {
+		if _, resolved, err := request.GetRequiredResource(req, environmentConfigRequirement); err == nil && !resolved {
+			rsp.Requirements = &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+				environmentConfigRequirement: compose.KindEnvironmentCfg.Named("", ecName),
+			}}
+			return rsp, nil
+		}
+	}
 	requirements := c.Requirements(platform)
 	requirements[environmentConfigRequirement] = compose.KindEnvironmentCfg.Named("", ecName)
 	schemas := compose.SchemasOf(c, platform)

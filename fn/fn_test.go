@@ -140,6 +140,27 @@ func TestRunFunctionAsksForRequirementsFirst(t *testing.T) {
 	}
 }
 
+// TestRunFunctionPlatformFirst: a project that reads receiver Secrets asks
+// for the EnvironmentConfig alone first, so that Crossplane fetches the
+// Secrets once, for the platform's final defaults.
+func TestRunFunctionPlatformFirst(t *testing.T) {
+	xr := projectXR + "  alerting: {receivers: [{name: team, type: slack, secretRef: {name: hooks, key: slack}}]}\n"
+	got := run(t, newRequest(t, xr, input, nil))
+	want := &fnv1.RunFunctionResponse{
+		Meta: meta(),
+		Requirements: &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+			"environment-config": {ApiVersion: "apiextensions.crossplane.io/v1beta1", Kind: "EnvironmentConfig", Match: &fnv1.ResourceSelector_MatchName{MatchName: "kalypso-defaults"}},
+		}},
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("first call: -want, +got:\n%s", diff)
+	}
+	second := run(t, newRequest(t, xr, input, map[string]*fnv1.Resources{"environment-config": {}}))
+	if _, ok := second.GetRequirements().GetResources()["receiver-secret-dev.hooks"]; !ok {
+		t.Errorf("second call: want the receiver Secrets asked for, got %v", second.GetRequirements().GetResources())
+	}
+}
+
 func TestRunFunctionEnvironmentConfig(t *testing.T) {
 	envConfig := func(data string) map[string]*fnv1.Resources {
 		return map[string]*fnv1.Resources{"environment-config": composetest.Resources(t,

@@ -345,10 +345,17 @@ func (p Platform) validate() error {
 	case strings.HasPrefix(p.GatewayHostname, "*"):
 		return fmt.Errorf("defaults: gateway.hostname %q must be a host name, not a wildcard: servers are routed under it and get their own gRPC host names below it", p.GatewayHostname)
 	}
+	// kube-state-metrics names the labels showback joins on; two keys it
+	// names alike would make it rename one.
+	ksm := map[string]string{KSMLabel(LabelProject): LabelProject, KSMLabel(LabelEnvironment): LabelEnvironment, KSMLabel(LabelApplication): LabelApplication}
 	for i, k := range p.CostLabelKeys {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
 			return fmt.Errorf("defaults: showback.costLabelKeys[%d]: %q is not a label key: %s", i, k, strings.Join(errs, "; "))
 		}
+		if other, ok := ksm[KSMLabel(k)]; ok {
+			return fmt.Errorf("defaults: showback.costLabelKeys[%d]: %q and %q are both %s in kube-state-metrics: keep one", i, k, other, KSMLabel(k))
+		}
+		ksm[KSMLabel(k)] = k
 	}
 	if p.DashboardsEnabled && p.DashboardNamespace == "" {
 		return fmt.Errorf("defaults: dashboards.namespace must name the namespace Grafana's dashboard sidecar searches")
@@ -356,12 +363,16 @@ func (p Platform) validate() error {
 	if _, err := ParsePercent(p.SLO.FailurePercent); err != nil {
 		return fmt.Errorf("defaults: alerts.failurePercent: %w", err)
 	}
-	for name, v := range map[string]int32{
-		"alerts.queueTimeMicroseconds": p.SLO.QueueTimeMicroseconds, "alerts.gpuMemoryPercent": p.SLO.GPUMemoryPercent,
-		"alerts.unavailableMinutes": p.SLO.UnavailableMinutes, "alerts.restartsPerHour": p.SLO.RestartsPerHour,
+	// In a fixed order: the message must not depend on map iteration.
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{
+		{"alerts.queueTimeMicroseconds", p.SLO.QueueTimeMicroseconds}, {"alerts.gpuMemoryPercent", p.SLO.GPUMemoryPercent},
+		{"alerts.unavailableMinutes", p.SLO.UnavailableMinutes}, {"alerts.restartsPerHour", p.SLO.RestartsPerHour},
 	} {
-		if v <= 0 {
-			return fmt.Errorf("defaults: %s must be above zero, got %d", name, v)
+		if f.v <= 0 {
+			return fmt.Errorf("defaults: %s must be above zero, got %d", f.name, f.v)
 		}
 	}
 	if p.SLO.GPUMemoryPercent > 100 {

@@ -200,3 +200,10 @@ func TestExampleEnvironmentConfig(t *testing.T) {
 		t.Errorf("want alerts, dashboards and showback on with cost-center, got %v %v %v %v", p.AlertsEnabled, p.DashboardsEnabled, p.ShowbackEnabled, p.CostLabelKeys)
 	}
 }
+
+func TestCostLabelKeysCollide(t *testing.T) {
+	_, err := ResolvePlatform(&v1beta1.Input{Spec: v1beta1.Defaults{Showback: &v1beta1.ShowbackDefaults{CostLabelKeys: []string{"cost-center", "cost_center"}}}}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"cost_center" and "cost-center" are both label_cost_center in kube-state-metrics`) {
+		t.Errorf("want an error naming both keys, got %v", err)
+	}
+}

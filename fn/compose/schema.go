@@ -35,3 +35,11 @@ func Served(sel *fnv1.SchemaSelector, schema *structpb.Struct) []resource.Requir
 	u.SetKind(sel.GetKind())
 	return []resource.Required{{Resource: u}}
 }
+
+// PlatformFirst is a composer that wants the platform's EnvironmentConfig
+// resolved before it states its other requirements, because they read
+// Secrets (which Crossplane core fetches past its cache) and depend on the
+// platform defaults.
+type PlatformFirst interface {
+	PlatformFirst() bool
+}

@@ -52,8 +52,11 @@ const (
 
 func alertmanagerConfigPart(env string) resource.Name { return partName("alertmanagerconfig", env) }
 
+// receiverSecretRequirement keys a receiver Secret of an environment: the
+// dot cannot be in an environment's name (a DNS label), so environment
+// prod with Secret eu-alerts and prod-eu with alerts do not collide.
 func receiverSecretRequirement(env, secret string) string {
-	return "receiver-secret-" + env + "-" + secret
+	return "receiver-secret-" + env + "." + secret
 }
 
 // checkAlerting refuses receivers naming environments the project does not
@@ -62,6 +65,9 @@ func receiverSecretRequirement(env, secret string) string {
 func (c *Composer) checkAlerting() error {
 	if c.spec.Alerting == nil {
 		return nil
+	}
+	if len(c.spec.Alerting.Receivers) == 0 {
+		return fmt.Errorf("spec.alerting.receivers is empty: name at least one receiver, or remove spec.alerting")
 	}
 	seen := map[string]bool{}
 	for i, r := range c.spec.Alerting.Receivers {
@@ -103,6 +109,11 @@ func (c *Composer) receiversOf(env string) []v1alpha1.AlertReceiver {
 	slices.SortFunc(out, func(a, b v1alpha1.AlertReceiver) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// PlatformFirst: a project that routes alerts reads its receivers'
+// Secrets, and the platform decides some of its other requirements
+// (dashboards, showback), so it asks for the EnvironmentConfig alone first.
+func (c *Composer) PlatformFirst() bool { return c.spec.Alerting != nil }
 
 // alertingRequirements: the receivers' Secrets in every environment
 // namespace they serve.
@@ -214,7 +225,7 @@ func (c *Composer) composeAlerting(d *compose.Desired, p compose.Platform, live 
 	cond.Status, cond.Reason = true, reasonRoutingComposed
 	cond.Message = "alerts are routed from " + strings.Join(routed, "; ")
 	if len(routed) == 0 {
-		cond.Message = "no environment namespace exists yet"
+		cond.Message = "no receiver serves an environment whose namespace exists yet"
 	}
 	return cond, nil
 }

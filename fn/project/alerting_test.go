@@ -110,6 +110,11 @@ func TestComposeAlerting(t *testing.T) {
 			spec:   alertingSpec, observed: map[string]string{"namespace-dev": activeNS, "namespace-prod": prodNS}, required: without(reqAlertmanagerConfig),
 			cond: compose.Condition{Reason: reasonRoutingCRDMissing, Message: "the alertmanagerconfigs.monitoring.coreos.com CRD is not installed"},
 		},
+		"NoReceivers": {
+			reason: "An empty receiver list is refused (the schema's minItems; crossplane render does not check it).",
+			spec:   "  environments: {dev: {namespace: vision-dev}}\n  alerting: {receivers: []}\n",
+			fatal:  "spec.alerting.receivers is empty",
+		},
 		"UnknownEnvironment": {
 			reason: "A receiver for an environment the project does not have is refused, naming the field.",
 			spec:   "  environments: {dev: {namespace: vision-dev}}\n  alerting: {receivers: [{name: team, type: slack, environments: [prod], secretRef: {name: s, key: k}}]}\n",
@@ -233,5 +238,13 @@ func TestAlertmanagerConfig(t *testing.T) {
 	}
 	if d := cmp.Diff(wantReceivers, amc.Spec.Receivers); d != "" {
 		t.Errorf("receivers (Secrets referenced, never copied): -want +got\n%s", d)
+	}
+}
+
+// TestReceiverSecretRequirementsDistinct: environments whose names extend
+// each other, with Secrets whose names do too, get distinct requirements.
+func TestReceiverSecretRequirementsDistinct(t *testing.T) {
+	if receiverSecretRequirement("prod", "eu-alerts") == receiverSecretRequirement("prod-eu", "alerts") {
+		t.Error("prod/eu-alerts and prod-eu/alerts share a requirement key: one environment would read the other's Secret")
 	}
 }

@@ -31,7 +31,6 @@ import (
 const (
 	ConditionDashboard = "Dashboard"
 
-	dashboardPart         = resource.Name("dashboard")
 	reqDashboardNamespace = "dashboard-namespace"
 	// grafanaUIDMax is the longest dashboard uid Grafana accepts.
 	grafanaUIDMax = 40
@@ -75,7 +74,7 @@ const (
 func dashboardPanels(project string, gpu corev1.ResourceName) []panel {
 	servers := fmt.Sprintf(`{kalypso_project=%q,namespace=~"$%s",kalypso_application=~"$%s",kalypso_server=~"$%s"}`, project, varEnvironment, varApplication, varServer)
 	byServer := "{{kalypso_environment}}/{{kalypso_server}} {{model}}"
-	ksmGPU := regexp.MustCompile(`[^a-zA-Z0-9_]`).ReplaceAllString(string(gpu), "_")
+	ksmGPU := compose.KSMResource(gpu)
 	ns := fmt.Sprintf(`namespace=~"$%s"`, varEnvironment)
 	deploy := fmt.Sprintf(`deployment=~"${%s}-deploy"`, varServer)
 	hpa := fmt.Sprintf(`horizontalpodautoscaler=~"${%s}-(hpa|kda)"`, varServer)
@@ -169,17 +168,19 @@ func projectDashboard(project, title string, envs []string, namespaces map[strin
 	return d, err
 }
 
-// dashboardConfigMap ships the dashboard for the sidecar.
-func (c *Composer) dashboardConfigMap(p compose.Platform) (*corev1.ConfigMap, error) {
+// dashboardConfigMap ships the dashboard for the sidecar. Its
+// environments are the live ones, whose namespace the project holds: a
+// foreign namespace named in the spec must not show in it.
+func (c *Composer) dashboardConfigMap(p compose.Platform, live []string) (*corev1.ConfigMap, error) {
 	title := c.spec.DisplayName
 	if title == "" {
 		title = c.name
 	}
 	namespaces := map[string]string{}
-	for _, env := range c.envs {
+	for _, env := range live {
 		namespaces[env] = c.spec.Environments[env].Namespace
 	}
-	d, err := projectDashboard(c.name, "Kalypso: "+title, c.envs, namespaces, p.GPUResourceName)
+	d, err := projectDashboard(c.name, "Kalypso: "+title, live, namespaces, p.GPUResourceName)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard of project %s: %w", c.name, err)
 	}
@@ -198,10 +199,25 @@ func (c *Composer) dashboardConfigMap(p compose.Platform) (*corev1.ConfigMap, er
 	return cm, nil
 }
 
+// dashboardPart is the ConfigMap's pipeline name: with its namespace, so
+// that moving dashboards.namespace deletes the old one (Crossplane deletes
+// what a name no longer composes).
+func dashboardPart(namespace string) resource.Name { return resource.Name("dashboard." + namespace) }
+
+// observedDashboard is the dashboard ConfigMap composed so far, wherever.
+func (c *Composer) observedDashboard() (resource.Name, bool) {
+	for name := range c.observed {
+		if strings.HasPrefix(string(name), "dashboard.") {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // composeDashboard composes the dashboard's ConfigMap when the platform
 // ships dashboards and its namespace exists (an apply into a missing
 // namespace would fail the project's whole reconcile).
-func (c *Composer) composeDashboard(d *compose.Desired, p compose.Platform, required map[string][]resource.Required) (compose.Condition, error) {
+func (c *Composer) composeDashboard(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
 	cond := compose.Condition{Type: ConditionDashboard}
 	switch {
 	case !p.DashboardsEnabled:
@@ -209,17 +225,17 @@ func (c *Composer) composeDashboard(d *compose.Desired, p compose.Platform, requ
 		return cond, nil
 	case len(required[reqDashboardNamespace]) == 0:
 		cond.Reason, cond.Message = "DashboardNamespaceMissing", fmt.Sprintf("namespace %s, where the platform ships dashboards (dashboards.namespace), does not exist: create it, or point dashboards.namespace at the one Grafana's dashboard sidecar searches", p.DashboardNamespace)
-		if o, ok := c.observed[dashboardPart]; ok {
-			_, err := d.Keep(dashboardPart, o.Resource, compose.Exists)
+		if name, ok := c.observedDashboard(); ok {
+			_, err := d.Keep(name, c.observed[name].Resource, compose.Exists)
 			return cond, err
 		}
 		return cond, nil
 	}
-	cm, err := c.dashboardConfigMap(p)
+	cm, err := c.dashboardConfigMap(p, live)
 	if err != nil {
 		return cond, err
 	}
-	if _, err := d.Add(dashboardPart, cm, compose.Exists); err != nil {
+	if _, err := d.Add(dashboardPart(cm.Namespace), cm, compose.Exists); err != nil {
 		return cond, err
 	}
 	cond.Status, cond.Reason = true, "DashboardComposed"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	goflag "flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,8 @@ const monitoringNS = `{apiVersion: v1, kind: Namespace, metadata: {name: monitor
 func TestComposeDashboard(t *testing.T) {
 	spec := "  displayName: Vision models\n  environments: {dev: {namespace: vision-dev}, prod: {namespace: vision-prod}}\n"
 	oldCM := `{apiVersion: v1, kind: ConfigMap, metadata: {name: kalypso-dashboard-vision, namespace: monitoring}}`
+	// dev's namespace exists; prod's does not yet.
+	base := map[string]string{"namespace-dev": activeNS}
 	cases := map[string]struct {
 		reason   string
 		platform func(*testing.T) compose.Platform
@@ -57,16 +60,15 @@ func TestComposeDashboard(t *testing.T) {
 			cond: compose.Condition{Reason: "DashboardNamespaceMissing", Message: "namespace monitoring, where the platform ships dashboards (dashboards.namespace), does not exist"},
 		},
 		"NamespaceGoneKeeps": {
-			reason: "A composed ConfigMap is kept while the namespace is not found.", platform: dashboardsPlatform, observed: map[string]string{"dashboard": oldCM},
+			reason: "A composed ConfigMap is kept while the namespace is not found.", platform: dashboardsPlatform, observed: map[string]string{"dashboard.monitoring": oldCM},
 			composed: true, cond: compose.Condition{Reason: "DashboardNamespaceMissing"},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			observed := map[string]string{"usage": readyUsage}
-			for k, v := range tc.observed {
-				observed[k] = v
-			}
+			maps.Copy(observed, base)
+			maps.Copy(observed, tc.observed)
 			c, err := New(xr(t, spec), composetest.Observed(t, observed))
 			if err != nil {
 				t.Fatal(err)
@@ -84,7 +86,10 @@ func TestComposeDashboard(t *testing.T) {
 			if got.Fatal != nil {
 				t.Fatal(got.Fatal)
 			}
-			d, ok := got.Desired[dashboardPart]
+			if tc.cond.Reason == "DashboardNamespaceMissing" && got.TTL != compose.PollTTL {
+				t.Errorf("%s\nwaiting for the namespace: want TTL %v, got %v", tc.reason, compose.PollTTL, got.TTL)
+			}
+			d, ok := got.Desired[dashboardPart("monitoring")]
 			if ok != tc.composed {
 				t.Fatalf("%s\nConfigMap composed: want %v, got %v", tc.reason, tc.composed, ok)
 			}
@@ -98,9 +103,15 @@ func TestComposeDashboard(t *testing.T) {
 			if cm.Labels["grafana_dashboard"] != "1" || cm.Annotations["grafana_folder"] != "vision" || cm.Labels[compose.LabelProject] != "vision" {
 				t.Errorf("want the sidecar's label, the folder annotation and the project's labels, got %v %v", cm.Labels, cm.Annotations)
 			}
-			if _, ok := cm.Data["kalypso-vision.json"]; !ok {
-				t.Errorf("want data key kalypso-vision.json, got %v", len(cm.Data))
+			js, ok := cm.Data["kalypso-vision.json"]
+			if !ok {
+				t.Fatalf("want data key kalypso-vision.json, got %v", len(cm.Data))
 			}
+			// Only environments whose namespace the project holds.
+			if !strings.Contains(js, "dev : vision-dev") || strings.Contains(js, "vision-prod") {
+				t.Errorf("want the environment variable to list dev only (prod's namespace does not exist yet)")
+			}
+
 		})
 	}
 }

@@ -203,7 +203,8 @@ func (c *Composer) namespace(p compose.Platform, owner compose.Owner, e v1alpha1
 		level = p.PodSecurityLevel
 	}
 	m := c.meta(owner, "namespace", e.Namespace, "")
-	m.Labels = compose.Merge(c.spec.CostLabels, m.Labels, map[string]string{
+	cost, _ := c.costLabels(p)
+	m.Labels = compose.Merge(cost, m.Labels, map[string]string{
 		psaEnforce: level, psaEnforceVersion: "latest", psaAudit: level, psaWarn: level,
 	})
 	if e.Description != "" {

@@ -150,7 +150,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.checkAlerting(); err != nil {
 		return compose.Result{Fatal: err}
 	}
-	if err := c.checkCostLabels(p); err != nil {
+	if err := c.checkCostLabels(); err != nil {
 		return compose.Result{Fatal: err}
 	}
 	d := compose.NewDesired(c.observed)
@@ -261,7 +261,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return compose.Result{Fatal: err}
 	}
-	dash, err := c.composeDashboard(d, p, required)
+	dash, err := c.composeDashboard(d, p, live, required)
 	if err != nil {
 		return compose.Result{Fatal: err}
 	}
@@ -272,12 +272,18 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	conds = append(conds, removalCondition(inUse), releasedCondition(c.name, prot, apps, rs), routing, dash, showback)
 
 	ttl := c.ttl(status.Phase)
-	if c.spec.Alerting != nil && !routing.Status {
-		// Secrets and the CRD are required resources, which no watch follows.
+	// Secrets, namespaces and CRDs are required resources or schemas,
+	// which no watch follows: while the project waits for one it looks
+	// again every minute.
+	if c.spec.Alerting != nil && !routing.Status || slices.Contains(awaitedReasons, dash.Reason) || slices.Contains(awaitedReasons, showback.Reason) {
 		ttl = compose.PollTTL
 	}
 	return compose.Result{Desired: d.Objects, Ready: status.Phase == PhaseReady, Status: &status, Conditions: conds, TTL: ttl}
 }
+
+// awaitedReasons are the conditions of a project waiting for a namespace or
+// a CRD to appear.
+var awaitedReasons = []string{"DashboardNamespaceMissing", "PrometheusRuleCRDMissing"}
 
 // ttl: namespaces and applications are required resources, which no watch
 // follows. While the project waits on them (a namespace to adopt, a removed

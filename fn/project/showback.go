@@ -2,7 +2,6 @@ package project
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,22 +43,39 @@ const (
 
 func showbackPart(env string) resource.Name { return partName("showback", env) }
 
-// checkCostLabels refuses cost labels the platform does not allow, and
-// values that are not label values.
-func (c *Composer) checkCostLabels(p compose.Platform) error {
+// checkCostLabels refuses cost label values that are not label values.
+// Keys the platform does not allow are not refused (costLabels): allowing
+// them is the platform's choice, and a change of its list must not stop
+// every project's reconciles.
+func (c *Composer) checkCostLabels() error {
 	for _, k := range sortedKeys(c.spec.CostLabels) {
-		if !slices.Contains(p.CostLabelKeys, k) {
-			allowed := "none"
-			if len(p.CostLabelKeys) > 0 {
-				allowed = strings.Join(p.CostLabelKeys, ", ")
-			}
-			return fmt.Errorf("spec.costLabels[%s]: the platform allows only these cost label keys (showback.costLabelKeys): %s", k, allowed)
-		}
 		if errs := validation.IsValidLabelValue(c.spec.CostLabels[k]); len(errs) > 0 {
 			return fmt.Errorf("spec.costLabels[%s]: %q is not a label value: %s", k, c.spec.CostLabels[k], strings.Join(errs, "; "))
 		}
 	}
 	return nil
+}
+
+// costLabels are the spec's cost labels whose keys the platform allows
+// (showback.costLabelKeys), and what is said of the others.
+func (c *Composer) costLabels(p compose.Platform) (map[string]string, string) {
+	allowed := map[string]string{}
+	var refused []string
+	for _, k := range sortedKeys(c.spec.CostLabels) {
+		if slices.Contains(p.CostLabelKeys, k) {
+			allowed[k] = c.spec.CostLabels[k]
+		} else {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) == 0 {
+		return allowed, ""
+	}
+	keys := "none"
+	if len(p.CostLabelKeys) > 0 {
+		keys = strings.Join(p.CostLabelKeys, ", ")
+	}
+	return allowed, fmt.Sprintf("spec.costLabels %s: the platform allows only these cost label keys (showback.costLabelKeys): %s; those labels are left off the Namespaces", strings.Join(refused, ", "), keys)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -121,8 +137,16 @@ func orZero(s string) string {
 }
 
 // composeShowback composes the recording rules of every live environment
-// when showback is on and PrometheusRules are served.
+// when showback is on and PrometheusRules are served. A cost label the platform does not allow comes first in the condition.
 func (c *Composer) composeShowback(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
+	cond, err := c.composeShowbackRules(d, p, live, required)
+	if _, problem := c.costLabels(p); problem != "" {
+		cond.Status, cond.Reason, cond.Message = false, "CostLabelNotAllowed", problem+"; "+cond.Message
+	}
+	return cond, err
+}
+
+func (c *Composer) composeShowbackRules(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
 	cond := compose.Condition{Type: ConditionShowback}
 	switch {
 	case !p.ShowbackEnabled:
@@ -158,20 +182,6 @@ func (c *Composer) composesKind(kind string) bool {
 	return false
 }
 
-var (
-	ksmLabelRE = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-	camelRE    = regexp.MustCompile(`([a-z0-9])([A-Z])`)
-)
-
-// ksmLabel is the label kube-state-metrics gives a Kubernetes label in
-// kube_namespace_labels and kube_pod_labels: label_, then the key with
-// every character but letters, digits and _ as _, camelCase as snake_case,
-// in lower case (its internal/store/utils.go SanitizeLabelName and
-// toSnakeCase).
-func ksmLabel(key string) string {
-	return "label_" + strings.ToLower(camelRE.ReplaceAllString(ksmLabelRE.ReplaceAllString(key, "_"), "${1}_${2}"))
-}
-
 // showbackGroup is an environment's showback rule group.
 func showbackGroup(name, namespace string, gpu corev1.ResourceName, costKeys []string) monitoringv1.RuleGroup {
 	interval := monitoringv1.Duration(showbackInterval)
@@ -194,15 +204,15 @@ const showbackInterval = "1m"
 // double the count nor break the joins.
 func showbackRules(namespace string, gpu corev1.ResourceName, costKeys []string) []monitoringv1.Rule {
 	ns := "namespace=" + strconv.Quote(namespace)
-	requests := fmt.Sprintf(`max by (namespace, pod, container) (kube_pod_container_resource_requests{%s,resource=%q})`, ns, ksmLabelRE.ReplaceAllString(string(gpu), "_"))
+	requests := fmt.Sprintf(`max by (namespace, pod, container) (kube_pod_container_resource_requests{%s,resource=%q})`, ns, compose.KSMResource(gpu))
 	holding := fmt.Sprintf(` * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_status_phase{%s,phase=~"Pending|Running"} == 1)`, ns)
-	nsLabels := []string{ksmLabel(compose.LabelProject), ksmLabel(compose.LabelEnvironment)}
+	nsLabels := []string{compose.KSMLabel(compose.LabelProject), compose.KSMLabel(compose.LabelEnvironment)}
 	for _, k := range costKeys {
-		nsLabels = append(nsLabels, ksmLabel(k))
+		nsLabels = append(nsLabels, compose.KSMLabel(k))
 	}
 	byNS := strings.Join(nsLabels, ", ")
 	withNamespace := " * on (namespace) group_left (" + byNS + ") max by (namespace, " + byNS + ") (kube_namespace_labels{" + ns + "})"
-	app := ksmLabel(compose.LabelApplication)
+	app := compose.KSMLabel(compose.LabelApplication)
 	byApp := fmt.Sprintf("sum by (namespace, %s) (%s%s * on (namespace, pod) group_left (%s) max by (namespace, pod, %s) (kube_pod_labels{%s}))", app, requests, holding, app, app, ns)
 	rec := func(name, e string) monitoringv1.Rule {
 		return monitoringv1.Rule{Record: name, Expr: intstr.FromString(e)}

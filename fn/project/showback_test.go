@@ -107,13 +107,29 @@ func TestComposeShowback(t *testing.T) {
 		checkCondition(t, "without the CRD", got, compose.Condition{Type: ConditionShowback, Reason: "PrometheusRuleCRDMissing", Message: "the status still shows GPU use"})
 	})
 	t.Run("CostLabelNotAllowed", func(t *testing.T) {
-		c, err := New(xr(t, "  costLabels: {team: vision}\n  environments: {dev: {namespace: vision-dev}}\n"), composetest.Observed(t, nil))
+		c, err := New(xr(t, "  costLabels: {team: vision, cost-center: cc-1}\n  environments: {dev: {namespace: vision-dev}}\n"), composetest.Observed(t, map[string]string{"usage": readyUsage, "namespace-dev": activeNS}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Compose(showbackPlatform(t), composetest.Required(t, map[string][]string{reqPrometheusRule: {ruleCRD}}))
+		if got.Fatal != nil {
+			t.Fatalf("a key the platform does not allow must not stop the project's reconciles: %v", got.Fatal)
+		}
+		ns := composetest.Decode[corev1.Namespace](t, got.Desired[namespacePart("dev")])
+		if ns.Labels["cost-center"] != "cc-1" || ns.Labels["team"] != "" {
+			t.Errorf("want the allowed cost label only, got %v", ns.Labels)
+		}
+		checkCondition(t, "a key not allowed", got, compose.Condition{Type: ConditionShowback, Reason: "CostLabelNotAllowed",
+			Message: "spec.costLabels team: the platform allows only these cost label keys (showback.costLabelKeys): cost-center; those labels are left off the Namespaces"})
+	})
+	t.Run("CostLabelValue", func(t *testing.T) {
+		c, err := New(xr(t, "  costLabels: {cost-center: 'not a value'}\n  environments: {dev: {namespace: vision-dev}}\n"), composetest.Observed(t, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := c.Compose(showbackPlatform(t), composetest.Required(t, nil))
-		if got.Fatal == nil || !strings.Contains(got.Fatal.Error(), "spec.costLabels[team]: the platform allows only these cost label keys (showback.costLabelKeys): cost-center") {
-			t.Errorf("want a Fatal naming the key and the allowed ones, got %v", got.Fatal)
+		if got.Fatal == nil || !strings.Contains(got.Fatal.Error(), `spec.costLabels[cost-center]: "not a value" is not a label value`) {
+			t.Errorf("want a Fatal naming the field, got %v", got.Fatal)
 		}
 	})
 }
@@ -158,17 +174,5 @@ func TestShowbackRuleFile(t *testing.T) {
 	got, err := os.ReadFile(showbackRulesFile)
 	if err != nil || string(got) != string(want) {
 		t.Errorf("%s is stale: run go test ./fn/project -run TestShowbackRuleFile -update-promql (read error: %v)", showbackRulesFile, err)
-	}
-}
-
-func TestKSMLabel(t *testing.T) {
-	for key, want := range map[string]string{
-		"kalypso-serving.io/project": "label_kalypso_serving_io_project",
-		"cost-center":                "label_cost_center",
-		"CostCenter":                 "label_cost_center",
-	} {
-		if got := ksmLabel(key); got != want {
-			t.Errorf("ksmLabel(%q) = %q, want %q (kube-state-metrics internal/store/utils.go)", key, got, want)
-		}
 	}
 }

@@ -102,12 +102,16 @@ func sloOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (slo, err
 	// Written into PromQL: the plain decimal form, whatever the spelling
 	// ParseFloat accepted (an EnvironmentConfig is not schema-checked).
 	out.failurePercent = strconv.FormatFloat(pct, 'f', -1, 64)
-	for field, v := range map[string]int32{
-		"queueTimeMicroseconds": out.queueTimeUs, "gpuMemoryPercent": out.gpuMemoryPercent,
-		"unavailableMinutes": out.unavailableMinutes, "restartsPerHour": out.restartsPerHour,
+	// In a fixed order: the message must not depend on map iteration.
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{
+		{"queueTimeMicroseconds", out.queueTimeUs}, {"gpuMemoryPercent", out.gpuMemoryPercent},
+		{"unavailableMinutes", out.unavailableMinutes}, {"restartsPerHour", out.restartsPerHour},
 	} {
-		if v <= 0 {
-			return slo{}, fmt.Errorf("spec.slo.%s must be above zero, got %d", field, v)
+		if f.v <= 0 {
+			return slo{}, fmt.Errorf("spec.slo.%s must be above zero, got %d", f.name, f.v)
 		}
 	}
 	if out.gpuMemoryPercent > 100 {
@@ -116,28 +120,40 @@ func sloOf(spec *v1alpha1.KalypsoTritonServerSpec, p compose.Platform) (slo, err
 	return out, nil
 }
 
-// checkCounters refuses a parameter that stops Triton's request counters
-// while something reads them: --metrics-config counter_latencies=false
+// countersOff is the index of a parameter that stops Triton's request
+// counters, -1 when none does: --metrics-config counter_latencies=false
 // also makes every request counter (success, failure, count) stay at 0
 // (core src/metric_model_reporter.cc IncrementCounter returns early;
 // triton-inference-server/server#8125), which the alerts and the queueTime
 // autoscaling metric read.
-func (c *Composer) checkCounters(p compose.Platform) error {
-	tc := c.spec.TritonConfig
-	if tc == nil {
+func countersOff(spec *v1alpha1.KalypsoTritonServerSpec) int {
+	if spec.TritonConfig == nil {
+		return -1
+	}
+	for i, param := range spec.TritonConfig.Parameters {
+		if param.Name == "metrics-config" && strings.ReplaceAll(param.Value, " ", "") == "counter_latencies=false" {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkCounters refuses that parameter while the spec asks for what reads
+// the counters: alerts (spec.slo.alerts) or queueTime autoscaling. Alerts
+// from the platform's default are left off instead (alertsWanted), so a
+// platform change never stops a running server's reconciles.
+func (c *Composer) checkCounters() error {
+	i := countersOff(&c.spec)
+	if i < 0 {
 		return nil
 	}
 	a := c.spec.Autoscaling
 	queueTime := a != nil && a.Enabled && metricOf(a) == metricQueueTime
-	if !c.alertsWanted(p) && !queueTime {
+	asked := c.spec.SLO != nil && ptr.Deref(c.spec.SLO.Alerts, false)
+	if !asked && !queueTime {
 		return nil
 	}
-	for i, param := range tc.Parameters {
-		if param.Name == "metrics-config" && strings.ReplaceAll(param.Value, " ", "") == "counter_latencies=false" {
-			return fmt.Errorf("spec.tritonConfig.parameters[%d]: metrics-config=counter_latencies=false also stops Triton's success and failure counters (triton-inference-server/server#8125), which the server's alerts (spec.slo) and queueTime autoscaling read: remove the parameter", i)
-		}
-	}
-	return nil
+	return fmt.Errorf("spec.tritonConfig.parameters[%d]: metrics-config=counter_latencies=false also stops Triton's success and failure counters (triton-inference-server/server#8125), which the server's alerts (spec.slo.alerts) and queueTime autoscaling read: remove the parameter", i)
 }
 
 // ruleSet is what a server's rules are built from.
@@ -152,12 +168,14 @@ type ruleSet struct {
 	alerts bool
 }
 
-// alertsWanted: the spec, else the platform, turns alerts on.
+// alertsWanted: the spec, else the platform, turns alerts on; the
+// platform's default does not where a parameter stops the counters they
+// read (checkCounters).
 func (c *Composer) alertsWanted(p compose.Platform) bool {
 	if s := c.spec.SLO; s != nil && s.Alerts != nil {
 		return *s.Alerts
 	}
-	return p.AlertsEnabled
+	return p.AlertsEnabled && countersOff(&c.spec) < 0
 }
 
 func (c *Composer) prometheusRuleComposed() bool {
@@ -214,6 +232,8 @@ func (c *Composer) alertingCondition(p compose.Platform, problem *compose.Condit
 		return *problem
 	case !c.alertsWanted(p) && c.spec.SLO != nil && c.spec.SLO.Alerts != nil:
 		cond.Reason, cond.Message = reasonAlertsDisabled, "spec.slo.alerts is false: no alerts are composed"+records
+	case !c.alertsWanted(p) && p.AlertsEnabled:
+		cond.Reason, cond.Message = "CountersDisabled", fmt.Sprintf("no alerts are composed: spec.tritonConfig.parameters[%d] (metrics-config=counter_latencies=false) stops the request counters they read (triton-inference-server/server#8125); remove it", countersOff(&c.spec))+records
 	case !c.alertsWanted(p):
 		cond.Reason, cond.Message = reasonAlertsDisabled, "no alerts are composed: set spec.slo.alerts: true (the platform's default, alerts.enabled, is off)"+records
 	default:

@@ -71,6 +71,11 @@ func TestComposeAlerts(t *testing.T) {
 			platform: alertsPlatform, spec: smOn + "slo: {alerts: false}\n", observed: running(alertsPlatform, smOn),
 			cond: cond{false, reasonAlertsDisabled}, message: "spec.slo.alerts is false",
 		},
+		"CountersOffPlatformAlerts": {
+			reason:   "Alerts from the platform's default and a parameter that stops Triton's counters: no alerts, and the condition names the parameter (a platform change must not stop the server's reconciles with a Fatal).",
+			platform: alertsPlatform, spec: smOn + "tritonConfig: {parameters: [{name: metrics-config, value: counter_latencies=false}]}\n", observed: running(platform, smOn),
+			cond: cond{false, "CountersDisabled"}, message: "spec.tritonConfig.parameters[0] (metrics-config=counter_latencies=false) stops the request counters",
+		},
 		"DashboardsOnly": {
 			reason:   "Alerts off but the platform ships dashboards: the rule records what the dashboard reads, without alerts.",
 			platform: dashboardsPlatform, spec: smOn, observed: running(platform, smOn),

@@ -104,7 +104,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err != nil {
 		return fatal(err)
 	}
-	if err := c.checkCounters(p); err != nil {
+	if err := c.checkCounters(); err != nil {
 		return fatal(err)
 	}
 
