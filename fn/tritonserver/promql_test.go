@@ -2,7 +2,6 @@ package tritonserver
 
 import (
 	goflag "flag"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
+	"github.com/kalypsoserving/function-kalypso/fn/compose/composetest"
 )
 
 var updatePromQL = goflag.Bool("update-promql", false, "rewrite test/promql/generated from the rule builders")
@@ -59,14 +59,5 @@ func promqlRuleFile(t *testing.T) []byte {
 // always checks what the function composes.
 func TestPromQLRuleFile(t *testing.T) {
 	want := promqlRuleFile(t)
-	if *updatePromQL {
-		if err := os.WriteFile(promqlFile, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(promqlFile)
-	if err != nil || string(got) != string(want) {
-		t.Errorf("%s is stale: run go test ./fn/tritonserver -run TestPromQLRuleFile -update-promql (read error: %v)", promqlFile, err)
-	}
+	composetest.GeneratedFile(t, promqlFile, want, *updatePromQL, "go test ./fn/tritonserver -run TestPromQLRuleFile -update-promql")
 }

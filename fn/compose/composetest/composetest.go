@@ -5,6 +5,7 @@ package composetest
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -191,5 +192,22 @@ func Merge(dst, src map[string]any) {
 			}
 		}
 		dst[k] = v
+	}
+}
+
+// GeneratedFile rewrites path with want when update is set, and otherwise
+// fails unless path holds exactly want; regen is the command that rewrites
+// it, for the failure message.
+func GeneratedFile(t *testing.T, path string, want []byte, update bool, regen string) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != string(want) {
+		t.Errorf("%s is stale: run %s (read error: %v)", path, regen, err)
 	}
 }
