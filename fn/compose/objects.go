@@ -183,3 +183,12 @@ func MissingSecretKeys(secret *unstructured.Unstructured, keys ...string) []stri
 	}
 	return missing
 }
+
+// OrZero is a quantity read from a status, "0" when it is absent (the
+// quota controller leaves out what nothing uses).
+func OrZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}

@@ -2,6 +2,7 @@ package project
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func showbackPart(env string) resource.Name { return partName("showback", env) }
 // them is the platform's choice, and a change of its list must not stop
 // every project's reconciles.
 func (c *Composer) checkCostLabels() error {
-	for _, k := range sortedKeys(c.spec.CostLabels) {
+	for _, k := range slices.Sorted(maps.Keys(c.spec.CostLabels)) {
 		if errs := validation.IsValidLabelValue(c.spec.CostLabels[k]); len(errs) > 0 {
 			return fmt.Errorf("spec.costLabels[%s]: %q is not a label value: %s", k, c.spec.CostLabels[k], strings.Join(errs, "; "))
 		}
@@ -61,7 +62,7 @@ func (c *Composer) checkCostLabels() error {
 func (c *Composer) costLabels(p compose.Platform) (map[string]string, string) {
 	allowed := map[string]string{}
 	var refused []string
-	for _, k := range sortedKeys(c.spec.CostLabels) {
+	for _, k := range slices.Sorted(maps.Keys(c.spec.CostLabels)) {
 		if slices.Contains(p.CostLabelKeys, k) {
 			allowed[k] = c.spec.CostLabels[k]
 		} else {
@@ -76,15 +77,6 @@ func (c *Composer) costLabels(p compose.Platform) (map[string]string, string) {
 		keys = strings.Join(p.CostLabelKeys, ", ")
 	}
 	return allowed, fmt.Sprintf("spec.costLabels %s: the platform allows only these cost label keys (showback.costLabelKeys): %s; those labels are left off the Namespaces", strings.Join(refused, ", "), keys)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // gpuQuotaKey is the quota key of the platform's GPUs.
@@ -122,18 +114,11 @@ func (c *Composer) gpuUsage(p compose.Platform, env string) *v1alpha1.GPUUsage {
 		return nil
 	}
 	used, _, _ := unstructured.NestedString(o.Resource.Object, "status", "used", key)
-	u := &v1alpha1.GPUUsage{Resource: key, Requested: orZero(used), Quota: hard}
+	u := &v1alpha1.GPUUsage{Resource: key, Requested: compose.OrZero(used), Quota: hard}
 	if q, err := kresource.ParseQuantity(hard); err == nil && q.CmpInt64(compose.UntrackedGPUQuota) == 0 {
 		u.Quota = ""
 	}
 	return u
-}
-
-func orZero(s string) string {
-	if s == "" {
-		return "0"
-	}
-	return s
 }
 
 // composeShowback composes the recording rules of every live environment

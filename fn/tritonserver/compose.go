@@ -417,16 +417,9 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 			free.Sub(parseQuantity(used))
 			if total.Cmp(free) > 0 {
 				return chk.reason, fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %s more are needed (%s); %s or raise the project's quota",
-					q.Resource.GetName(), hard, key, orZero(used), total.String(), chk.per, chk.lowerOrRaise)
+					q.Resource.GetName(), hard, key, compose.OrZero(used), total.String(), chk.per, chk.lowerOrRaise)
 			}
 		}
 	}
 	return "", ""
-}
-
-func orZero(s string) string {
-	if s == "" {
-		return "0"
-	}
-	return s
 }
