@@ -96,6 +96,14 @@ type EnvironmentSpec struct {
 	// hugepages-*) or object counts (pods, services, count/…).
 	ResourceQuota *ResourceQuotaSpec `json:"resourceQuota,omitempty"`
 
+	// GPUQuota bounds the devices of each GPU class (by the names of the
+	// platform's catalogue) the environment may hold: requests.<resource>
+	// of a device plugin class, <deviceclass>.deviceclass.resource.k8s.io/devices
+	// of a DRA class. A key set here must not be set in resourceQuota too.
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self[k] >= 0)",message="gpuQuota keys are GPU class names (DNS labels) and its values device counts of at least 0"
+	GPUQuota map[string]int32 `json:"gpuQuota,omitempty"`
+
 	// LimitRange sets container defaults and bounds. When the quota bounds
 	// cpu or memory and this is unset, the platform default applies.
 	LimitRange *LimitRangeSpec `json:"limitRange,omitempty"`
@@ -198,6 +206,20 @@ type EnvironmentStatus struct {
 	// controller counts it; unset when no quota counts GPUs.
 	// +optional
 	GPUs *GPUUsage `json:"gpus,omitempty"`
+	// GPUClasses is the use against quota of every GPU class the
+	// environment's quota counts, by class.
+	// +optional
+	// +listType=map
+	// +listMapKey=class
+	GPUClasses []GPUClassUsage `json:"gpuClasses,omitempty"`
+}
+
+// GPUClassUsage is what an environment's ResourceQuota counts of one GPU
+// class's devices.
+type GPUClassUsage struct {
+	// Class of the platform's catalogue.
+	Class    string `json:"class"`
+	GPUUsage `json:",inline"`
 }
 
 // GPUUsage is what an environment's ResourceQuota counts of GPU requests.

@@ -55,11 +55,19 @@ type KalypsoTritonServerSpec struct {
 	// Resources of the Triton container.
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// GPUs is a shortcut for the platform's GPU resource (nvidia.com/gpu by
-	// default) in both requests and limits.
+	// GPUs is the number of devices of the GPU class each pod gets: its
+	// device plugin resource in both requests and limits, or a
+	// ResourceClaim for its DRA DeviceClass.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=64
 	GPUs *int32 `json:"gpus,omitempty"`
+
+	// GPUClass names a class of the platform's GPU catalogue (whole GPUs,
+	// MIG slices, shared GPUs, DRA devices); the platform's default class
+	// when unset.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	GPUClass string `json:"gpuClass,omitempty"`
 
 	// Networking sets Triton's ports.
 	Networking *NetworkingSpec `json:"networking,omitempty"`

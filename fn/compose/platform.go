@@ -30,10 +30,9 @@ type Platform struct {
 	ModelCacheSizeLimit   resource.Quantity
 	ModelCacheRequest     resource.Quantity
 
-	GPUResourceName      corev1.ResourceName
-	GPUNodeSelector      map[string]string
-	GPUTolerations       []corev1.Toleration
-	GPURuntimeClassName  string
+	// GPUClasses is the resolved catalogue, with the implicit class.
+	GPUClasses           map[string]GPUClass
+	DefaultGPUClass      string
 	GPUPriorityClassName string
 
 	RunAsUser              int64
@@ -241,10 +240,6 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		ModelCacheSizeLimit:   *d.Triton.ModelCacheSizeLimit,
 		ModelCacheRequest:     *d.Triton.ModelCacheRequest,
 
-		GPUResourceName:      corev1.ResourceName(*d.GPU.ResourceName),
-		GPUNodeSelector:      d.GPU.NodeSelector,
-		GPUTolerations:       d.GPU.Tolerations,
-		GPURuntimeClassName:  ptr.Deref(d.GPU.RuntimeClassName, ""),
 		GPUPriorityClassName: ptr.Deref(d.GPU.PriorityClassName, ""),
 
 		RunAsUser:              *d.Security.RunAsUser,
@@ -297,6 +292,7 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 	if d.Showback != nil {
 		p.CostLabelKeys = d.Showback.CostLabelKeys
 	}
+	p.GPUClasses, p.DefaultGPUClass = gpuClasses(d)
 	return p, p.validate()
 }
 
@@ -322,8 +318,6 @@ func (p Platform) validate() error {
 		return fmt.Errorf("defaults: tenancy.podSecurityLevel %q is not one of %s", p.PodSecurityLevel, strings.Join(PodSecurityLevels, ", "))
 	case p.TritonImage == "" || p.TritonTag == "":
 		return fmt.Errorf("defaults: triton.image and triton.tag must not be empty")
-	case p.GPUResourceName == "":
-		return fmt.Errorf("defaults: gpu.resourceName must not be empty")
 	case p.GatewayScheme != "http" && p.GatewayScheme != "https":
 		return fmt.Errorf("defaults: gateway.scheme %q is not http or https", p.GatewayScheme)
 	case p.DrainSeconds < 0 || p.PreStopSleepSeconds < 0:
@@ -356,6 +350,9 @@ func (p Platform) validate() error {
 			return fmt.Errorf("defaults: showback.costLabelKeys[%d]: %q and %q are both %s in kube-state-metrics: keep one", i, k, other, KSMLabel(k))
 		}
 		ksm[KSMLabel(k)] = k
+	}
+	if err := p.validateGPUClasses(); err != nil {
+		return err
 	}
 	if p.DashboardsEnabled && p.DashboardNamespace == "" {
 		return fmt.Errorf("defaults: dashboards.namespace must name the namespace Grafana's dashboard sidecar searches")

@@ -40,7 +40,7 @@ func TestResolvePlatform(t *testing.T) {
 			in:     &v1beta1.Input{},
 			check: func(t *testing.T, p Platform) {
 				t.Helper()
-				if p.TritonImage != "nvcr.io/nvidia/tritonserver" || p.TritonTag != "24.12-py3" || p.GPUResourceName != "nvidia.com/gpu" ||
+				if p.TritonImage != "nvcr.io/nvidia/tritonserver" || p.TritonTag != "24.12-py3" || p.DefaultGPU().Resource != "nvidia.com/gpu" ||
 					p.RunAsUser != 1000 || p.PodSecurityLevel != "restricted" || !p.NetworkIsolation || p.StartupTimeoutSeconds != 600 {
 					t.Errorf("unexpected built-in defaults: %+v", p)
 				}
@@ -115,10 +115,10 @@ func TestResolvePlatform(t *testing.T) {
 			ec:     envConfig(map[string]any{"triton": map[string]any{"tag": "25.02-py3"}, "gpu": map[string]any{"resourceName": "nvidia.com/mig-1g.10gb", "tolerations": []any{}}}),
 			check: func(t *testing.T, p Platform) {
 				t.Helper()
-				if p.TritonTag != "25.02-py3" || p.GPUResourceName != "nvidia.com/mig-1g.10gb" {
-					t.Errorf("got tag %s, gpu %s", p.TritonTag, p.GPUResourceName)
+				if p.TritonTag != "25.02-py3" || p.DefaultGPU().Resource != "nvidia.com/mig-1g.10gb" {
+					t.Errorf("got tag %s, gpu %s", p.TritonTag, p.DefaultGPU().Resource)
 				}
-				if diff := cmp.Diff([]corev1.Toleration{}, p.GPUTolerations); diff != "" {
+				if diff := cmp.Diff([]corev1.Toleration{}, p.DefaultGPU().Tolerations); diff != "" {
 					t.Errorf("an empty list clears the built-in tolerations: -want, +got:\n%s", diff)
 				}
 			},

@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -23,7 +24,7 @@ func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme,
 		policyv1.AddToScheme, autoscalingv2.AddToScheme, monitoringv1.AddToScheme, monitoringv1alpha1.AddToScheme, protectionv1beta1.AddToScheme,
-		gatewayv1.Install, keda.AddToScheme,
+		gatewayv1.Install, keda.AddToScheme, resourcev1.AddToScheme,
 	} {
 		if err := add(composed.Scheme); err != nil {
 			panic(err) // registering built-in types cannot fail.

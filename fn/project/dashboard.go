@@ -180,7 +180,7 @@ func (c *Composer) dashboardConfigMap(p compose.Platform, live []string) (*corev
 	for _, env := range live {
 		namespaces[env] = c.spec.Environments[env].Namespace
 	}
-	d, err := projectDashboard(c.name, "Kalypso: "+title, live, namespaces, p.GPUResourceName)
+	d, err := projectDashboard(c.name, "Kalypso: "+title, live, namespaces, p.DefaultGPU().Resource)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard of project %s: %w", c.name, err)
 	}

@@ -92,14 +92,10 @@ func (c *Composer) composeEnvironment(d *compose.Desired, p compose.Platform, en
 		ready = phase == "Active"
 	}
 
-	var hard corev1.ResourceList
-	if e.ResourceQuota != nil {
-		var err error
-		if hard, err = quotaHard(e.ResourceQuota, field+".resourceQuota"); err != nil {
-			return false, err
-		}
+	hard, err := environmentQuota(p, e, field)
+	if err != nil {
+		return false, err
 	}
-	hard = trackGPUs(p, hard)
 	quota := hard
 	if closeQuota {
 		quota = closedQuota(hard)

@@ -208,7 +208,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			live = append(live, env)
 		}
 		if st != nsForeign && st != nsNotFound {
-			es.GPUs = c.gpuUsage(p, env)
+			es.GPUs, es.GPUClasses = c.gpuUsage(p, env)
 		}
 		if !es.Ready {
 			waiting = append(waiting, env)

@@ -10,12 +10,9 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
-	kresource "k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 )
 
@@ -79,48 +76,6 @@ func (c *Composer) costLabels(p compose.Platform) (map[string]string, string) {
 	return allowed, fmt.Sprintf("spec.costLabels %s: the platform allows only these cost label keys (showback.costLabelKeys): %s; those labels are left off the Namespaces", strings.Join(refused, ", "), keys)
 }
 
-// gpuQuotaKey is the quota key of the platform's GPUs.
-func gpuQuotaKey(p compose.Platform) corev1.ResourceName {
-	return corev1.ResourceName("requests." + string(p.GPUResourceName))
-}
-
-// trackGPUs adds a GPU key that never limits to a quota without one, when
-// showback tracks use.
-func trackGPUs(p compose.Platform, hard corev1.ResourceList) corev1.ResourceList {
-	if !p.ShowbackEnabled {
-		return hard
-	}
-	if _, ok := hard[gpuQuotaKey(p)]; ok {
-		return hard
-	}
-	out := corev1.ResourceList{gpuQuotaKey(p): *kresource.NewQuantity(compose.UntrackedGPUQuota, kresource.DecimalSI)}
-	for k, v := range hard {
-		out[k] = v
-	}
-	return out
-}
-
-// gpuUsage reads an environment's GPU use from its observed quota, as the
-// quota controller counts it (status.used, status.hard); nil when no quota
-// counts GPUs.
-func (c *Composer) gpuUsage(p compose.Platform, env string) *v1alpha1.GPUUsage {
-	o, ok := c.observed[partName("quota", env)]
-	if !ok {
-		return nil
-	}
-	key := string(gpuQuotaKey(p))
-	hard, found, _ := unstructured.NestedString(o.Resource.Object, "status", "hard", key)
-	if !found {
-		return nil
-	}
-	used, _, _ := unstructured.NestedString(o.Resource.Object, "status", "used", key)
-	u := &v1alpha1.GPUUsage{Resource: key, Requested: compose.OrZero(used), Quota: hard}
-	if q, err := kresource.ParseQuantity(hard); err == nil && q.CmpInt64(compose.UntrackedGPUQuota) == 0 {
-		u.Quota = ""
-	}
-	return u
-}
-
 // composeShowback composes the recording rules of every live environment
 // when showback is on and PrometheusRules are served. A cost label the platform does not allow comes first in the condition.
 func (c *Composer) composeShowback(d *compose.Desired, p compose.Platform, live []string, required map[string][]resource.Required) (compose.Condition, error) {
@@ -146,7 +101,7 @@ func (c *Composer) composeShowbackRules(d *compose.Desired, p compose.Platform, 
 		m := c.meta(compose.Owner{Project: c.name, Environment: env}, "showback", c.objectName(env, "showback"), ns)
 		m.Labels = compose.Merge(m.Labels, p.AlertRuleLabels)
 		rule := &monitoringv1.PrometheusRule{ObjectMeta: m, Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{
-			showbackGroup("kalypso-showback-"+c.name+"-"+env, ns, p.GPUResourceName, p.CostLabelKeys),
+			showbackGroup("kalypso-showback-"+c.name+"-"+env, ns, p.DefaultGPU().Resource, p.CostLabelKeys),
 		}}}
 		if _, err := d.Add(showbackPart(env), rule, compose.Exists); err != nil {
 			return cond, err

@@ -51,11 +51,11 @@ func TestComposeShowback(t *testing.T) {
 			t.Fatal(got.Fatal)
 		}
 		dev := composetest.Decode[corev1.ResourceQuota](t, got.Desired[partName("quota", "dev")])
-		if q := dev.Spec.Hard[gpuQuotaKey(p)]; q.CmpInt64(compose.UntrackedGPUQuota) != 0 {
+		if q := dev.Spec.Hard[p.DefaultGPU().QuotaKey()]; q.CmpInt64(compose.UntrackedGPUQuota) != 0 {
 			t.Errorf("dev sets no GPU quota: want a tracking key of %d, got %v", compose.UntrackedGPUQuota, dev.Spec.Hard)
 		}
 		prod := composetest.Decode[corev1.ResourceQuota](t, got.Desired[partName("quota", "prod")])
-		if q := prod.Spec.Hard[gpuQuotaKey(p)]; !q.Equal(kresource.MustParse("8")) {
+		if q := prod.Spec.Hard[p.DefaultGPU().QuotaKey()]; !q.Equal(kresource.MustParse("8")) {
 			t.Errorf("prod's own GPU quota is kept: got %v", prod.Spec.Hard)
 		}
 		st := got.Status.(*v1alpha1.KalypsoProjectStatus)

@@ -10,6 +10,7 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
 	corev1 "k8s.io/api/core/v1"
+	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,9 +83,19 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.validate(); err != nil {
 		return fatal(err)
 	}
-	res, err := gpuResources(&c.spec, p.GPUResourceName)
+	class, gpuProblem := gpuClassOf(&c.spec, p)
+	res, err := gpuResources(&c.spec, class.Resource)
 	if err != nil {
 		return fatal(err)
+	}
+	c.gpu = gpuRequest{class: class, devices: devicesOf(&c.spec, class, res)}
+	var loadLimits []flag
+	if gpuProblem == nil {
+		loadLimits, gpuProblem = checkDevices(&c.spec, c.gpu)
+	}
+	c.gpuCond = gpuCondition(c.gpu)
+	if gpuProblem != nil {
+		c.gpuCond = *gpuProblem
 	}
 	cache, err := modelCacheOf(&c.spec, p)
 	if err != nil {
@@ -142,6 +153,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if blocker == nil {
 		blocker = stopProblem
 	}
+	if blocker == nil {
+		blocker = gpuProblem
+	}
 
 	tracesEndpoint := p.TracesEndpoint
 	if o := c.spec.Observability; o != nil && o.CollectorEndpoint != "" {
@@ -155,7 +169,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	args, tracingProblem, err := tritonArgs(argsInput{
 		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
 		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
-		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain,
+		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain, gpuLimits: loadLimits,
 	})
 	if err != nil {
 		return fatal(err)
@@ -170,7 +184,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		if blocker != nil {
 			return c.pending(*blocker, appCond, snap, as.app, required)
 		}
-		if reason, msg := c.quotaShortfall(required[reqQuotas], res, p.GPUResourceName); msg != "" {
+		if reason, msg := c.quotaShortfall(required[reqQuotas], res); msg != "" {
 			return c.pending(compose.Condition{Type: ConditionServerAvailable, Reason: reason, Message: msg}, appCond, snap, as.app, required)
 		}
 	}
@@ -196,7 +210,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			name: c.name("deploy"), namespace: ns, labels: labels, costLabels: costLabels(p, required), selector: c.selector(),
 			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
 			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
-			replicas: replicas, resources: res, shutdown: stop, modelCache: cache,
+			replicas: replicas, resources: res, gpu: c.gpu, claimTemplate: c.claimTemplateName(), shutdown: stop, modelCache: cache,
 		})
 		ok, err := d.Add(resDeployment, deploy, c.serves)
 		if err != nil {
@@ -209,6 +223,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		}
 	}
 
+	if err := c.addClaimTemplate(d, blocker == nil, labels); err != nil {
+		return fatal(err)
+	}
 	if err := add(resService, service(c.name("svc"), ns, labels, c.selector(), prts, c.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
 		return fatal(err)
 	}
@@ -280,6 +297,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		apiCond,
 		c.shutdownCondition(stop, stopProblem),
 		alertingCond,
+		c.gpuCond,
 	}
 	waiting := as.problem != nil || blocker != nil || c.readsPods(p)
 	return compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds,
@@ -383,30 +401,32 @@ func (c *Composer) spreadsReplicas() bool {
 // the Deployment's requests, instead of creating pods that can never be
 // admitted: GPUs, and the ephemeral storage every server requests for its
 // model cache. It returns the condition's reason and message, or "".
-func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements, gpu corev1.ResourceName) (string, string) {
+func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements) (string, string) {
 	// By name: the answer must not depend on the order of the list.
 	quotas = slices.Clone(quotas)
 	slices.SortFunc(quotas, func(a, b resource.Required) int { return strings.Compare(a.Resource.GetName(), b.Resource.GetName()) })
 	replicas := int64(ptr.Deref(c.replicas(), 1))
+	storage, ok := res.Requests[corev1.ResourceEphemeralStorage]
+	if !ok {
+		storage = res.Limits[corev1.ResourceEphemeralStorage]
+	}
 	checks := []struct {
-		name         corev1.ResourceName
+		key          corev1.ResourceName
+		need         kresource.Quantity
 		reason, per  string
 		lowerOrRaise string
 	}{
-		{gpu, "InsufficientGPUQuota", "GPUs per pod × replicas", "lower them"},
-		{corev1.ResourceEphemeralStorage, "InsufficientEphemeralStorageQuota", "ephemeral storage per pod × replicas", "lower spec.modelCache.request or the replicas"},
+		{c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI), "InsufficientGPUQuota",
+			"GPUs of class " + c.gpu.class.Name + " per pod × replicas", "lower them"},
+		{"requests." + corev1.ResourceEphemeralStorage, storage, "InsufficientEphemeralStorageQuota", "ephemeral storage per pod × replicas", "lower spec.modelCache.request or the replicas"},
 	}
 	for _, chk := range checks {
-		need, ok := res.Requests[chk.name]
-		if !ok {
-			need, ok = res.Limits[chk.name]
-		}
-		if !ok || need.IsZero() {
+		if chk.need.IsZero() {
 			continue
 		}
-		total := need.DeepCopy()
+		total := chk.need.DeepCopy()
 		total.Mul(replicas)
-		key := "requests." + string(chk.name)
+		key := string(chk.key)
 		for _, q := range quotas {
 			hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
 			if !found {

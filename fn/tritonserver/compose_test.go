@@ -295,6 +295,7 @@ func pendingConds(overrides map[string]cond) map[string]cond {
 		ConditionAPIRestricted:    {false, "NotCreated"},
 		ConditionShutdown:         {false, "NotCreated"},
 		ConditionAlerting:         {false, "NotCreated"},
+		ConditionGPUClass:         {true, reasonNoGPUs},
 	}
 	maps.Copy(out, overrides)
 	return out
@@ -318,6 +319,7 @@ func composedConds(overrides map[string]cond) map[string]cond {
 		ConditionAPIRestricted:    {true, "APIKeyRequired"},
 		ConditionShutdown:         {true, "DrainConfigured"},
 		ConditionAlerting:         {false, reasonAlertsDisabled},
+		ConditionGPUClass:         {true, reasonNoGPUs},
 	}
 	maps.Copy(out, overrides)
 	return out
@@ -1253,7 +1255,7 @@ func TestComposeQuota(t *testing.T) {
 	storageQuota := "{apiVersion: v1, kind: ResourceQuota, metadata: {name: storage, namespace: vision-dev}, status: {hard: {requests.ephemeral-storage: 30Gi}, used: {requests.ephemeral-storage: 15Gi}}}"
 	shortfall := func(hard, used string, need int) string {
 		return "ResourceQuota vision-quota allows " + hard + " requests.nvidia.com/gpu and " + used + " are in use: " + strconv.Itoa(need) +
-			" more are needed (GPUs per pod × replicas); lower them or raise the project's quota"
+			" more are needed (GPUs of class default per pod × replicas); lower them or raise the project's quota"
 	}
 	cases := map[string]struct {
 		reason   string
@@ -1376,13 +1378,13 @@ func TestComposeQuota(t *testing.T) {
 			}
 			// The shortfall is the server's problem, not the application's:
 			// it replaces ServerAvailable, and ApplicationReady stays True.
-			waitReason := tc.waitReason
+			waitReason, gpuClass := tc.waitReason, cond{true, reasonNoGPUs}
 			if waitReason == "" {
-				waitReason = "InsufficientGPUQuota"
+				waitReason, gpuClass = "InsufficientGPUQuota", cond{true, reasonGPUClassSelected}
 			}
 			want{
 				resources:  map[string]resource.Ready{},
-				conditions: pendingConds(map[string]cond{ConditionServerAvailable: {false, waitReason}}),
+				conditions: pendingConds(map[string]cond{ConditionServerAvailable: {false, waitReason}, ConditionGPUClass: gpuClass}),
 				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
 				check: func(t *testing.T, r compose.Result) {
 					if m := message(r, ConditionServerAvailable); m != tc.message {
@@ -1578,7 +1580,7 @@ func TestComposeRestrictedAPI(t *testing.T) {
 				reqQuotas: {"{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-quota}, status: {hard: {requests.nvidia.com/gpu: '1'}}}"}}},
 			want: want{
 				resources:  map[string]resource.Ready{},
-				conditions: pendingConds(map[string]cond{ConditionAPIRestricted: {false, "APIKeySecretMissing"}}),
+				conditions: pendingConds(map[string]cond{ConditionAPIRestricted: {false, "APIKeySecretMissing"}, ConditionGPUClass: {true, reasonGPUClassSelected}}),
 				phase:      PhasePending, ttl: compose.WaitTTL, application: snapshotStatus,
 				check: pendingOn(missing),
 			},
@@ -1920,8 +1922,10 @@ func TestRequirements(t *testing.T) {
 		},
 		"MIGResources": {
 			reason: "The platform's GPU resource name is what counts (MIG slices).", spec: "resources: {limits: {nvidia.com/mig-1g.10gb: '1'}}\n",
-			platform: ptr.To(func() compose.Platform { p := platform(t); p.GPUResourceName = "nvidia.com/mig-1g.10gb"; return p }()),
-			want:     []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
+			platform: ptr.To(func() compose.Platform {
+				return withDefaultClass(platform(t), func(c *compose.GPUClass) { c.Resource = "nvidia.com/mig-1g.10gb" })
+			}()),
+			want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas},
 		},
 		"QueueTime":    {reason: "The custom metrics API for queue-time scaling.", spec: "autoscaling: {enabled: true, maxReplicas: 2, metric: queueTime}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas, reqMetricsAPI}},
 		"CPUScaling":   {reason: "CPU scaling needs no adapter.", spec: "autoscaling: {enabled: true, maxReplicas: 2}\n", want: []string{reqApplication, reqAppProtection, reqAPIKey, reqQuotas}},
@@ -2279,7 +2283,7 @@ func TestComposedObjectsDecodeStrictly(t *testing.T) {
 	wantConds := composedConds(map[string]cond{
 		ConditionMetricsScraping: {true, "ServiceMonitorComposed"}, ConditionTracing: {true, "TracingEnabled"},
 		ConditionProfiling: {true, "EBPFProfiling"}, ConditionAutoscaling: {true, "HorizontalPodAutoscalerComposed"},
-		ConditionServerAvailable: {false, "Progressing"},
+		ConditionServerAvailable: {false, "Progressing"}, ConditionGPUClass: {true, reasonGPUClassSelected},
 	})
 	if diff := cmp.Diff(wantConds, condsOf(r)); diff != "" {
 		t.Errorf("conditions: -want, +got:\n%s", diff)

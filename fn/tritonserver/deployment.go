@@ -189,6 +189,10 @@ func gpuResources(spec *v1alpha1.KalypsoTritonServerSpec, gpu corev1.ResourceNam
 	if spec.Resources != nil {
 		r = *spec.Resources.DeepCopy()
 	}
+	if gpu == "" {
+		// A DRA class's devices come through a ResourceClaim.
+		return r, checkRequests(r)
+	}
 	set := func(list *corev1.ResourceList, q resource.Quantity) {
 		if *list == nil {
 			*list = corev1.ResourceList{}
@@ -213,29 +217,30 @@ func gpuResources(spec *v1alpha1.KalypsoTritonServerSpec, gpu corev1.ResourceNam
 			set(&r.Limits, q)
 		}
 	}
+	return r, checkRequests(r)
+}
+
+// checkRequests refuses requests above limits, which the API server would
+// refuse on apply.
+func checkRequests(r corev1.ResourceRequirements) error {
 	for _, name := range sortedKeys(r.Requests) {
 		req := r.Requests[name]
 		if lim, ok := r.Limits[name]; ok && req.Cmp(lim) > 0 {
-			return r, fmt.Errorf("spec.resources.requests[%s] (%s) is above spec.resources.limits[%s] (%s): a request cannot exceed its limit", name, req.String(), name, lim.String())
+			return fmt.Errorf("spec.resources.requests[%s] (%s) is above spec.resources.limits[%s] (%s): a request cannot exceed its limit", name, req.String(), name, lim.String())
 		}
 	}
-	return r, nil
+	return nil
 }
 
-func usesGPU(r corev1.ResourceRequirements, gpu corev1.ResourceName) bool {
-	l, okL := r.Limits[gpu]
-	q, okR := r.Requests[gpu]
-	return (okL && !l.IsZero()) || (okR && !q.IsZero())
-}
-
-// scheduling merges the platform's GPU defaults (for GPU servers) with the
-// server's own settings, which win field by field.
-func scheduling(pod *corev1.PodSpec, p compose.Platform, s *v1alpha1.SchedulingSpec, gpu bool) {
-	if gpu {
-		pod.NodeSelector = maps.Clone(p.GPUNodeSelector)
-		pod.Tolerations = p.GPUTolerations
-		if p.GPURuntimeClassName != "" {
-			pod.RuntimeClassName = ptr.To(p.GPURuntimeClassName)
+// scheduling merges the GPU class's placement and the platform's priority
+// (for GPU servers) with the server's own settings, which win field by
+// field.
+func scheduling(pod *corev1.PodSpec, p compose.Platform, s *v1alpha1.SchedulingSpec, g gpuRequest) {
+	if g.devices > 0 {
+		pod.NodeSelector = maps.Clone(g.class.NodeSelector)
+		pod.Tolerations = g.class.Tolerations
+		if g.class.RuntimeClassName != "" {
+			pod.RuntimeClassName = ptr.To(g.class.RuntimeClassName)
 		}
 		pod.PriorityClassName = p.GPUPriorityClassName
 	}
@@ -285,6 +290,8 @@ type deploymentInput struct {
 	serviceAccount  string
 	replicas        *int32 // nil: leave the field to the autoscaler
 	resources       corev1.ResourceRequirements
+	gpu             gpuRequest
+	claimTemplate   string // the ResourceClaimTemplate of a DRA class
 	shutdown        shutdown
 	modelCache      modelCache
 }
@@ -372,7 +379,11 @@ func deployment(in deploymentInput) *appsv1.Deployment {
 	for _, s := range p.ImagePullSecrets {
 		pod.ImagePullSecrets = append(pod.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
 	}
-	scheduling(&pod, p, spec.Scheduling, usesGPU(in.resources, p.GPUResourceName))
+	if in.gpu.devices > 0 && in.gpu.class.DRA() {
+		pod.ResourceClaims = []corev1.PodResourceClaim{{Name: gpuClaimName, ResourceClaimTemplateName: ptr.To(in.claimTemplate)}}
+		pod.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: gpuClaimName}}
+	}
+	scheduling(&pod, p, spec.Scheduling, in.gpu)
 
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: in.name, Namespace: in.namespace, Labels: compose.Merge(in.costLabels, in.labels)},

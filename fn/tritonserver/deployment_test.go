@@ -148,13 +148,14 @@ func TestGPUResources(t *testing.T) {
 }
 
 func TestScheduling(t *testing.T) {
-	p := compose.Platform{
-		GPUNodeSelector:      map[string]string{"nvidia.com/gpu.present": "true"},
-		GPUTolerations:       []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
-		GPURuntimeClassName:  "nvidia",
-		GPUPriorityClassName: "gpu-serving",
+	class := compose.GPUClass{
+		Name: "default", Resource: "nvidia.com/gpu",
+		NodeSelector:     map[string]string{"nvidia.com/gpu.present": "true"},
+		Tolerations:      []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+		RuntimeClassName: "nvidia",
 	}
-	gpuDefaults := corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"}
+	p := compose.Platform{GPUPriorityClassName: "gpu-serving"}
+	gpuDefaults := corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: class.Tolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"}
 	own := []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "ml", Effect: corev1.TaintEffectNoSchedule}}
 	affinity := &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 1}}}}
 	spread := []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.ScheduleAnyway}}
@@ -175,37 +176,37 @@ func TestScheduling(t *testing.T) {
 		"NodeSelectorWins": {
 			reason: "The server's node selector replaces the platform's; the other defaults stay.",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"pool": "a100"}},
-			want: corev1.PodSpec{NodeSelector: map[string]string{"pool": "a100"}, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+			want: corev1.PodSpec{NodeSelector: map[string]string{"pool": "a100"}, Tolerations: class.Tolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
 		},
 		"TolerationsWin": {
 			reason: "Tolerations replace (lists replace, they do not merge).",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{Tolerations: own},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: own, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: own, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
 		},
 		"EmptyTolerationsClear": {
 			reason: "An empty list clears the platform's tolerations.",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{Tolerations: []corev1.Toleration{}},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: []corev1.Toleration{}, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: []corev1.Toleration{}, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving"},
 		},
 		"RuntimeClassWins": {
 			reason: "The server's runtime class replaces the platform's.",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{RuntimeClassName: ptr.To("nvidia-cdi")},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia-cdi"), PriorityClassName: "gpu-serving"},
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: class.Tolerations, RuntimeClassName: ptr.To("nvidia-cdi"), PriorityClassName: "gpu-serving"},
 		},
 		"EmptyRuntimeClassClears": {
 			reason: "An empty runtimeClassName clears it (the GPU operator's default runtime does the job).",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{RuntimeClassName: ptr.To("")},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, PriorityClassName: "gpu-serving"},
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: class.Tolerations, PriorityClassName: "gpu-serving"},
 		},
 		"EmptyPriorityClassClears": {
 			reason: "An empty priorityClassName clears it.",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{PriorityClassName: ptr.To("")},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia")},
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: class.Tolerations, RuntimeClassName: ptr.To("nvidia")},
 		},
 		"AffinityAndSpread": {
 			reason: "Affinity and spread constraints are the server's own.",
 			gpu:    true, s: &v1alpha1.SchedulingSpec{Affinity: affinity, TopologySpreadConstraints: spread},
-			want: corev1.PodSpec{NodeSelector: p.GPUNodeSelector, Tolerations: p.GPUTolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving",
+			want: corev1.PodSpec{NodeSelector: class.NodeSelector, Tolerations: class.Tolerations, RuntimeClassName: ptr.To("nvidia"), PriorityClassName: "gpu-serving",
 				Affinity: affinity, TopologySpreadConstraints: spread},
 		},
 		"CPUPodOwnSettings": {
@@ -217,15 +218,19 @@ func TestScheduling(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var got corev1.PodSpec
-			scheduling(&got, p, tc.s, tc.gpu)
+			g := gpuRequest{class: class}
+			if tc.gpu {
+				g.devices = 1
+			}
+			scheduling(&got, p, tc.s, g)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\npod scheduling: -want, +got:\n%s", tc.reason, diff)
 			}
 			if tc.gpu && got.NodeSelector != nil {
 				// The platform's map must not be shared with a pod spec.
 				got.NodeSelector["mutated"] = "yes"
-				if _, ok := p.GPUNodeSelector["mutated"]; ok {
-					delete(p.GPUNodeSelector, "mutated")
+				if _, ok := class.NodeSelector["mutated"]; ok {
+					delete(class.NodeSelector, "mutated")
 					if tc.s == nil || tc.s.NodeSelector == nil {
 						t.Errorf("%s\nthe platform's node selector is shared with the pod spec", tc.reason)
 					}
@@ -417,9 +422,10 @@ func TestPodSecurityRestricted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gpuPlatform := platform(t)
-	gpuPlatform.GPURuntimeClassName = "nvidia"
-	gpuPlatform.GPUNodeSelector = map[string]string{"nvidia.com/gpu.present": "true"}
+	gpuPlatform := withDefaultClass(platform(t), func(c *compose.GPUClass) {
+		c.RuntimeClassName = "nvidia"
+		c.NodeSelector = map[string]string{"nvidia.com/gpu.present": "true"}
+	})
 	gcsApp := appWith("storage: {provider: s3, secretName: models-creds, region: eu-west-1}", "storage: {provider: gcs, secretName: gcs-sa}")
 	restricted := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
 
@@ -455,7 +461,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			d := composeDeploymentOf(t, tc.xr, tc.app, tc.platform)
-			if tc.allowed && (len(d.Spec.Template.Spec.Volumes) == 0 || tc.platform.GPURuntimeClassName != "" && d.Spec.Template.Spec.RuntimeClassName == nil) {
+			if tc.allowed && (len(d.Spec.Template.Spec.Volumes) == 0 || tc.platform.DefaultGPU().RuntimeClassName != "" && d.Spec.Template.Spec.RuntimeClassName == nil) {
 				t.Fatalf("%s\nthe pod does not have what this case is about: %+v", tc.reason, d.Spec.Template.Spec)
 			}
 			meta := d.Spec.Template.ObjectMeta

@@ -43,7 +43,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown, ConditionAlerting}
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown, ConditionAlerting, ConditionGPUClass}
 
 // Pipeline names of the composed objects.
 const (
@@ -53,6 +53,9 @@ const (
 	resPDB            = resource.Name("poddisruptionbudget")
 	resHPA            = resource.Name("horizontalpodautoscaler")
 	resUsage          = resource.Name("usage")
+	// resClaimTemplatePrefix begins the pipeline name of a DRA server's
+	// ResourceClaimTemplate, which ends with what it asks for.
+	resClaimTemplatePrefix = "resourceclaimtemplate-"
 )
 
 // Required resource keys.
@@ -83,6 +86,10 @@ type Composer struct {
 	last     *v1alpha1.ServerApplicationStatus // what the server last used
 	observed map[resource.Name]resource.ObservedComposed
 	deploy   *composed.Unstructured // observed Deployment, nil before the first create
+	// gpu and gpuCond are the GPU class and devices the spec asks for and
+	// their condition, resolved at the start of Compose.
+	gpu     gpuRequest
+	gpuCond compose.Condition
 }
 
 // New decodes the server. A spec that does not decode is an error naming
@@ -343,6 +350,7 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 		{Type: ConditionServerAvailable, Reason: reasonWaitingToCreate, Message: "the Deployment is not created yet: " + problem.Message},
 	}
 	conds = append(conds, c.offConditions("the server is not created yet")...)
+	conds = append(conds, c.gpuCond)
 	for i := range conds {
 		if conds[i].Type == problem.Type {
 			conds[i] = problem

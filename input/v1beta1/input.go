@@ -42,6 +42,13 @@ type Input struct {
 type Defaults struct {
 	Triton        *TritonDefaults        `json:"triton,omitempty"`
 	GPU           *GPUDefaults           `json:"gpu,omitempty"`
+	// GPUClasses is the catalogue of GPU kinds servers choose from
+	// (spec.gpuClass), by class name. An EnvironmentConfig entry replaces
+	// the Input's class of the same name whole. Unless the catalogue has a
+	// class named default, gpu.* form an implicit one (README, "GPU
+	// classes").
+	// +kubebuilder:validation:MaxProperties=64
+	GPUClasses map[string]GPUClass `json:"gpuClasses,omitempty"`
 	Security      *SecurityDefaults      `json:"security,omitempty"`
 	Observability *ObservabilityDefaults `json:"observability,omitempty"`
 	Tenancy       *TenancyDefaults       `json:"tenancy,omitempty"`
@@ -228,8 +235,73 @@ type GPUDefaults struct {
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// RuntimeClassName for GPU pods (e.g. nvidia).
 	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
-	// PriorityClassName for GPU pods.
+	// PriorityClassName for GPU pods, whatever their class.
 	PriorityClassName *string `json:"priorityClassName,omitempty"`
+	// DefaultClass is the class of servers that set no spec.gpuClass.
+	// Built-in: default, formed from the fields above when gpuClasses has
+	// no class of that name.
+	// +kubebuilder:validation:MaxLength=63
+	DefaultClass *string `json:"defaultClass,omitempty"`
+}
+
+// GPU sharing modes of a class.
+const (
+	SharingExclusive  = "exclusive"
+	SharingMIG        = "mig"
+	SharingTimeSliced = "time-sliced"
+	SharingMPS        = "mps"
+)
+
+// GPUClass is one kind of GPU: how a pod asks for its devices, the nodes
+// that have them, and how a device is shared. A server's gpus counts
+// devices of its class.
+type GPUClass struct {
+	// ResourceName is the device plugin's extended resource
+	// (nvidia.com/gpu, nvidia.com/mig-1g.10gb, nvidia.com/gpu.shared...).
+	// Set it or deviceClassName.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ResourceName string `json:"resourceName,omitempty"`
+	// DeviceClassName is a Dynamic Resource Allocation DeviceClass
+	// (resource.k8s.io/v1): each server pod gets a ResourceClaim for its
+	// gpus devices of it. Set it or resourceName.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	DeviceClassName string `json:"deviceClassName,omitempty"`
+	// NodeSelector of the class's pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the class's pods.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// RuntimeClassName of the class's pods (e.g. nvidia).
+	// +optional
+	RuntimeClassName string `json:"runtimeClassName,omitempty"`
+	// Sharing is how a device is shared: exclusive (a whole GPU, the
+	// default), mig (a MIG slice: one per Triton process), time-sliced or
+	// mps (a share of a GPU other pods use too).
+	// +kubebuilder:validation:Enum=exclusive;mig;time-sliced;mps
+	// +optional
+	Sharing string `json:"sharing,omitempty"`
+	// FailRequestsGreaterThanOne mirrors the device plugin's
+	// sharing.timeSlicing (or sharing.mps) failRequestsGreaterThanOne: the
+	// kubelet refuses pods asking for more than one device of the class,
+	// so servers asking for more are refused first. Time-sliced and mps
+	// classes only. Default: false for time-sliced, true for mps (the
+	// device plugin's defaults, k8s-device-plugin v0.20.0
+	// api/config/v1/config.go).
+	// +optional
+	FailRequestsGreaterThanOne *bool `json:"failRequestsGreaterThanOne,omitempty"`
+	// MemoryPerDevice is the GPU memory a server may use on each device:
+	// the slice's memory (mig), or its share of the GPU (time-sliced, mps).
+	// +optional
+	MemoryPerDevice *resource.Quantity `json:"memoryPerDevice,omitempty"`
+	// PhysicalMemory is the memory of the device CUDA shows the process:
+	// the whole GPU for time-sliced and mps classes, the slice for mig.
+	// Triton's --model-load-gpu-limit is a fraction of it. Default:
+	// memoryPerDevice.
+	// +optional
+	PhysicalMemory *resource.Quantity `json:"physicalMemory,omitempty"`
 }
 
 // SecurityDefaults harden every pod.
