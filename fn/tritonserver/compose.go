@@ -271,6 +271,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		st.AvailableReplicas = int32(avail)
 	}
 	avail := c.availability(deployReady, required[reqPods])
+	if short := c.claimShortfall(required[reqQuotas]); short != "" {
+		avail.reason, avail.message = "InsufficientGPUQuota", short
+	}
 	st.Phase, st.Message = avail.phase, avail.message
 
 	appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
@@ -402,9 +405,7 @@ func (c *Composer) spreadsReplicas() bool {
 // admitted: GPUs, and the ephemeral storage every server requests for its
 // model cache. It returns the condition's reason and message, or "".
 func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements) (string, string) {
-	// By name: the answer must not depend on the order of the list.
-	quotas = slices.Clone(quotas)
-	slices.SortFunc(quotas, func(a, b resource.Required) int { return strings.Compare(a.Resource.GetName(), b.Resource.GetName()) })
+	quotas = sortedByName(quotas)
 	replicas := int64(ptr.Deref(c.replicas(), 1))
 	storage, ok := res.Requests[corev1.ResourceEphemeralStorage]
 	if !ok {
@@ -426,20 +427,34 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 		}
 		total := chk.need.DeepCopy()
 		total.Mul(replicas)
-		key := string(chk.key)
-		for _, q := range quotas {
-			hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", key)
-			if !found {
-				continue
-			}
-			used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", key)
-			free := parseQuantity(hard)
-			free.Sub(parseQuantity(used))
-			if total.Cmp(free) > 0 {
-				return chk.reason, fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use: %s more are needed (%s); %s or raise the project's quota",
-					q.Resource.GetName(), hard, key, compose.OrZero(used), total.String(), chk.per, chk.lowerOrRaise)
-			}
+		if short := shortQuota(quotas, chk.key, total); short != "" {
+			return chk.reason, fmt.Sprintf("%s: %s more are needed (%s); %s or raise the project's quota", short, total.String(), chk.per, chk.lowerOrRaise)
 		}
 	}
 	return "", ""
+}
+
+// sortedByName: an answer about quotas must not depend on their order.
+func sortedByName(quotas []resource.Required) []resource.Required {
+	quotas = slices.Clone(quotas)
+	slices.SortFunc(quotas, func(a, b resource.Required) int { return strings.Compare(a.Resource.GetName(), b.Resource.GetName()) })
+	return quotas
+}
+
+// shortQuota names the first quota (quotas sorted by name) that counts key
+// and has less than need left, with its limit and use; "" when none.
+func shortQuota(quotas []resource.Required, key corev1.ResourceName, need kresource.Quantity) string {
+	for _, q := range quotas {
+		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", string(key))
+		if !found {
+			continue
+		}
+		used, _, _ := unstructured.NestedString(q.Resource.Object, "status", "used", string(key))
+		free := parseQuantity(hard)
+		free.Sub(parseQuantity(used))
+		if need.Cmp(free) > 0 {
+			return fmt.Sprintf("ResourceQuota %s allows %s %s and %s are in use", q.Resource.GetName(), hard, key, compose.OrZero(used))
+		}
+	}
+	return ""
 }

@@ -229,3 +229,40 @@ func (c *Composer) addClaimTemplate(d *compose.Desired, fresh bool, labels map[s
 	}
 	return nil
 }
+
+// awaitsClaims: a server of a DRA class whose Deployment misses replicas.
+// Its pods' ResourceClaims are charged to the quota when the resource claim
+// controller creates them, after the pods are admitted, so a pod over
+// quota stays Pending with no condition and only a
+// FailedResourceClaimCreation event (k8s.io/kubernetes v1.35.4
+// pkg/controller/resourceclaim/controller.go syncPod; the scheduler gates
+// the pod in PreEnqueue until its claim exists, with no PodScheduled
+// condition). Only the quota tells.
+func (c *Composer) awaitsClaims(p compose.Platform) bool {
+	if c.deploy == nil {
+		return false
+	}
+	class, problem := gpuClassOf(&c.spec, p)
+	if problem != nil || !class.DRA() || ptr.Deref(c.spec.GPUs, 0) == 0 {
+		return false
+	}
+	want, available := deploymentCounts(c.deploy)
+	return available < want
+}
+
+// claimShortfall says why a DRA server's missing pods wait, when the quota
+// has no room for one more pod's claim.
+func (c *Composer) claimShortfall(quotas []resource.Required) string {
+	if c.deploy == nil || !c.gpu.class.DRA() || c.gpu.devices == 0 {
+		return ""
+	}
+	if want, available := deploymentCounts(c.deploy); available >= want {
+		return ""
+	}
+	short := shortQuota(sortedByName(quotas), c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI))
+	if short == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s: the ResourceClaim of a new pod (%d devices of class %s) is refused, so the pod stays Pending with a FailedResourceClaimCreation event (kubectl get events -n %s --field-selector reason=FailedResourceClaimCreation); lower the replicas or raise the project's gpuQuota",
+		short, c.gpu.devices, c.gpu.class.Name, c.id.Namespace)
+}

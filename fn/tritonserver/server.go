@@ -123,7 +123,8 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 // Deployment is not available when the platform reads pods (for the reason;
 // see input DiagnosticsDefaults.ReadPods for its cost), the namespace's quotas
 // before the first create (every server requests ephemeral storage, GPU
-// servers GPUs), and the custom metrics API for queue-time autoscaling.
+// servers GPUs) and while a DRA server misses replicas (awaitsClaims), and
+// the custom metrics API for queue-time autoscaling.
 func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSelector {
 	ns := c.id.Namespace
 	r := map[string]*fnv1.ResourceSelector{
@@ -136,7 +137,7 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if !c.unrestricted() {
 		r[reqAPIKey] = compose.KindSecret.Named(ns, p.RestrictedAPISecret)
 	}
-	if c.deploy == nil {
+	if c.deploy == nil || c.awaitsClaims(p) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
 	if readsCostLabels(p) {
