@@ -13,7 +13,8 @@
 # them (observed.yaml or observed/, required.yaml or required/; those in
 # stages/<xr>/initial are used for the initial case). Shared fixtures live in
 # examples/<dir>/stages/fixtures and are linked from the stage folders. A case with an expect-error file must fail
-# with that message.
+# with that message. A stage folder holding xr.yaml renders it instead of the
+# example: the example as a user then edited it (a refused change).
 set -euo pipefail
 mode=${1:?usage: render.sh print|golden|check}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,6 +55,7 @@ composition_for() { # XR file -> its Composition, from the XR's kind
 
 render() { # xr stage-dir extra-flags...
   local xr=$1 dir=$2; shift 2
+  [ -f "$dir/xr.yaml" ] && xr=$dir/xr.yaml
   local args=(render --timeout=20s -a "render.crossplane.io/runtime-development-target=127.0.0.1:$RENDER_PORT" "$@")
   local f
   for f in observed.yaml observed; do [ -e "$dir/$f" ] && args+=(-o "$dir/$f"); done

@@ -77,6 +77,7 @@ var KubernetesKinds = []GVK{
 	{"rbac.authorization.k8s.io", "v1", "RoleBinding"},
 	{"policy", "v1", "PodDisruptionBudget"},
 	{"autoscaling", "v2", "HorizontalPodAutoscaler"},
+	{"resource.k8s.io", "v1", "ResourceClaimTemplate"},
 }
 
 // ThirdPartyCRD is a CRD file inside a module.
