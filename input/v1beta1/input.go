@@ -40,15 +40,15 @@ type Input struct {
 // keep the layer below (built-in defaults at the bottom). Maps merge key by
 // key; lists replace.
 type Defaults struct {
-	Triton        *TritonDefaults        `json:"triton,omitempty"`
-	GPU           *GPUDefaults           `json:"gpu,omitempty"`
+	Triton *TritonDefaults `json:"triton,omitempty"`
+	GPU    *GPUDefaults    `json:"gpu,omitempty"`
 	// GPUClasses is the catalogue of GPU kinds servers choose from
 	// (spec.gpuClass), by class name. An EnvironmentConfig entry replaces
 	// the Input's class of the same name whole. Unless the catalogue has a
 	// class named default, gpu.* form an implicit one (README, "GPU
 	// classes").
 	// +kubebuilder:validation:MaxProperties=64
-	GPUClasses map[string]GPUClass `json:"gpuClasses,omitempty"`
+	GPUClasses    map[string]GPUClass    `json:"gpuClasses,omitempty"`
 	Security      *SecurityDefaults      `json:"security,omitempty"`
 	Observability *ObservabilityDefaults `json:"observability,omitempty"`
 	Tenancy       *TenancyDefaults       `json:"tenancy,omitempty"`
