@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -594,33 +595,11 @@ func (l *Lab) startControllers(ctx context.Context) error {
 // in capacity, GPU labels and the taint a GPU pool usually carries.
 func (l *Lab) createNodes(ctx context.Context) error {
 	for _, name := range fakeNodes {
-		res := corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse("32"),
-			corev1.ResourceMemory: resource.MustParse("256Gi"),
-			corev1.ResourcePods:   resource.MustParse("110"),
-			// Every server requests ephemeral storage for its model
-			// cache, as a real node's disk would be counted.
-			corev1.ResourceEphemeralStorage: resource.MustParse("2Ti"),
-			gpuResource:                     *resource.NewQuantity(gpusPerNode, resource.DecimalSI),
-		}
-		n := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        name,
-				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-				Labels: map[string]string{
-					"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-					"type": "kwok", "node.kubernetes.io/instance-type": "p4d.24xlarge",
-					"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
-					"nvidia.com/gpu.count": strconv.Itoa(gpusPerNode),
-				},
-			},
-			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: gpuResource, Value: "present", Effect: corev1.TaintEffectNoSchedule}}},
-			Status: corev1.NodeStatus{
-				Capacity: res, Allocatable: res,
-				NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "fake", OperatingSystem: "linux", Architecture: "amd64"},
-				Phase:    corev1.NodeRunning,
-			},
-		}
+		n := newGPUNode(name, map[string]string{
+			"node.kubernetes.io/instance-type": "p4d.24xlarge",
+			"nvidia.com/gpu.present":           "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+			"nvidia.com/gpu.count": strconv.Itoa(gpusPerNode),
+		}, corev1.ResourceList{gpuResource: *resource.NewQuantity(gpusPerNode, resource.DecimalSI)})
 		if _, err := l.Kube.Typed.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
@@ -631,26 +610,48 @@ func (l *Lab) createNodes(ctx context.Context) error {
 	return nil
 }
 
+// newGPUNode is a node of a GPU pool, tainted like one, with its labels and
+// its devices (extended resources; none for a DRA node, whose devices a
+// ResourceSlice lists).
+func newGPUNode(name string, labels map[string]string, devices corev1.ResourceList) *corev1.Node {
+	res := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+		// Every server requests ephemeral storage for its model
+		// cache, as a real node's disk would be counted.
+		corev1.ResourceEphemeralStorage: resource.MustParse("2Ti"),
+	}
+	maps.Copy(res, devices)
+	n := fakeNode(name, labels, res)
+	n.Spec.Taints = []corev1.Taint{{Key: gpuResource, Value: "present", Effect: corev1.TaintEffectNoSchedule}}
+	return n
+}
+
 // cpuNodePods is how many pods a node of the general-purpose pool takes.
 const cpuNodePods = 250
 
 // newCPUNode is a node of the general-purpose pool: no GPU, no taint.
 func newCPUNode(name string) *corev1.Node {
-	res := corev1.ResourceList{
+	return fakeNode(name, map[string]string{"node.kubernetes.io/instance-type": "m6i.16xlarge"}, corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("64"),
 		corev1.ResourceMemory: resource.MustParse("512Gi"),
 		corev1.ResourcePods:   *resource.NewQuantity(cpuNodePods, resource.DecimalSI),
 		// Room for the model caches of every server the lab schedules here.
 		corev1.ResourceEphemeralStorage: resource.MustParse("20Ti"),
-	}
+	})
+}
+
+// fakeNode is a Linux node kwok keeps Ready, with these labels beside the
+// well-known ones, and this capacity.
+func fakeNode(name string, labels map[string]string, res corev1.ResourceList) *corev1.Node {
+	all := map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"}
+	maps.Copy(all, labels)
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-			Labels: map[string]string{
-				"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-				"type": "kwok", "node.kubernetes.io/instance-type": "m6i.16xlarge",
-			},
+			Labels:      all,
 		},
 		Status: corev1.NodeStatus{
 			Capacity: res, Allocatable: res,
@@ -1113,6 +1114,17 @@ data:
     - key: nvidia.com/gpu
       operator: Exists
       effect: NoSchedule
+  # TestGPUClasses adds their nodes, DeviceClass and ResourceSlice.
+  gpuClasses:
+    mig-1g:
+      resourceName: nvidia.com/mig-1g.10gb
+      sharing: mig
+      memoryPerDevice: 10Gi
+      nodeSelector: {nvidia.com/mig.config: all-1g.10gb}
+      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    dra:
+      deviceClassName: gpu.e2e.kalypso.io
+      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
 `
 
 func (l *Lab) installPlatformDefaults(ctx context.Context) error {

@@ -394,6 +394,7 @@ var testFlavours = map[string][]string{
 	"TestScale":                          {flavourV2},
 	"TestQueueTimeAutoscalingAPIService": {flavourV2},
 	"TestWaitingServerKeepsItsObjects":   {flavourV2},
+	"TestGPUClasses":                     {flavourV2},
 	"TestTenantAccess":                   {flavourV2, flavourClaims},
 	"TestUsageUpgrade":                   {flavourV2, flavourClaims},
 	"TestClaims":                         {flavourClaims},

@@ -122,7 +122,7 @@ func TestKalypsoProject(t *testing.T) {
 		})
 		waitQuotaStatus(t, "vision-dev", "vision-dev-quota")
 
-		_, err := lab.Kube.Typed.CoreV1().Pods("vision-dev").Create(t.Context(), gpuPod("too-many-gpus", 2), metav1.CreateOptions{})
+		_, err := lab.Kube.Typed.CoreV1().Pods("vision-dev").Create(t.Context(), gpuPod("too-many-gpus", gpuResource, 2), metav1.CreateOptions{})
 		if err == nil {
 			t.Fatal("a pod asking for 2 GPUs in vision-dev (quota requests.nvidia.com/gpu: 1) was admitted")
 		}
@@ -132,7 +132,7 @@ func TestKalypsoProject(t *testing.T) {
 		t.Logf("refused as expected: %v", err)
 
 		// Within the quota the pod is admitted and scheduled on a fake GPU node.
-		if _, err := lab.Kube.Typed.CoreV1().Pods("vision-dev").Create(t.Context(), gpuPod("one-gpu", 1), metav1.CreateOptions{}); err != nil {
+		if _, err := lab.Kube.Typed.CoreV1().Pods("vision-dev").Create(t.Context(), gpuPod("one-gpu", gpuResource, 1), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("a pod asking for 1 GPU in vision-dev was refused: %v", err)
 		}
 		waitFor(t, "pod vision-dev/one-gpu Running on a GPU node", 60*time.Second, func() (bool, string, error) {
@@ -292,8 +292,9 @@ spec: {projectRef: vision}
 }
 
 // gpuPod is a pod Pod Security "restricted" admits, tolerating the GPU
-// taint, with resources inside the environments' LimitRange.
-func gpuPod(name string, gpus int64) *corev1.Pod {
+// taint, with resources inside the environments' LimitRange, asking for
+// gpus devices of res.
+func gpuPod(name string, res corev1.ResourceName, gpus int64) *corev1.Pod {
 	n := resource.NewQuantity(gpus, resource.DecimalSI)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -308,8 +309,8 @@ func gpuPod(name string, gpus int64) *corev1.Pod {
 			Containers: []corev1.Container{{
 				Name: "triton", Image: "nvcr.io/nvidia/tritonserver:24.12-py3",
 				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1Gi"), gpuResource: *n},
-					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("2Gi"), gpuResource: *n},
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1Gi"), res: *n},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("2Gi"), res: *n},
 				},
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
