@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,7 +12,8 @@ import (
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
-func TestGPUCatalogue(t *testing.T) {
+// gpuCatalogueCases are TestResolvePlatform's cases of the GPU catalogue.
+func gpuCatalogueCases() map[string]platformCase {
 	a100 := v1beta1.GPUClass{ResourceName: "nvidia.com/gpu", NodeSelector: map[string]string{"pool": "a100"},
 		Tolerations: []corev1.Toleration{{Key: "pool", Operator: corev1.TolerationOpEqual, Value: "a100", Effect: corev1.TaintEffectNoSchedule}}}
 	in := func(classes map[string]v1beta1.GPUClass, gpu *v1beta1.GPUDefaults) *v1beta1.Input {
@@ -22,13 +22,7 @@ func TestGPUCatalogue(t *testing.T) {
 	ec := func(data map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": "kalypso-defaults"}, "data": data}}
 	}
-	cases := map[string]struct {
-		reason    string
-		in        *v1beta1.Input
-		ec        *unstructured.Unstructured
-		check     func(*testing.T, Platform)
-		wantError string
-	}{
+	return map[string]platformCase{
 		"ImplicitDefault": {
 			reason: "Without a catalogue, gpu.* form the default class: nvidia.com/gpu, its toleration, exclusive.",
 			in:     &v1beta1.Input{},
@@ -153,20 +147,5 @@ func TestGPUCatalogue(t *testing.T) {
 			in:        in(nil, &v1beta1.GPUDefaults{ResourceName: ptr.To("")}),
 			wantError: "defaults: gpu.resourceName must not be empty",
 		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			p, err := ResolvePlatform(tc.in, tc.ec)
-			if tc.wantError != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
-					t.Fatalf("%s\nwant error containing %q, got %v", tc.reason, tc.wantError, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("%s\n%v", tc.reason, err)
-			}
-			tc.check(t, p)
-		})
 	}
 }

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,16 @@ import (
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
 
+// platformCase is a case of TestResolvePlatform: the layers, and either a
+// check of the resolved platform or the error it gives.
+type platformCase struct {
+	reason    string
+	in        *v1beta1.Input
+	ec        *unstructured.Unstructured
+	check     func(t *testing.T, p Platform)
+	wantError string
+}
+
 func TestResolvePlatform(t *testing.T) {
 	envConfig := func(data map[string]any) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
@@ -28,13 +39,7 @@ func TestResolvePlatform(t *testing.T) {
 		Observability: &v1beta1.ObservabilityDefaults{ServiceMonitorLabels: map[string]string{"team": "ml"}},
 		Tenancy:       &v1beta1.TenancyDefaults{AllowedNamespaces: []string{"observability"}},
 	}}
-	cases := map[string]struct {
-		reason    string
-		in        *v1beta1.Input
-		ec        *unstructured.Unstructured
-		check     func(t *testing.T, p Platform)
-		wantError string
-	}{
+	cases := map[string]platformCase{
 		"BuiltIn": {
 			reason: "Every default has a built-in value.",
 			in:     &v1beta1.Input{},
@@ -164,6 +169,7 @@ func TestResolvePlatform(t *testing.T) {
 		},
 		"GatewayNoName": {reason: "A parentRef needs a name.", in: &v1beta1.Input{Spec: v1beta1.Defaults{Gateway: &v1beta1.GatewayDefaults{ParentRefs: []v1beta1.ParentRef{{Namespace: "gw"}}}}}, wantError: "gateway.parentRefs[0].name"},
 	}
+	maps.Copy(cases, gpuCatalogueCases())
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p, err := ResolvePlatform(tc.in, tc.ec)

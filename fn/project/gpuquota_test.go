@@ -1,7 +1,6 @@
 package project
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -82,14 +81,8 @@ func TestEnvironmentQuota(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, err := environmentQuota(gpuCatalogue(t, tc.showback), tc.env, "spec.environments.prod")
-			if tc.wantError != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
-					t.Fatalf("%s\nwant error containing %q, got %v", tc.reason, tc.wantError, err)
-				}
+			if composetest.WantError(t, tc.reason, err, tc.wantError) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("%s\n%v", tc.reason, err)
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nhard: -want, +got:\n%s", tc.reason, diff)

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -210,4 +211,20 @@ func GeneratedFile(t *testing.T, path string, want []byte, update bool, regen st
 	if err != nil || string(got) != string(want) {
 		t.Errorf("%s is stale: run %s (read error: %v)", path, regen, err)
 	}
+}
+
+// WantError checks a case's error: with want set, err must contain it (and
+// the case is done: true); without, err must be nil.
+func WantError(t *testing.T, reason string, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s\nwant error containing %q, got %v", reason, want, err)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatalf("%s\n%v", reason, err)
+	}
+	return false
 }
