@@ -166,7 +166,11 @@ spec:
 			if err != nil || len(ev.Items) == 0 {
 				return false, "none yet", err
 			}
-			return strings.Contains(ev.Items[0].Message, "exceeded quota"), ev.Items[0].Message, nil
+			if !strings.Contains(ev.Items[0].Message, "exceeded quota") {
+				return false, ev.Items[0].Message, nil
+			}
+			t.Logf("event on pod %s: %s", ev.Items[0].InvolvedObject.Name, ev.Items[0].Message)
+			return true, "", nil
 		})
 	})
 
