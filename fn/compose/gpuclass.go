@@ -33,9 +33,8 @@ type GPUClass struct {
 	// FailRequestsGreaterThanOne: the device plugin refuses pods asking for
 	// more than one shared device.
 	FailRequestsGreaterThanOne bool
-	// MemoryPerDevice and PhysicalMemory are zero when unknown.
+	// MemoryPerDevice is zero when unknown.
 	MemoryPerDevice resource.Quantity
-	PhysicalMemory  resource.Quantity
 }
 
 // DRA reports whether pods get the class's devices through a ResourceClaim.
@@ -72,14 +71,14 @@ func (p Platform) GPUClassNames() []string { return slices.Sorted(maps.Keys(p.GP
 // DefaultGPU is the class of servers that name none.
 func (p Platform) DefaultGPU() GPUClass { return p.GPUClasses[p.DefaultGPUClass] }
 
-// SharingResource lists the other classes whose pods ask for the same
-// device-plugin resource as class name: a ResourceQuota cannot tell them
-// apart.
-func (p Platform) SharingResource(name string) []string {
-	c := p.GPUClasses[name]
+// SharingQuotaKey lists the other classes whose devices the same
+// ResourceQuota key counts as class name's (one device plugin resource, or
+// one DeviceClass): a quota cannot tell them apart.
+func (p Platform) SharingQuotaKey(name string) []string {
+	key := p.GPUClasses[name].QuotaKey()
 	var out []string
 	for _, other := range p.GPUClassNames() {
-		if o := p.GPUClasses[other]; other != name && !c.DRA() && o.Resource == c.Resource {
+		if other != name && p.GPUClasses[other].QuotaKey() == key {
 			out = append(out, other)
 		}
 	}
@@ -90,26 +89,26 @@ func (p Platform) SharingResource(name string) []string {
 // implicit class gpu.* form when the default class is "default" and the
 // catalogue has no class of that name, so that a platform without a
 // catalogue composes as it did before classes existed.
-func gpuClasses(d v1beta1.Defaults) (map[string]GPUClass, string) {
+func gpuClasses(d v1beta1.Defaults) (map[string]GPUClass, string, bool) {
 	def := ptr.Deref(d.GPU.DefaultClass, ImplicitGPUClass)
 	out := make(map[string]GPUClass, len(d.GPUClasses)+1)
 	for name, c := range d.GPUClasses {
-		memory := ptr.Deref(c.MemoryPerDevice, resource.Quantity{})
 		out[name] = GPUClass{
 			Name: name, Resource: corev1.ResourceName(c.ResourceName), DeviceClass: c.DeviceClassName,
 			NodeSelector: c.NodeSelector, Tolerations: c.Tolerations, RuntimeClassName: c.RuntimeClassName,
 			Sharing: cmp.Or(c.Sharing, v1beta1.SharingExclusive), FailRequestsGreaterThanOne: ptr.Deref(c.FailRequestsGreaterThanOne, c.Sharing == v1beta1.SharingMPS && c.DeviceClassName == ""),
-			MemoryPerDevice: memory, PhysicalMemory: ptr.Deref(c.PhysicalMemory, memory),
+			MemoryPerDevice: ptr.Deref(c.MemoryPerDevice, resource.Quantity{}),
 		}
 	}
-	if _, ok := out[ImplicitGPUClass]; !ok && def == ImplicitGPUClass {
+	_, explicit := out[ImplicitGPUClass]
+	if !explicit && def == ImplicitGPUClass {
 		out[ImplicitGPUClass] = GPUClass{
 			Name: ImplicitGPUClass, Resource: corev1.ResourceName(ptr.Deref(d.GPU.ResourceName, "")),
 			NodeSelector: d.GPU.NodeSelector, Tolerations: d.GPU.Tolerations,
 			RuntimeClassName: ptr.Deref(d.GPU.RuntimeClassName, ""), Sharing: v1beta1.SharingExclusive,
 		}
 	}
-	return out, def
+	return out, def, explicit
 }
 
 // validateGPUClasses refuses a catalogue no pod could be built from.
@@ -120,7 +119,7 @@ func (p Platform) validateGPUClasses() error {
 	for _, name := range p.GPUClassNames() {
 		c := p.GPUClasses[name]
 		field := "gpuClasses." + name
-		if name == ImplicitGPUClass && c.Resource == "" && !c.DRA() {
+		if name == ImplicitGPUClass && !p.explicitDefaultClass && c.Resource == "" {
 			return fmt.Errorf("defaults: gpu.resourceName must not be empty")
 		}
 		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
@@ -134,17 +133,19 @@ func (p Platform) validateGPUClasses() error {
 				return fmt.Errorf("defaults: %s.deviceClassName %q is not a DeviceClass name: %s", field, c.DeviceClass, strings.Join(errs, "; "))
 			}
 		default:
-			// An extended resource: a qualified name outside kubernetes.io
-			// (pkg/apis/core/helper IsExtendedResourceName).
-			if errs := validation.IsQualifiedName(string(c.Resource)); len(errs) > 0 || !strings.Contains(string(c.Resource), "/") || strings.Contains(string(c.Resource), "kubernetes.io/") {
+			// An extended resource: a qualified name outside kubernetes.io,
+			// not requests.-prefixed (k8s.io/kubernetes v1.35.4
+			// pkg/apis/core/helper IsExtendedResourceName).
+			if errs := validation.IsQualifiedName(string(c.Resource)); len(errs) > 0 || !strings.Contains(string(c.Resource), "/") ||
+				strings.Contains(string(c.Resource), "kubernetes.io/") || strings.HasPrefix(string(c.Resource), corev1.DefaultResourceRequestsPrefix) {
 				return fmt.Errorf("defaults: %s.resourceName %q is not a device plugin resource such as nvidia.com/gpu or nvidia.com/mig-1g.10gb", field, c.Resource)
 			}
 		}
 		if c.FailRequestsGreaterThanOne && (!c.Shared() || c.DRA()) {
 			return fmt.Errorf("defaults: %s.failRequestsGreaterThanOne is the device plugin's setting for time-sliced and mps sharing; remove it", field)
 		}
-		if c.MemoryPerDevice.Sign() < 0 || c.PhysicalMemory.Cmp(c.MemoryPerDevice) < 0 {
-			return fmt.Errorf("defaults: %s.physicalMemory %s is below its memoryPerDevice %s: a share cannot exceed the GPU", field, c.PhysicalMemory.String(), c.MemoryPerDevice.String())
+		if c.MemoryPerDevice.Sign() < 0 {
+			return fmt.Errorf("defaults: %s.memoryPerDevice %s must not be negative", field, c.MemoryPerDevice.String())
 		}
 	}
 	return nil

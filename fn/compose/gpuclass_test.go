@@ -69,8 +69,8 @@ func gpuCatalogueCases() map[string]platformCase {
 			ec:     ec(map[string]any{"gpuClasses": map[string]any{"mig-1g": map[string]any{"resourceName": "nvidia.com/mig-1g.10gb", "sharing": "mig", "memoryPerDevice": "10Gi"}}}),
 			check: func(t *testing.T, p Platform) {
 				mig := p.GPUClasses["mig-1g"]
-				if diff := cmp.Diff([]string{"a100", "default", "mig-1g"}, p.GPUClassNames()); diff != "" || !mig.PhysicalMemory.Equal(resource.MustParse("10Gi")) {
-					t.Errorf("classes: -want, +got:\n%s\nmig-1g physical memory defaults to its memory per device, got %s", diff, mig.PhysicalMemory.String())
+				if diff := cmp.Diff([]string{"a100", "default", "mig-1g"}, p.GPUClassNames()); diff != "" || !mig.MemoryPerDevice.Equal(resource.MustParse("10Gi")) || mig.Sharing != "mig" {
+					t.Errorf("classes: -want, +got:\n%s\nmig-1g: %+v", diff, mig)
 				}
 			},
 		},
@@ -98,12 +98,16 @@ func gpuCatalogueCases() map[string]platformCase {
 				}
 			},
 		},
-		"SharedResourceNamesListed": {
-			reason: "Two classes advertising one resource are told apart by their node selectors only, which a ResourceQuota cannot see.",
-			in:     in(map[string]v1beta1.GPUClass{"a100": a100, "h100": {ResourceName: "nvidia.com/gpu"}, "mig": {ResourceName: "nvidia.com/mig-1g.10gb", Sharing: "mig"}}, nil),
+		"SharedQuotaKeysListed": {
+			reason: "Classes counted by one quota key (one resource, or one DeviceClass) are told apart by their node selectors only, which a ResourceQuota cannot see.",
+			in: in(map[string]v1beta1.GPUClass{"a100": a100, "h100": {ResourceName: "nvidia.com/gpu"}, "mig": {ResourceName: "nvidia.com/mig-1g.10gb", Sharing: "mig"},
+				"dra-a": {DeviceClassName: "gpu.nvidia.com"}, "dra-b": {DeviceClassName: "gpu.nvidia.com", NodeSelector: map[string]string{"pool": "b"}}}, nil),
 			check: func(t *testing.T, p Platform) {
-				if diff := cmp.Diff([]string{"default", "h100"}, p.SharingResource("a100")); diff != "" || len(p.SharingResource("mig")) != 0 {
+				if diff := cmp.Diff([]string{"default", "h100"}, p.SharingQuotaKey("a100")); diff != "" || len(p.SharingQuotaKey("mig")) != 0 {
 					t.Errorf("sharing a100: -want, +got:\n%s", diff)
+				}
+				if diff := cmp.Diff([]string{"dra-a"}, p.SharingQuotaKey("dra-b")); diff != "" {
+					t.Errorf("sharing dra-b: -want, +got:\n%s", diff)
 				}
 			},
 		},
@@ -137,10 +141,15 @@ func gpuCatalogueCases() map[string]platformCase {
 			in:        in(map[string]v1beta1.GPUClass{"x": {ResourceName: "nvidia.com/gpu", FailRequestsGreaterThanOne: ptr.To(true)}}, nil),
 			wantError: "defaults: gpuClasses.x.failRequestsGreaterThanOne is the device plugin's setting for time-sliced and mps sharing",
 		},
-		"PhysicalBelowShare": {
-			reason:    "A share cannot be larger than the GPU.",
-			in:        in(map[string]v1beta1.GPUClass{"x": {ResourceName: "nvidia.com/gpu.shared", Sharing: "time-sliced", MemoryPerDevice: ptr.To(resource.MustParse("40Gi")), PhysicalMemory: ptr.To(resource.MustParse("24Gi"))}}, nil),
-			wantError: "defaults: gpuClasses.x.physicalMemory 24Gi is below its memoryPerDevice 40Gi",
+		"RequestsPrefixedResource": {
+			reason:    "requests.nvidia.com/gpu is a quota key, not a resource.",
+			in:        in(map[string]v1beta1.GPUClass{"x": {ResourceName: "requests.nvidia.com/gpu"}}, nil),
+			wantError: `defaults: gpuClasses.x.resourceName "requests.nvidia.com/gpu" is not a device plugin resource`,
+		},
+		"ExplicitDefaultWithoutResource": {
+			reason:    "A catalogue class named default is named in the message, not gpu.resourceName.",
+			in:        in(map[string]v1beta1.GPUClass{"default": {Sharing: "mig"}}, nil),
+			wantError: "defaults: gpuClasses.default: set one of resourceName",
 		},
 		"EmptyImplicitResource": {
 			reason:    "The implicit class needs gpu.resourceName.",

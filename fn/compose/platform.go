@@ -31,8 +31,10 @@ type Platform struct {
 	ModelCacheRequest     resource.Quantity
 
 	// GPUClasses is the resolved catalogue, with the implicit class.
-	GPUClasses           map[string]GPUClass
-	DefaultGPUClass      string
+	GPUClasses      map[string]GPUClass
+	DefaultGPUClass string
+	// explicitDefaultClass: the catalogue has a class named "default".
+	explicitDefaultClass bool
 	GPUPriorityClassName string
 
 	RunAsUser              int64
@@ -292,7 +294,7 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 	if d.Showback != nil {
 		p.CostLabelKeys = d.Showback.CostLabelKeys
 	}
-	p.GPUClasses, p.DefaultGPUClass = gpuClasses(d)
+	p.GPUClasses, p.DefaultGPUClass, p.explicitDefaultClass = gpuClasses(d)
 	return p, p.validate()
 }
 

@@ -50,9 +50,9 @@ func withGPUQuota(p compose.Platform, e v1alpha1.EnvironmentSpec, field string, 
 		if !ok {
 			return nil, fmt.Errorf("%s: %q is not a GPU class of this platform; use one of %s", from, name, strings.Join(p.GPUClassNames(), ", "))
 		}
-		if others := p.SharingResource(name); len(others) > 0 {
-			return nil, fmt.Errorf("%s: GPU class %s asks for %s like class %s, and a ResourceQuota cannot tell them apart; the platform must give each pool its own resource name or a DRA DeviceClass (README, \"GPU classes\")",
-				from, name, class.Resource, strings.Join(others, ", "))
+		if others := p.SharingQuotaKey(name); len(others) > 0 {
+			return nil, fmt.Errorf("%s: GPU class %s asks for %s like class %s, and a ResourceQuota cannot tell them apart; the platform must give each pool its own resource name or DRA DeviceClass (README, \"GPU classes\")",
+				from, name, class.Describe(), strings.Join(others, ", "))
 		}
 		key := class.QuotaKey()
 		if _, ok := out[key]; ok {
@@ -63,11 +63,12 @@ func withGPUQuota(p compose.Platform, e v1alpha1.EnvironmentSpec, field string, 
 	return out, nil
 }
 
-// resourceQuotaField names the resourceQuota entry that set a class's key.
+// resourceQuotaField names the resourceQuota entry that set a class's key
+// (quotaHard maps a DRA key through as it is).
 func resourceQuotaField(e v1alpha1.EnvironmentSpec, field string, class compose.GPUClass) string {
 	name := class.Resource
 	if class.DRA() {
-		name = corev1.ResourceName(class.DeviceClass + corev1.ResourceClaimsPerClass)
+		name = class.QuotaKey()
 	}
 	if _, ok := e.ResourceQuota.Requests[name]; ok {
 		return fmt.Sprintf("%s.resourceQuota.requests[%s]", field, name)
@@ -105,7 +106,7 @@ func (c *Composer) gpuUsage(p compose.Platform, env string) (*v1alpha1.GPUUsage,
 	}
 	var classes []v1alpha1.GPUClassUsage
 	for _, name := range p.GPUClassNames() {
-		if len(p.GPUClasses) == 1 || len(p.SharingResource(name)) > 0 {
+		if len(p.GPUClasses) == 1 || len(p.SharingQuotaKey(name)) > 0 {
 			continue
 		}
 		if u := quotaUsage(o.Resource.Object, p.GPUClasses[name].QuotaKey()); u != nil {

@@ -39,6 +39,15 @@ func requestsOnly(k corev1.ResourceName) bool {
 		len(validation.IsQualifiedName("requests."+s)) == 0
 }
 
+// draDevices: the devices of a DRA DeviceClass that ResourceClaims ask
+// for, <class>.deviceclass.resource.k8s.io/devices, a key without a
+// requests. prefix (k8s.io/kubernetes v1.35.4
+// pkg/quota/v1/evaluator/core/resource_claims.go); prefixed, it would be
+// accepted and never counted.
+func draDevices(k corev1.ResourceName) bool {
+	return strings.HasSuffix(string(k), corev1.ResourceClaimsPerClass)
+}
+
 func objectCount(k corev1.ResourceName) bool {
 	return slices.Contains(objectCounts, k) || strings.HasPrefix(string(k), "count/")
 }
@@ -76,7 +85,7 @@ func quotaHard(q *v1alpha1.ResourceQuotaSpec, field string) (corev1.ResourceList
 				key = corev1.ResourceName(side.name + "." + string(k))
 			case k == corev1.ResourceStorage && side.name == "requests":
 				key = corev1.ResourceRequestsStorage
-			case objectCount(k):
+			case objectCount(k) || draDevices(k):
 				key = k
 			case requestsOnly(k):
 				key = corev1.ResourceName("requests." + string(k))

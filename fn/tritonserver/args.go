@@ -123,7 +123,6 @@ type argsInput struct {
 	environment    string
 	apiKeyHeader   string // restricts the APIs when set
 	exitTimeout    int32  // drain seconds on shutdown (shutdownOf)
-	gpuLimits      []flag // --model-load-gpu-limit of a shared GPU class
 }
 
 // tritonArgs returns the container args in their documented order:
@@ -188,8 +187,6 @@ func tritonArgs(in argsInput) (args []string, tracingProblem string, err error) 
 			add("backend-config", "python,"+k+"="+pb.ExtraArgs[k])
 		}
 	}
-
-	flags = append(flags, in.gpuLimits...)
 
 	obs := in.spec.Observability
 	if obs != nil && obs.Enabled {

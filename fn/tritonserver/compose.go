@@ -89,9 +89,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		return fatal(err)
 	}
 	c.gpu = gpuRequest{class: class, devices: devicesOf(&c.spec, class, res)}
-	var loadLimits []flag
 	if gpuProblem == nil {
-		loadLimits, gpuProblem = checkDevices(&c.spec, c.gpu)
+		gpuProblem = checkDevices(&c.spec, c.gpu)
 	}
 	c.gpuCond = gpuCondition(c.gpu)
 	if gpuProblem != nil {
@@ -169,7 +168,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	args, tracingProblem, err := tritonArgs(argsInput{
 		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
 		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
-		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain, gpuLimits: loadLimits,
+		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain,
 	})
 	if err != nil {
 		return fatal(err)
@@ -200,7 +199,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 
 	// The Deployment, fresh from the spec, or as it is while blocked.
 	var deployReady bool
-	if blocker == nil && !c.kedaHoldsDeployment(p, required, res) {
+	rebuilt := blocker == nil && !c.kedaHoldsDeployment(p, required, res)
+	if rebuilt {
 		replicas := c.replicas()
 		sa := c.serviceAccount(snap)
 		if apiKeyHeader != "" {
@@ -223,7 +223,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		}
 	}
 
-	if err := c.addClaimTemplate(d, blocker == nil, labels); err != nil {
+	if err := c.addClaimTemplate(d, rebuilt, labels); err != nil {
 		return fatal(err)
 	}
 	if err := add(resService, service(c.name("svc"), ns, labels, c.selector(), prts, c.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
@@ -271,7 +271,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		st.AvailableReplicas = int32(avail)
 	}
 	avail := c.availability(deployReady, required[reqPods])
-	if short := c.claimShortfall(required[reqQuotas]); short != "" {
+	if short := c.claimShortfall(required[reqQuotas], required[reqClaims]); short != "" {
 		avail.reason, avail.message = "InsufficientGPUQuota", short
 	}
 	st.Phase, st.Message = avail.phase, avail.message

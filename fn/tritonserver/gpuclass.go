@@ -3,6 +3,8 @@ package tritonserver
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -25,12 +28,13 @@ const ConditionGPUClass = "GPUClass"
 
 // The GPUClass condition's reasons.
 const (
-	reasonGPUClassSelected     = "GPUClassSelected"
-	reasonNoGPUs               = "NoGPUs"
-	reasonUnknownGPUClass      = "UnknownGPUClass"
-	reasonMIGSingleDevice      = "MIGSingleDevice"
-	reasonSharedSingleDevice   = "SharedGPUSingleDevice"
-	reasonModelLoadLimitTooBig = "ModelLoadGPULimitTooHigh"
+	reasonGPUClassSelected      = "GPUClassSelected"
+	reasonNoGPUs                = "NoGPUs"
+	reasonUnknownGPUClass       = "UnknownGPUClass"
+	reasonMIGSingleDevice       = "MIGSingleDevice"
+	reasonSharedSingleDevice    = "SharedGPUSingleDevice"
+	reasonModelLoadLimitInvalid = "ModelLoadGPULimitInvalid"
+	reasonTooManyDevices        = "TooManyDevices"
 )
 
 // gpuClaimName is the pod's name for its ResourceClaim (DRA classes), which
@@ -39,10 +43,12 @@ const gpuClaimName = "gpu"
 
 // modelLoadGPULimit is Triton's option bounding the memory in use on a
 // device when a model loads: <device id>:<fraction of the device's memory>
-// (server src/command_line_parser.cc; core src/backend_model_instance.cc
+// (server src/command_line_parser.cc). It bounds the whole device, not the
+// server's share: core src/backend_model_instance.cc
 // VerifyModelLoadGpuFraction compares cudaMemGetInfo's total-free, every
 // process's use, with fraction × total once an instance is loaded, and
-// refuses the next load). A load gate, not a runtime cap.
+// refuses the next load. So it is not composed for shared classes: a
+// server's share as the fraction would refuse its neighbours' loads.
 const modelLoadGPULimit = "model-load-gpu-limit"
 
 // gpuRequest is the server's class and the devices each pod asks for.
@@ -79,12 +85,12 @@ func devicesOf(spec *v1alpha1.KalypsoTritonServerSpec, class compose.GPUClass, r
 	return q.Value()
 }
 
-// checkDevices refuses what a class's devices cannot serve, and returns
-// the --model-load-gpu-limit options composed for a shared class.
-func checkDevices(spec *v1alpha1.KalypsoTritonServerSpec, g gpuRequest) ([]flag, *compose.Condition) {
+// checkDevices refuses what a class's devices cannot serve, and a
+// --model-load-gpu-limit Triton would refuse at start-up.
+func checkDevices(spec *v1alpha1.KalypsoTritonServerSpec, g gpuRequest) *compose.Condition {
 	c := g.class
-	refuse := func(reason, format string, a ...any) ([]flag, *compose.Condition) {
-		return nil, &compose.Condition{Type: ConditionGPUClass, Reason: reason, Message: fmt.Sprintf(format, a...)}
+	refuse := func(reason, format string, a ...any) *compose.Condition {
+		return &compose.Condition{Type: ConditionGPUClass, Reason: reason, Message: fmt.Sprintf(format, a...)}
 	}
 	switch {
 	case g.devices > 1 && c.Sharing == v1beta1.SharingMIG:
@@ -96,66 +102,33 @@ func checkDevices(spec *v1alpha1.KalypsoTritonServerSpec, g gpuRequest) ([]flag,
 		// "maximum request size for shared resources is 1", which the
 		// kubelet reports as UnexpectedAdmissionError on a failed pod.
 		return refuse(reasonSharedSingleDevice, "spec.gpus: %d devices of %s class %s: its device plugin refuses more than one shared device (failRequestsGreaterThanOne), so the kubelet would fail every pod with UnexpectedAdmissionError and the ReplicaSet would keep making new ones; ask for 1", g.devices, c.Sharing, c.Name)
+	case c.DRA() && g.devices > resourcev1.AllocationResultsMaxSize:
+		// The API server admits the claim; no allocator allocates more
+		// than AllocationResultsMaxSize devices to it (k8s.io/api v0.35.4
+		// resource/v1), so the pods would stay Pending.
+		return refuse(reasonTooManyDevices, "spec.gpus: %d devices of DRA class %s: a ResourceClaim gets at most %d", g.devices, c.Name, resourcev1.AllocationResultsMaxSize)
 	}
-	if g.devices == 0 || c.MemoryPerDevice.IsZero() {
-		return nil, nil
-	}
-	asked := false
 	if tc := spec.TritonConfig; tc != nil {
 		for i, prm := range tc.Parameters {
-			if prm.Name != modelLoadGPULimit {
-				continue
-			}
-			asked = true
-			field := fmt.Sprintf("spec.tritonConfig.parameters[%d]", i)
-			_, frac, err := parseLoadLimit(prm.Value)
-			if err != nil {
-				return refuse(reasonModelLoadLimitTooBig, "%s: --%s=%s: %v", field, modelLoadGPULimit, prm.Value, err)
-			}
-			if allowed := fractionOf(c.MemoryPerDevice, c.PhysicalMemory); frac > allowed {
-				return refuse(reasonModelLoadLimitTooBig, "%s: --%s=%s lets models load until %s of the device's %s are in use, above the %s each server has on class %s; use a fraction of at most %s",
-					field, modelLoadGPULimit, prm.Value, memoryAt(c.PhysicalMemory, frac), c.PhysicalMemory.String(), c.MemoryPerDevice.String(), c.Name, formatFraction(allowed))
+			if prm.Name == modelLoadGPULimit && !validLoadLimit(prm.Value) {
+				return refuse(reasonModelLoadLimitInvalid, "spec.tritonConfig.parameters[%d]: --%s=%s: the value must be <device id>:<fraction between 0 and 1>, such as 0:0.8 (Triton refuses anything else at start-up)", i, modelLoadGPULimit, prm.Value)
 			}
 		}
 	}
-	if asked || !c.Shared() {
-		return nil, nil
-	}
-	limit := formatFraction(fractionOf(c.MemoryPerDevice, c.PhysicalMemory))
-	flags := make([]flag, 0, g.devices)
-	for i := range g.devices {
-		flags = append(flags, flag{modelLoadGPULimit, strconv.FormatInt(i, 10) + ":" + limit})
-	}
-	return flags, nil
+	return nil
 }
 
-// parseLoadLimit reads <device id>:<fraction>, which Triton checks for a
-// device id ≥ 0 and a fraction in [0, 1] (core src/tritonserver.cc
+// validLoadLimit: <device id ≥ 0>:<fraction in [0, 1]>, which Triton
+// checks at start-up (core src/tritonserver.cc
 // TRITONSERVER_ServerOptionsSetModelLoadDeviceLimit).
-func parseLoadLimit(v string) (int, float64, error) {
+func validLoadLimit(v string) bool {
 	id, f, ok := strings.Cut(v, ":")
 	dev, err := strconv.Atoi(id)
 	if !ok || err != nil || dev < 0 {
-		return 0, 0, fmt.Errorf("the value must be <device id>:<fraction>, such as 0:0.25")
+		return false
 	}
 	frac, err := strconv.ParseFloat(f, 64)
-	if err != nil || frac < 0 || frac > 1 {
-		return 0, 0, fmt.Errorf("the fraction must be between 0 and 1, such as 0:0.25")
-	}
-	return dev, frac, nil
-}
-
-// fractionOf is part/whole, rounded down to the three decimals composed.
-func fractionOf(part, whole kresource.Quantity) float64 {
-	f := part.AsApproximateFloat64() / whole.AsApproximateFloat64()
-	return float64(int64(f*1000)) / 1000
-}
-
-func formatFraction(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-// memoryAt is frac of a quantity, in its format, for messages.
-func memoryAt(q kresource.Quantity, frac float64) string {
-	return kresource.NewQuantity(int64(q.AsApproximateFloat64()*frac), q.Format).String()
+	return err == nil && frac >= 0 && frac <= 1
 }
 
 // gpuCondition reports the class a server with GPUs uses.
@@ -173,11 +146,13 @@ func gpuCondition(g gpuRequest) compose.Condition {
 // resourceClaimTemplate asks for a DRA class's devices: every pod gets a
 // ResourceClaim made from it by the resource claim controller
 // (resource.k8s.io/v1 moved the class and count under exactly).
-func resourceClaimTemplate(name, namespace string, labels map[string]string, g gpuRequest) *resourcev1.ResourceClaimTemplate {
+func resourceClaimTemplate(name, namespace string, labels, claimLabels map[string]string, g gpuRequest) *resourcev1.ResourceClaimTemplate {
 	return &resourcev1.ResourceClaimTemplate{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
 		Spec: resourcev1.ResourceClaimTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			// The claims get these labels, which find them again; only the
+			// server's name, since the spec is immutable.
+			ObjectMeta: metav1.ObjectMeta{Labels: claimLabels},
 			Spec: resourcev1.ResourceClaimSpec{Devices: resourcev1.DeviceClaim{Requests: []resourcev1.DeviceRequest{{
 				Name: gpuClaimName,
 				Exactly: &resourcev1.ExactDeviceRequest{
@@ -210,27 +185,56 @@ func (c *Composer) claimTemplateName() string {
 }
 
 // addClaimTemplate composes the ResourceClaimTemplate of a DRA class's
-// server, or, while the Deployment is kept as it is, keeps the observed
-// ones its pods were made from.
-func (c *Composer) addClaimTemplate(d *compose.Desired, fresh bool, labels map[string]string) error {
-	if !fresh {
-		for name, o := range c.observed {
-			if strings.HasPrefix(string(name), resClaimTemplatePrefix) {
-				if _, err := d.Keep(name, o.Resource, compose.Exists); err != nil {
-					return err
-				}
-			}
+// server when the Deployment is rebuilt from the spec, and keeps the
+// observed ones its pods may still need: all of them while the Deployment
+// is kept as it is, and older ones until the Deployment has rolled out
+// (Crossplane v2.2.1 deletes what is no longer desired before it applies
+// the rest, internal/controller/apiextensions/composite/composition_functions.go,
+// and a pod the old ReplicaSet makes meanwhile needs its template:
+// pkg/controller/resourceclaim/controller.go handleClaim).
+func (c *Composer) addClaimTemplate(d *compose.Desired, rebuilt bool, labels map[string]string) error {
+	current := resource.Name("")
+	if name := c.claimTemplateName(); rebuilt && name != "" {
+		current = resource.Name(resClaimTemplatePrefix + c.claimTemplateSuffix())
+		if _, err := d.Add(current, resourceClaimTemplate(name, c.id.Namespace, labels, c.selector(), c.gpu), compose.Exists); err != nil {
+			return err
 		}
+	}
+	if rebuilt && c.rolledOutWith(c.claimTemplateName()) {
 		return nil
 	}
-	if name := c.claimTemplateName(); name != "" {
-		_, err := d.Add(resource.Name(resClaimTemplatePrefix+c.claimTemplateSuffix()), resourceClaimTemplate(name, c.id.Namespace, labels, c.gpu), compose.Exists)
-		return err
+	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
+		if name != current && strings.HasPrefix(string(name), resClaimTemplatePrefix) {
+			if _, err := d.Keep(name, c.observed[name].Resource, compose.Exists); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// awaitsClaims: a server of a DRA class whose Deployment misses replicas.
+// rolledOutWith: the observed Deployment's pods are all made from a pod
+// template naming this ResourceClaimTemplate ("": none), and it serves.
+func (c *Composer) rolledOutWith(template string) bool {
+	if c.deploy == nil {
+		return true
+	}
+	claims, _, _ := unstructured.NestedSlice(c.deploy.Object, "spec", "template", "spec", "resourceClaims")
+	uses := ""
+	for _, pc := range claims {
+		if m, ok := pc.(map[string]any); ok && m["name"] == gpuClaimName {
+			uses, _ = m["resourceClaimTemplateName"].(string)
+		}
+	}
+	gen, _ := compose.Int(c.deploy.Object, "metadata", "generation")
+	seen, _ := compose.Int(c.deploy.Object, "status", "observedGeneration")
+	pods, _ := compose.Int(c.deploy.Object, "status", "replicas")
+	updated, _ := compose.Int(c.deploy.Object, "status", "updatedReplicas")
+	return uses == template && seen >= gen && updated == pods && c.serves(c.deploy)
+}
+
+// awaitsClaims: a server of a DRA class whose Deployment misses replicas,
+// which then reads the quotas and its pods' ResourceClaims.
 // Its pods' ResourceClaims are charged to the quota when the resource claim
 // controller creates them, after the pods are admitted, so a pod over
 // quota stays Pending with no condition and only a
@@ -250,13 +254,15 @@ func (c *Composer) awaitsClaims(p compose.Platform) bool {
 	return available < want
 }
 
-// claimShortfall says why a DRA server's missing pods wait, when the quota
-// has no room for one more pod's claim.
-func (c *Composer) claimShortfall(quotas []resource.Required) string {
+// claimShortfall says why a DRA server's missing pods wait: fewer claims
+// exist than the Deployment wants pods (a pod that is loading or
+// crash-looping holds its claim and is counted already), and the quota has
+// no room for one more pod's claim.
+func (c *Composer) claimShortfall(quotas, claims []resource.Required) string {
 	if c.deploy == nil || !c.gpu.class.DRA() || c.gpu.devices == 0 {
 		return ""
 	}
-	if want, available := deploymentCounts(c.deploy); available >= want {
+	if want, available := deploymentCounts(c.deploy); available >= want || int64(len(claims)) >= want {
 		return ""
 	}
 	short := shortQuota(sortedByName(quotas), c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI))

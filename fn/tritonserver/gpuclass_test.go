@@ -40,8 +40,8 @@ func catalogue(t *testing.T) compose.Platform {
 		"mig-1g": {ResourceName: "nvidia.com/mig-1g.10gb", Sharing: v1beta1.SharingMIG, NodeSelector: map[string]string{"nvidia.com/mig.config": "all-1g.10gb"},
 			Tolerations: migTaint, RuntimeClassName: "nvidia", MemoryPerDevice: q("10Gi")},
 		"shared": {ResourceName: "nvidia.com/gpu.shared", Sharing: v1beta1.SharingTimeSliced, FailRequestsGreaterThanOne: ptr.To(true),
-			MemoryPerDevice: q("20Gi"), PhysicalMemory: q("80Gi")},
-		"shared-many": {ResourceName: "nvidia.com/gpu.many", Sharing: v1beta1.SharingTimeSliced, MemoryPerDevice: q("24Gi"), PhysicalMemory: q("80Gi")},
+			MemoryPerDevice: q("20Gi")},
+		"shared-many": {ResourceName: "nvidia.com/gpu.many", Sharing: v1beta1.SharingTimeSliced, MemoryPerDevice: q("24Gi")},
 		"mps":         {ResourceName: "nvidia.com/gpu.mps", Sharing: v1beta1.SharingMPS},
 		// A MIG resource name on a class that does not say mig: the
 		// platform's word (sharing) is what counts.
@@ -72,12 +72,14 @@ func TestGPUClasses(t *testing.T) {
 		}
 	}
 	draTemplate := resource.Name(resClaimTemplatePrefix + "gpu2-48275129")
+	draTemplateOne := resource.Name(resClaimTemplatePrefix + "gpu1-48275129")
 
 	cases := map[string]struct {
 		reason   string
 		spec     string
 		observed map[string]string
 		quotas   []string
+		claims   []string
 		// resources composed; nil: the usual Deployment, Service and Usage
 		resources []resource.Name
 		gpu       cond
@@ -137,34 +139,35 @@ func TestGPUClasses(t *testing.T) {
 			spec:   "gpuClass: mps\ngpus: 2\n", resources: []resource.Name{}, gpu: cond{false, reasonSharedSingleDevice},
 		},
 		"TimeSlicedManyAllowed": {
-			reason: "Without failRequestsGreaterThanOne two shares are allowed, each with its load limit: 24Gi of 80Gi is 0.3.",
-			spec:   "gpuClass: shared-many\ngpus: 2\n", gpu: cond{true, reasonGPUClassSelected},
+			reason: "Without failRequestsGreaterThanOne two shares are allowed; no load limit is composed (Triton's bounds the whole device, neighbours included).",
+			spec:   "gpuClass: shared-many\ngpus: 2\n", gpu: cond{true, reasonGPUClassSelected}, message: "24Gi of GPU memory per device",
 			check: func(t *testing.T, r compose.Result) {
-				hasArg("--model-load-gpu-limit=0:0.3", true)(t, r)
-				hasArg("--model-load-gpu-limit=1:0.3", true)(t, r)
+				for _, a := range args(t, r) {
+					if strings.Contains(a, modelLoadGPULimit) {
+						t.Errorf("no --model-load-gpu-limit for a shared class, got %s", a)
+					}
+				}
 			},
 		},
-		"SharedDefaultLimit": {
-			reason: "A shared class gets --model-load-gpu-limit by default: its share of the physical GPU (20Gi of 80Gi).",
-			spec:   "gpuClass: shared\ngpus: 1\n", gpu: cond{true, reasonGPUClassSelected}, check: hasArg("--model-load-gpu-limit=0:0.25", true),
+		"OwnLoadLimitKept": {
+			reason: "A server's own load limit is passed through.",
+			spec:   "gpuClass: shared\ngpus: 1\ntritonConfig: {parameters: [{name: model-load-gpu-limit, value: '0:0.9'}]}\n", gpu: cond{true, reasonGPUClassSelected},
+			check: hasArg("--model-load-gpu-limit=0:0.9", true),
 		},
-		"SharedOwnLimitWithin": {
-			reason: "A server's own, lower limit replaces the default.",
-			spec:   "gpuClass: shared\ngpus: 1\ntritonConfig: {parameters: [{name: model-load-gpu-limit, value: '0:0.2'}]}\n", gpu: cond{true, reasonGPUClassSelected},
-			check: func(t *testing.T, r compose.Result) {
-				hasArg("--model-load-gpu-limit=0:0.2", true)(t, r)
-				hasArg("--model-load-gpu-limit=0:0.25", false)(t, r)
-			},
-		},
-		"SharedOwnLimitTooHigh": {
-			reason: "A fraction × physical memory above the class's memory per device is refused, naming the parameter.",
-			spec:   "gpuClass: shared\ngpus: 1\ntritonConfig: {parameters: [{name: model-load-gpu-limit, value: '0:0.5'}]}\n", resources: []resource.Name{},
-			gpu: cond{false, reasonModelLoadLimitTooBig}, message: "spec.tritonConfig.parameters[0]: --model-load-gpu-limit=0:0.5 lets models load until 40Gi of the device's 80Gi are in use, above the 20Gi each server has on class shared; use a fraction of at most 0.25",
-		},
-		"SharedOwnLimitMalformed": {
+		"OwnLoadLimitMalformed": {
 			reason: "A value Triton would refuse at start-up is refused first.",
 			spec:   "gpuClass: shared\ngpus: 1\ntritonConfig: {parameters: [{name: model-load-gpu-limit, value: '0.25'}]}\n", resources: []resource.Name{},
-			gpu: cond{false, reasonModelLoadLimitTooBig}, message: "<device id>:<fraction>",
+			gpu: cond{false, reasonModelLoadLimitInvalid}, message: "spec.tritonConfig.parameters[0]: --model-load-gpu-limit=0.25: the value must be <device id>:<fraction between 0 and 1>",
+		},
+		"OwnLoadLimitAboveOne": {
+			reason: "Triton refuses a fraction above 1.",
+			spec:   "gpus: 1\ntritonConfig: {parameters: [{name: model-load-gpu-limit, value: '0:1.5'}]}\n", resources: []resource.Name{},
+			gpu: cond{false, reasonModelLoadLimitInvalid},
+		},
+		"DRATooManyDevices": {
+			reason: "No allocator gives a claim more than 32 devices: refused instead of pods that stay Pending.",
+			spec:   "gpuClass: dra-h100\ngpus: 33\n", resources: []resource.Name{}, gpu: cond{false, reasonTooManyDevices},
+			message: "spec.gpus: 33 devices of DRA class dra-h100: a ResourceClaim gets at most 32",
 		},
 		"UnknownClass": {
 			reason: "A class the platform does not have: nothing is created, the condition lists the classes.",
@@ -220,10 +223,36 @@ func TestGPUClasses(t *testing.T) {
 				}
 			},
 		},
+		"DRAPodHoldsItsClaim": {
+			reason: "A full quota is not why a pod is unavailable when every pod has its claim (loading, crash-looping): the usual diagnosis stays.",
+			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
+			claims:    []string{"{apiVersion: resource.k8s.io/v1, kind: ResourceClaim, metadata: {name: resnet-deploy-abc-gpu-x1, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}}"},
+			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
+			check: func(t *testing.T, r compose.Result) {
+				if c := condsOf(r)[ConditionServerAvailable]; c.Reason == "InsufficientGPUQuota" {
+					t.Errorf("want the Deployment's own diagnosis, got %+v: %s", c, message(r, ConditionServerAvailable))
+				}
+			},
+		},
+		"DRATemplateKeptDuringRollout": {
+			reason: "Another count is a new template; the old one stays while the Deployment's pods still come from it.",
+			spec:   "gpuClass: dra-h100\ngpus: 1\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployAvailable),
+			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate, draTemplateOne}, gpu: cond{true, reasonGPUClassSelected},
+		},
+		"DRAOldTemplateDroppedAfterRollout": {
+			reason: "Once the Deployment has rolled out from the new template, the old one goes.",
+			spec:   "gpuClass: dra-h100\ngpus: 1\n",
+			observed: func() map[string]string {
+				o := createdOn(t, p, "gpuClass: dra-h100\ngpus: 1\n", deployAvailable)
+				o[string(draTemplate)] = "{apiVersion: resource.k8s.io/v1, kind: ResourceClaimTemplate, metadata: {name: resnet-gpu2-48275129, namespace: vision-dev}}"
+				return o
+			}(),
+			resources: []resource.Name{resDeployment, resService, resUsage, draTemplateOne}, gpu: cond{true, reasonGPUClassSelected},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqQuotas: tc.quotas}}.run(t, int64s, p)
+			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqQuotas: tc.quotas, reqClaims: tc.claims}}.run(t, int64s, p)
 			if r.Fatal != nil {
 				t.Fatalf("%s\nFatal: %v", tc.reason, r.Fatal)
 			}

@@ -292,16 +292,11 @@ type GPUClass struct {
 	// api/config/v1/config.go).
 	// +optional
 	FailRequestsGreaterThanOne *bool `json:"failRequestsGreaterThanOne,omitempty"`
-	// MemoryPerDevice is the GPU memory a server may use on each device:
-	// the slice's memory (mig), or its share of the GPU (time-sliced, mps).
+	// MemoryPerDevice is the GPU memory a server has on each device: the
+	// slice's (mig), its share of the GPU (time-sliced, mps), the GPU's
+	// (exclusive). Shown in the server's GPUClass condition.
 	// +optional
 	MemoryPerDevice *resource.Quantity `json:"memoryPerDevice,omitempty"`
-	// PhysicalMemory is the memory of the device CUDA shows the process:
-	// the whole GPU for time-sliced and mps classes, the slice for mig.
-	// Triton's --model-load-gpu-limit is a fraction of it. Default:
-	// memoryPerDevice.
-	// +optional
-	PhysicalMemory *resource.Quantity `json:"physicalMemory,omitempty"`
 }
 
 // SecurityDefaults harden every pod.
