@@ -127,6 +127,9 @@ spec:
 		}
 		var results []resourcev1.DeviceRequestAllocationResult
 		for _, c := range claims.Items {
+			if c.Labels[labelTritonServer] != claimed.Name {
+				t.Errorf("claim %s has labels %v: want %s=%s from its template, which the server finds its claims by", c.Name, c.Labels, labelTritonServer, claimed.Name)
+			}
 			if c.Status.Allocation != nil && len(c.Status.ReservedFor) == 1 {
 				results = append(results, c.Status.Allocation.Devices.Results...)
 			}
