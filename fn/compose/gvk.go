@@ -71,7 +71,6 @@ var (
 	KindHTTPRoute          = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
 	KindGRPCRoute          = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
 	KindResourceClaimTmpl  = GVK{"resource.k8s.io", "v1", "ResourceClaimTemplate", "resourceclaimtemplates", Compose}
-	KindResourceClaim      = GVK{"resource.k8s.io", "v1", "ResourceClaim", "resourceclaims", Read}
 	KindUsage              = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
 	KindClusterUsage       = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}
 	KindAPIService         = GVK{"apiregistration.k8s.io", "v1", "APIService", "apiservices", Read}
@@ -88,7 +87,7 @@ var (
 var KindTable = []GVK{
 	KindNamespace, KindResourceQuota, KindLimitRange, KindService, KindConfigMap, KindSecret, KindServiceAccount, KindPod,
 	KindDeployment, KindNetworkPolicy, KindRoleBinding, KindPDB, KindHPA, KindServiceMonitor, KindScaledObject, KindPrometheusRule, KindAlertmanagerConfig,
-	KindHTTPRoute, KindGRPCRoute, KindResourceClaimTmpl, KindResourceClaim, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
+	KindHTTPRoute, KindGRPCRoute, KindResourceClaimTmpl, KindUsage, KindClusterUsage, KindAPIService, KindEnvironmentCfg,
 	KindProject, KindApplication, KindTritonServer,
 }
 

@@ -85,7 +85,14 @@ func quotaHard(q *v1alpha1.ResourceQuotaSpec, field string) (corev1.ResourceList
 				key = corev1.ResourceName(side.name + "." + string(k))
 			case k == corev1.ResourceStorage && side.name == "requests":
 				key = corev1.ResourceRequestsStorage
-			case objectCount(k) || draDevices(k):
+			case objectCount(k):
+				key = k
+			case draDevices(k):
+				// Admission matches a prefixed key by its suffix, but the
+				// claims' usage only ever has the bare key: never counted.
+				if strings.HasPrefix(string(k), "requests.") || strings.HasPrefix(string(k), "limits.") || len(validation.IsQualifiedName(string(k))) > 0 {
+					return nil, fmt.Errorf("%s: %q is not a DRA quota key: write <deviceclass>.deviceclass.resource.k8s.io/devices with a DeviceClass name and no requests. or limits. prefix, or use gpuQuota", from, k)
+				}
 				key = k
 			case requestsOnly(k):
 				key = corev1.ResourceName("requests." + string(k))

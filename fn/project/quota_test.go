@@ -27,6 +27,21 @@ func TestQuotaHard(t *testing.T) {
 		want    corev1.ResourceList
 		wantErr string
 	}{
+		"DRADevicesPassThrough": {
+			reason: "A DRA DeviceClass's devices are counted by the bare key (a requests. prefix would never be counted), from either side.",
+			quota:  v1alpha1.ResourceQuotaSpec{Requests: list("gpu.nvidia.com.deviceclass.resource.k8s.io/devices", "4")},
+			want:   list("gpu.nvidia.com.deviceclass.resource.k8s.io/devices", "4"),
+		},
+		"DRADevicesPrefixed": {
+			reason:  "A prefixed DRA key is accepted by the API server and never counted: refused.",
+			quota:   v1alpha1.ResourceQuotaSpec{Requests: list("requests.gpu.nvidia.com.deviceclass.resource.k8s.io/devices", "4")},
+			wantErr: `q.requests[requests.gpu.nvidia.com.deviceclass.resource.k8s.io/devices]: "requests.gpu.nvidia.com.deviceclass.resource.k8s.io/devices" is not a DRA quota key`,
+		},
+		"DRADevicesBadClassName": {
+			reason:  "The DeviceClass part must make a qualified name, or the API server refuses the quota.",
+			quota:   v1alpha1.ResourceQuotaSpec{Limits: list("Bad_Name.deviceclass.resource.k8s.io/devices", "1")},
+			wantErr: "is not a DRA quota key",
+		},
 		"ComputeBothSides": {
 			reason: "cpu, memory and ephemeral-storage are quota-able as limits.<k> and requests.<k>.",
 			quota:  v1alpha1.ResourceQuotaSpec{Limits: list("cpu", "16", "memory", "64Gi", "ephemeral-storage", "100Gi"), Requests: list("cpu", "8", "memory", "32Gi")},

@@ -271,9 +271,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		st.AvailableReplicas = int32(avail)
 	}
 	avail := c.availability(deployReady, required[reqPods])
-	if short := c.claimShortfall(required[reqQuotas], required[reqClaims]); short != "" {
-		avail.reason, avail.message = "InsufficientGPUQuota", short
-	}
+	avail = c.claimShortfall(avail, required[reqQuotas], required[reqPods])
 	st.Phase, st.Message = avail.phase, avail.message
 
 	appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
@@ -417,7 +415,7 @@ func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.Resourc
 		reason, per  string
 		lowerOrRaise string
 	}{
-		{c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI), "InsufficientGPUQuota",
+		{c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI), reasonInsufficientGPUQuota,
 			"GPUs of class " + c.gpu.class.Name + " per pod × replicas", "lower them"},
 		{"requests." + corev1.ResourceEphemeralStorage, storage, "InsufficientEphemeralStorageQuota", "ephemeral storage per pod × replicas", "lower spec.modelCache.request or the replicas"},
 	}
@@ -441,10 +439,21 @@ func sortedByName(quotas []resource.Required) []resource.Required {
 	return quotas
 }
 
+func scoped(q *unstructured.Unstructured) bool {
+	scopes, _, _ := unstructured.NestedSlice(q.Object, "spec", "scopes")
+	sel, _, _ := unstructured.NestedMap(q.Object, "spec", "scopeSelector")
+	return len(scopes) > 0 || len(sel) > 0
+}
+
 // shortQuota names the first quota (quotas sorted by name) that counts key
 // and has less than need left, with its limit and use; "" when none.
 func shortQuota(quotas []resource.Required, key corev1.ResourceName, need kresource.Quantity) string {
 	for _, q := range quotas {
+		if strings.HasSuffix(string(key), corev1.ResourceClaimsPerClass) && scoped(q.Resource) {
+			// A quota with scopes never matches a ResourceClaim
+			// (pkg/quota/v1/evaluator/core/resource_claims.go).
+			continue
+		}
 		hard, found, _ := unstructured.NestedString(q.Resource.Object, "status", "hard", string(key))
 		if !found {
 			continue

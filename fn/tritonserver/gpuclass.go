@@ -35,6 +35,7 @@ const (
 	reasonSharedSingleDevice    = "SharedGPUSingleDevice"
 	reasonModelLoadLimitInvalid = "ModelLoadGPULimitInvalid"
 	reasonTooManyDevices        = "TooManyDevices"
+	reasonInsufficientGPUQuota  = "InsufficientGPUQuota"
 )
 
 // gpuClaimName is the pod's name for its ResourceClaim (DRA classes), which
@@ -234,14 +235,14 @@ func (c *Composer) rolledOutWith(template string) bool {
 }
 
 // awaitsClaims: a server of a DRA class whose Deployment misses replicas,
-// which then reads the quotas and its pods' ResourceClaims.
-// Its pods' ResourceClaims are charged to the quota when the resource claim
-// controller creates them, after the pods are admitted, so a pod over
-// quota stays Pending with no condition and only a
-// FailedResourceClaimCreation event (k8s.io/kubernetes v1.35.4
+// which then reads the quotas. Its pods' ResourceClaims are charged to the
+// quota when the resource claim controller creates them, after the pods
+// are admitted, so a pod over quota stays Pending with no condition and
+// only a FailedResourceClaimCreation event (k8s.io/kubernetes v1.35.4
 // pkg/controller/resourceclaim/controller.go syncPod; the scheduler gates
 // the pod in PreEnqueue until its claim exists, with no PodScheduled
-// condition). Only the quota tells.
+// condition). Its claims are not read: core would cache every
+// ResourceClaim of the cluster until it restarts.
 func (c *Composer) awaitsClaims(p compose.Platform) bool {
 	if c.deploy == nil {
 		return false
@@ -254,21 +255,53 @@ func (c *Composer) awaitsClaims(p compose.Platform) bool {
 	return available < want
 }
 
-// claimShortfall says why a DRA server's missing pods wait: fewer claims
-// exist than the Deployment wants pods (a pod that is loading or
-// crash-looping holds its claim and is counted already), and the quota has
-// no room for one more pod's claim.
-func (c *Composer) claimShortfall(quotas, claims []resource.Required) string {
+// claimShortfall tells a DRA server's missing pods' quota problem: when a
+// read pod waits for its ResourceClaim (not terminating, no claim in its
+// status) and the quota has no room for one, that is the reason
+// (definite); without pods read, a full quota is only a hint added to the
+// message, since a pod that is loading or crash-looping holds its claim.
+func (c *Composer) claimShortfall(avail availability, quotas, pods []resource.Required) availability {
 	if c.deploy == nil || !c.gpu.class.DRA() || c.gpu.devices == 0 {
-		return ""
+		return avail
 	}
-	if want, available := deploymentCounts(c.deploy); available >= want || int64(len(claims)) >= want {
-		return ""
+	if want, available := deploymentCounts(c.deploy); available >= want {
+		return avail
 	}
 	short := shortQuota(sortedByName(quotas), c.gpu.class.QuotaKey(), *kresource.NewQuantity(c.gpu.devices, kresource.DecimalSI))
 	if short == "" {
+		return avail
+	}
+	refused := fmt.Sprintf("%s: the ResourceClaim of a new pod (%d devices of class %s) is refused, so the pod stays Pending with a FailedResourceClaimCreation event (kubectl get events -n %s --field-selector reason=FailedResourceClaimCreation); lower the replicas or raise the project's gpuQuota",
+		short, c.gpu.devices, c.gpu.class.Name, c.id.Namespace)
+	if pod := podWithoutClaim(pods); pod != "" {
+		avail.reason, avail.message = reasonInsufficientGPUQuota, "pod "+pod+" has no ResourceClaim: "+refused
+		return avail
+	}
+	if len(pods) == 0 {
+		avail.message += "; if a pod has no ResourceClaim yet, this is why: " + refused
+	}
+	return avail
+}
+
+// podWithoutClaim names the first pod (by name) that is not terminating
+// and has no ResourceClaim for its GPUs in its status; "" when none.
+func podWithoutClaim(pods []resource.Required) string {
+	var names []string
+	for _, p := range pods {
+		if p.Resource.GetDeletionTimestamp() != nil {
+			continue
+		}
+		statuses, _, _ := unstructured.NestedSlice(p.Resource.Object, "status", "resourceClaimStatuses")
+		if !slices.ContainsFunc(statuses, func(s any) bool {
+			m, ok := s.(map[string]any)
+			return ok && m["name"] == gpuClaimName && m["resourceClaimName"] != nil
+		}) {
+			names = append(names, p.Resource.GetName())
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s: the ResourceClaim of a new pod (%d devices of class %s) is refused, so the pod stays Pending with a FailedResourceClaimCreation event (kubectl get events -n %s --field-selector reason=FailedResourceClaimCreation); lower the replicas or raise the project's gpuQuota",
-		short, c.gpu.devices, c.gpu.class.Name, c.id.Namespace)
+	return names[0]
 }

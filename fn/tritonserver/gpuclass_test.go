@@ -79,7 +79,8 @@ func TestGPUClasses(t *testing.T) {
 		spec     string
 		observed map[string]string
 		quotas   []string
-		claims   []string
+		readPods bool     // the platform reads pods
+		pods     []string // the server's pods
 		// resources composed; nil: the usual Deployment, Service and Usage
 		resources []resource.Name
 		gpu       cond
@@ -213,23 +214,36 @@ func TestGPUClasses(t *testing.T) {
 				}
 			},
 		},
-		"DRAClaimsOverQuotaAfterCreate": {
-			reason: "A DRA server's missing pod whose claim the quota refuses: the pod stays Pending without a condition, so the quota is what the server reports.",
+		"DRAClaimsOverQuotaHint": {
+			reason: "A DRA server missing a pod with a full quota, pods not read: the quota is a hint in the message (a loading pod holds its claim too), the reason stays the Deployment's.",
 			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
 			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
 			check: func(t *testing.T, r compose.Result) {
-				if c := condsOf(r)[ConditionServerAvailable]; c.Reason != "InsufficientGPUQuota" || !strings.Contains(message(r, ConditionServerAvailable), "FailedResourceClaimCreation") {
-					t.Errorf("want InsufficientGPUQuota naming the claim event, got %+v: %s", c, message(r, ConditionServerAvailable))
+				if c, m := condsOf(r)[ConditionServerAvailable], message(r, ConditionServerAvailable); c.Reason == reasonInsufficientGPUQuota ||
+					!strings.Contains(m, "if a pod has no ResourceClaim yet, this is why: ResourceQuota gpus allows 2 gpu.nvidia.com.deviceclass.resource.k8s.io/devices and 2 are in use") {
+					t.Errorf("want the Deployment's reason with the quota hint, got %+v: %s", c, m)
+				}
+			},
+		},
+		"DRAClaimsOverQuotaPodRead": {
+			reason: "With pods read, a pending pod without a ResourceClaim and a full quota: the quota is the reason.",
+			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
+			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-b, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, status: {phase: Pending}}"},
+			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
+			check: func(t *testing.T, r compose.Result) {
+				if c, m := condsOf(r)[ConditionServerAvailable], message(r, ConditionServerAvailable); c.Reason != reasonInsufficientGPUQuota ||
+					!strings.HasPrefix(m, "pod resnet-deploy-b has no ResourceClaim: ResourceQuota gpus allows 2") || !strings.Contains(m, "FailedResourceClaimCreation") {
+					t.Errorf("want InsufficientGPUQuota naming the pod and the event, got %+v: %s", c, m)
 				}
 			},
 		},
 		"DRAPodHoldsItsClaim": {
 			reason: "A full quota is not why a pod is unavailable when every pod has its claim (loading, crash-looping): the usual diagnosis stays.",
 			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
-			claims:    []string{"{apiVersion: resource.k8s.io/v1, kind: ResourceClaim, metadata: {name: resnet-deploy-abc-gpu-x1, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}}"},
+			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-a, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, status: {phase: Pending, resourceClaimStatuses: [{name: gpu, resourceClaimName: resnet-deploy-a-gpu-x1}]}}"},
 			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
 			check: func(t *testing.T, r compose.Result) {
-				if c := condsOf(r)[ConditionServerAvailable]; c.Reason == "InsufficientGPUQuota" {
+				if c := condsOf(r)[ConditionServerAvailable]; c.Reason == reasonInsufficientGPUQuota {
 					t.Errorf("want the Deployment's own diagnosis, got %+v: %s", c, message(r, ConditionServerAvailable))
 				}
 			},
@@ -252,7 +266,9 @@ func TestGPUClasses(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqQuotas: tc.quotas, reqClaims: tc.claims}}.run(t, int64s, p)
+			pl := p
+			pl.ReadPods = tc.readPods
+			r := scene{xr: serverXR(tc.spec, ""), observed: tc.observed, required: map[string][]string{reqApplication: {readyApp}, reqQuotas: tc.quotas, reqPods: tc.pods}}.run(t, int64s, pl)
 			if r.Fatal != nil {
 				t.Fatalf("%s\nFatal: %v", tc.reason, r.Fatal)
 			}

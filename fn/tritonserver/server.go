@@ -66,7 +66,6 @@ const (
 	reqQuotas         = "resourcequotas"
 	reqMetricsAPI     = "custom-metrics-api"
 	reqAPIKey         = "api-key-secret"
-	reqClaims         = "resourceclaims"
 )
 
 const (
@@ -140,9 +139,6 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	}
 	if c.deploy == nil || c.awaitsClaims(p) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
-	}
-	if c.awaitsClaims(p) {
-		r[reqClaims] = compose.KindResourceClaim.Labelled(ns, c.selector())
 	}
 	if readsCostLabels(p) {
 		r[reqNamespace] = compose.KindNamespace.Named("", ns)
