@@ -283,12 +283,16 @@ func (c *Composer) claimShortfall(avail availability, quotas, pods []resource.Re
 	return avail
 }
 
-// podWithoutClaim names the first pod (by name) that is not terminating
-// and has no ResourceClaim for its GPUs in its status; "" when none.
+// podWithoutClaim names the first pod (by name) that asks for a claim of
+// its GPUs, is not terminating, and has none in its status; "" when none.
 func podWithoutClaim(pods []resource.Required) string {
 	var names []string
 	for _, p := range pods {
-		if p.Resource.GetDeletionTimestamp() != nil {
+		asks, _, _ := unstructured.NestedSlice(p.Resource.Object, "spec", "resourceClaims")
+		if p.Resource.GetDeletionTimestamp() != nil || !slices.ContainsFunc(asks, func(c any) bool {
+			m, ok := c.(map[string]any)
+			return ok && m["name"] == gpuClaimName
+		}) {
 			continue
 		}
 		statuses, _, _ := unstructured.NestedSlice(p.Resource.Object, "status", "resourceClaimStatuses")

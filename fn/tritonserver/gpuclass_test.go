@@ -228,7 +228,7 @@ func TestGPUClasses(t *testing.T) {
 		"DRAClaimsOverQuotaPodRead": {
 			reason: "With pods read, a pending pod without a ResourceClaim and a full quota: the quota is the reason.",
 			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
-			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-b, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, status: {phase: Pending}}"},
+			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-b, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, spec: {resourceClaims: [{name: gpu, resourceClaimTemplateName: resnet-gpu2-48275129}]}, status: {phase: Pending}}"},
 			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
 			check: func(t *testing.T, r compose.Result) {
 				if c, m := condsOf(r)[ConditionServerAvailable], message(r, ConditionServerAvailable); c.Reason != reasonInsufficientGPUQuota ||
@@ -240,7 +240,7 @@ func TestGPUClasses(t *testing.T) {
 		"DRAPodHoldsItsClaim": {
 			reason: "A full quota is not why a pod is unavailable when every pod has its claim (loading, crash-looping): the usual diagnosis stays.",
 			spec:   "gpuClass: dra-h100\ngpus: 2\n", observed: createdOn(t, p, "gpuClass: dra-h100\ngpus: 2\n", deployProgressing), quotas: []string{draQuota("2")},
-			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-a, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, status: {phase: Pending, resourceClaimStatuses: [{name: gpu, resourceClaimName: resnet-deploy-a-gpu-x1}]}}"},
+			readPods: true, pods: []string{"{apiVersion: v1, kind: Pod, metadata: {name: resnet-deploy-a, namespace: vision-dev, labels: {kalypso-serving.io/tritonserver: resnet}}, spec: {resourceClaims: [{name: gpu, resourceClaimTemplateName: resnet-gpu2-48275129}]}, status: {phase: Pending, resourceClaimStatuses: [{name: gpu, resourceClaimName: resnet-deploy-a-gpu-x1}]}}"},
 			resources: []resource.Name{resDeployment, resService, resUsage, draTemplate}, gpu: cond{true, reasonGPUClassSelected},
 			check: func(t *testing.T, r compose.Result) {
 				if c := condsOf(r)[ConditionServerAvailable]; c.Reason == reasonInsufficientGPUQuota {
