@@ -46,6 +46,17 @@ func TestGPUClasses(t *testing.T) {
 	requireFlavour(t, flavourV2)
 	const project, ns = "gpus", "gpus-prod"
 	gpuClassPools(t)
+	// Cleanups run last first: the servers and the application go
+	// (teardown), then the project, before the platform's classes do
+	// (gpuClassPools): without them its gpuQuota names unknown classes,
+	// which would stop its release.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
+		defer cancel()
+		if err := deleteProject(ctx, project, ns); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
 	teardown(t, project, ns)
 
 	applyYAML(t, fmt.Sprintf(`apiVersion: serving.kalypso.io/v1alpha1
@@ -204,11 +215,30 @@ spec:
 	})
 }
 
-// gpuClassPools adds the MIG and DRA nodes, the DeviceClass and the
-// ResourceSlice of the lab's GPU classes, and removes them at the end.
+// gpuClassDefaults are the lab's platform defaults with two GPU classes.
+// The classes are added for this test only, and removed before it ends:
+// the previous release's function, which the upgrade tests run, refuses
+// an EnvironmentConfig with keys it does not know (README, "Versions and
+// upgrades").
+const gpuClassDefaults = platformDefaults + `  gpuClasses:
+    mig-1g:
+      resourceName: nvidia.com/mig-1g.10gb
+      sharing: mig
+      memoryPerDevice: 10Gi
+      nodeSelector: {nvidia.com/mig.config: all-1g.10gb}
+      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    dra:
+      deviceClassName: gpu.e2e.kalypso.io
+      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+`
+
+// gpuClassPools adds the GPU classes to the platform defaults, the MIG and
+// DRA nodes, the DeviceClass and the ResourceSlice, and removes them at the
+// end (after the cleanups registered later: the project's).
 func gpuClassPools(t *testing.T) {
 	t.Helper()
 	ctx := t.Context()
+	applyYAML(t, gpuClassDefaults)
 	mig := newGPUNode(migNode, map[string]string{"nvidia.com/mig.config": "all-1g.10gb"},
 		corev1.ResourceList{migResource: *resource.NewQuantity(7, resource.DecimalSI)})
 	dra := newGPUNode(draNode, map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, nil)
@@ -233,6 +263,9 @@ func gpuClassPools(t *testing.T) {
 		_ = lab.Kube.Typed.ResourceV1().DeviceClasses().Delete(ctx, class.Name, metav1.DeleteOptions{})
 		for _, n := range []string{migNode, draNode} {
 			_ = lab.Kube.Typed.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
+		}
+		if err := lab.installPlatformDefaults(ctx); err != nil {
+			t.Errorf("restore the platform defaults: %v", err)
 		}
 	})
 	for _, n := range []*corev1.Node{mig, dra} {

@@ -399,21 +399,25 @@ func teardown(t *testing.T, project string, namespaces ...string) {
 				}
 			}
 		}
-		background("delete project "+project, func(ctx context.Context) error {
-			if err := releaseProject(ctx, project); err != nil {
-				return err
-			}
-			if _, _, err := deleteEventually(ctx, apiVersionKalypso, kindProject, "", project, backgroundTimeout-time.Minute); err != nil {
-				return err
-			}
-			for _, ns := range namespaces {
-				if _, _, err := deleteEventually(ctx, "v1", "Namespace", "", ns, 60*time.Second); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		background("delete project "+project, func(ctx context.Context) error { return deleteProject(ctx, project, namespaces...) })
 	})
+}
+
+// deleteProject releases and deletes a project and waits until it and its
+// namespaces are gone.
+func deleteProject(ctx context.Context, project string, namespaces ...string) error {
+	if err := releaseProject(ctx, project); err != nil {
+		return err
+	}
+	if _, _, err := deleteEventually(ctx, apiVersionKalypso, kindProject, "", project, backgroundTimeout-time.Minute); err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		if _, _, err := deleteEventually(ctx, "v1", "Namespace", "", ns, 60*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // releaseProject sets spec.release: true, the step that lets a project be

@@ -1114,17 +1114,6 @@ data:
     - key: nvidia.com/gpu
       operator: Exists
       effect: NoSchedule
-  # TestGPUClasses adds their nodes, DeviceClass and ResourceSlice.
-  gpuClasses:
-    mig-1g:
-      resourceName: nvidia.com/mig-1g.10gb
-      sharing: mig
-      memoryPerDevice: 10Gi
-      nodeSelector: {nvidia.com/mig.config: all-1g.10gb}
-      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
-    dra:
-      deviceClassName: gpu.e2e.kalypso.io
-      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
 `
 
 func (l *Lab) installPlatformDefaults(ctx context.Context) error {
