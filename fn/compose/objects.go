@@ -157,10 +157,16 @@ func ConditionStatus(obj map[string]any, typ string) string {
 
 // FindCondition returns a status.conditions entry of any object, or nil.
 func FindCondition(obj map[string]any, typ string) map[string]any {
-	status, _ := obj["status"].(map[string]any)
-	conds, _ := status["conditions"].([]any)
-	for _, c := range conds {
-		if m, ok := c.(map[string]any); ok && m["type"] == typ {
+	return ListEntry(obj, "type", typ, "status", "conditions")
+}
+
+// ListEntry returns the first entry of the list at path whose field holds
+// value (a condition by its type, a pod's claim by its name), or nil.
+func ListEntry(obj map[string]any, field, value string, path ...string) map[string]any {
+	v, _, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	list, _ := v.([]any)
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok && m[field] == value {
 			return m
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -220,13 +219,7 @@ func (c *Composer) rolledOutWith(template string) bool {
 	if c.deploy == nil {
 		return true
 	}
-	claims, _, _ := unstructured.NestedSlice(c.deploy.Object, "spec", "template", "spec", "resourceClaims")
-	uses := ""
-	for _, pc := range claims {
-		if m, ok := pc.(map[string]any); ok && m["name"] == gpuClaimName {
-			uses, _ = m["resourceClaimTemplateName"].(string)
-		}
-	}
+	uses, _ := compose.ListEntry(c.deploy.Object, "name", gpuClaimName, "spec", "template", "spec", "resourceClaims")["resourceClaimTemplateName"].(string)
 	gen, _ := compose.Int(c.deploy.Object, "metadata", "generation")
 	seen, _ := compose.Int(c.deploy.Object, "status", "observedGeneration")
 	pods, _ := compose.Int(c.deploy.Object, "status", "replicas")
@@ -288,18 +281,11 @@ func (c *Composer) claimShortfall(avail availability, quotas, pods []resource.Re
 func podWithoutClaim(pods []resource.Required) string {
 	var names []string
 	for _, p := range pods {
-		asks, _, _ := unstructured.NestedSlice(p.Resource.Object, "spec", "resourceClaims")
-		if p.Resource.GetDeletionTimestamp() != nil || !slices.ContainsFunc(asks, func(c any) bool {
-			m, ok := c.(map[string]any)
-			return ok && m["name"] == gpuClaimName
-		}) {
+		pod := p.Resource.Object
+		if p.Resource.GetDeletionTimestamp() != nil || compose.ListEntry(pod, "name", gpuClaimName, "spec", "resourceClaims") == nil {
 			continue
 		}
-		statuses, _, _ := unstructured.NestedSlice(p.Resource.Object, "status", "resourceClaimStatuses")
-		if !slices.ContainsFunc(statuses, func(s any) bool {
-			m, ok := s.(map[string]any)
-			return ok && m["name"] == gpuClaimName && m["resourceClaimName"] != nil
-		}) {
+		if compose.ListEntry(pod, "name", gpuClaimName, "status", "resourceClaimStatuses")["resourceClaimName"] == nil {
 			names = append(names, p.Resource.GetName())
 		}
 	}
