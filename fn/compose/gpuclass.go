@@ -57,6 +57,14 @@ func (c GPUClass) QuotaKey() corev1.ResourceName {
 	return corev1.ResourceName(corev1.DefaultResourceRequestsPrefix + string(c.Resource))
 }
 
+// DRADevicesKey reports whether a quota key counts the devices of a DRA
+// DeviceClass, <class>.deviceclass.resource.k8s.io/devices: a key without a
+// requests. prefix, charged by ResourceClaims only (k8s.io/kubernetes
+// v1.35.4 pkg/quota/v1/evaluator/core/resource_claims.go).
+func DRADevicesKey(k corev1.ResourceName) bool {
+	return strings.HasSuffix(string(k), corev1.ResourceClaimsPerClass)
+}
+
 // Describe names how pods get the class's devices, for messages.
 func (c GPUClass) Describe() string {
 	if c.DRA() {

@@ -18,49 +18,42 @@ import (
 // ResourceQuota hard keys, with showback's tracking keys. field is the
 // environment's path in the XR, for messages.
 func environmentQuota(p compose.Platform, e v1alpha1.EnvironmentSpec, field string) (corev1.ResourceList, error) {
-	var hard corev1.ResourceList
+	hard := corev1.ResourceList{}
 	if e.ResourceQuota != nil {
 		var err error
 		if hard, err = quotaHard(e.ResourceQuota, field+".resourceQuota"); err != nil {
 			return nil, err
 		}
 	}
-	hard, err := withGPUQuota(p, e, field, hard)
-	if err != nil {
+	if err := addGPUQuota(p, e, field, hard); err != nil {
 		return nil, err
 	}
-	return trackGPUs(p, hard), nil
+	trackGPUs(p, hard)
+	return hard, nil
 }
 
-// withGPUQuota adds the quota of each GPU class: the key that counts its
-// devices, set once. A class whose device plugin resource another class
+// addGPUQuota adds the quota of each GPU class to hard: the key that counts
+// its devices, set once. A class whose device plugin resource another class
 // shares cannot have its own quota: a ResourceQuota counts the resource,
 // not the nodes its pods run on.
-func withGPUQuota(p compose.Platform, e v1alpha1.EnvironmentSpec, field string, hard corev1.ResourceList) (corev1.ResourceList, error) {
-	if len(e.GPUQuota) == 0 {
-		return hard, nil
-	}
-	out := maps.Clone(hard)
-	if out == nil {
-		out = corev1.ResourceList{}
-	}
+func addGPUQuota(p compose.Platform, e v1alpha1.EnvironmentSpec, field string, out corev1.ResourceList) error {
 	for _, name := range slices.Sorted(maps.Keys(e.GPUQuota)) {
 		from := field + ".gpuQuota." + name
 		class, ok := p.GPUClasses[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: %q is not a GPU class of this platform; use one of %s", from, name, strings.Join(p.GPUClassNames(), ", "))
+			return fmt.Errorf("%s: %q is not a GPU class of this platform; use one of %s", from, name, strings.Join(p.GPUClassNames(), ", "))
 		}
 		if others := p.SharingQuotaKey(name); len(others) > 0 {
-			return nil, fmt.Errorf("%s: GPU class %s asks for %s like class %s, and a ResourceQuota cannot tell them apart; the platform must give each pool its own resource name or DRA DeviceClass (README, \"GPU classes\")",
+			return fmt.Errorf("%s: GPU class %s asks for %s like class %s, and a ResourceQuota cannot tell them apart; the platform must give each pool its own resource name or DRA DeviceClass (README, \"GPU classes\")",
 				from, name, class.Describe(), strings.Join(others, ", "))
 		}
 		key := class.QuotaKey()
 		if _, ok := out[key]; ok {
-			return nil, fmt.Errorf("%s and %s both set quota %s: set it in gpuQuota only", from, resourceQuotaField(e, field, class), key)
+			return fmt.Errorf("%s and %s both set quota %s: set it in gpuQuota only", from, resourceQuotaField(e, field, class), key)
 		}
 		out[key] = *kresource.NewQuantity(int64(e.GPUQuota[name]), kresource.DecimalSI)
 	}
-	return out, nil
+	return nil
 }
 
 // resourceQuotaField names the resourceQuota entry that set a class's key
@@ -76,23 +69,18 @@ func resourceQuotaField(e v1alpha1.EnvironmentSpec, field string, class compose.
 	return fmt.Sprintf("%s.resourceQuota.limits[%s]", field, name)
 }
 
-// trackGPUs adds a key that never limits for every GPU class a quota does
-// not count yet, when showback tracks use.
-func trackGPUs(p compose.Platform, hard corev1.ResourceList) corev1.ResourceList {
+// trackGPUs adds to hard a key that never limits for every GPU class it
+// does not count yet, when showback tracks use.
+func trackGPUs(p compose.Platform, hard corev1.ResourceList) {
 	if !p.ShowbackEnabled {
-		return hard
-	}
-	out := maps.Clone(hard)
-	if out == nil {
-		out = corev1.ResourceList{}
+		return
 	}
 	for _, name := range p.GPUClassNames() {
 		key := p.GPUClasses[name].QuotaKey()
-		if _, ok := out[key]; !ok {
-			out[key] = *kresource.NewQuantity(compose.UntrackedGPUQuota, kresource.DecimalSI)
+		if _, ok := hard[key]; !ok {
+			hard[key] = *kresource.NewQuantity(compose.UntrackedGPUQuota, kresource.DecimalSI)
 		}
 	}
-	return out
 }
 
 // gpuUsage reads the use of the default class, and (in a catalogue of

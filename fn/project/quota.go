@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
 )
 
 // computeResources are quota-able on both sides, as limits.<k> and requests.<k>.
@@ -37,15 +38,6 @@ func requestsOnly(k corev1.ResourceName) bool {
 	// stays a valid qualified name once prefixed with "requests.".
 	return strings.Contains(s, "/") && !strings.Contains(s, "kubernetes.io/") &&
 		len(validation.IsQualifiedName("requests."+s)) == 0
-}
-
-// draDevices: the devices of a DRA DeviceClass that ResourceClaims ask
-// for, <class>.deviceclass.resource.k8s.io/devices, a key without a
-// requests. prefix (k8s.io/kubernetes v1.35.4
-// pkg/quota/v1/evaluator/core/resource_claims.go); prefixed, it would be
-// accepted and never counted.
-func draDevices(k corev1.ResourceName) bool {
-	return strings.HasSuffix(string(k), corev1.ResourceClaimsPerClass)
 }
 
 func objectCount(k corev1.ResourceName) bool {
@@ -87,7 +79,7 @@ func quotaHard(q *v1alpha1.ResourceQuotaSpec, field string) (corev1.ResourceList
 				key = corev1.ResourceRequestsStorage
 			case objectCount(k):
 				key = k
-			case draDevices(k):
+			case compose.DRADevicesKey(k):
 				// Admission matches a prefixed key by its suffix, but the
 				// claims' usage only ever has the bare key: never counted.
 				if strings.HasPrefix(string(k), "requests.") || strings.HasPrefix(string(k), "limits.") || len(validation.IsQualifiedName(string(k))) > 0 {

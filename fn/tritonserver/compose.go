@@ -449,7 +449,7 @@ func scoped(q *unstructured.Unstructured) bool {
 // and has less than need left, with its limit and use; "" when none.
 func shortQuota(quotas []resource.Required, key corev1.ResourceName, need kresource.Quantity) string {
 	for _, q := range quotas {
-		if strings.HasSuffix(string(key), corev1.ResourceClaimsPerClass) && scoped(q.Resource) {
+		if compose.DRADevicesKey(key) && scoped(q.Resource) {
 			// A quota with scopes never matches a ResourceClaim
 			// (pkg/quota/v1/evaluator/core/resource_claims.go).
 			continue
