@@ -285,10 +285,7 @@ func gpuClassPools(t *testing.T) {
 			if err != nil {
 				return false, "", err
 			}
-			ready := slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
-				return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
-			})
-			if !ready {
+			if !nodeReady(n) {
 				return false, name + " not Ready", nil
 			}
 		}

@@ -628,6 +628,13 @@ func newGPUNode(name string, labels map[string]string, devices corev1.ResourceLi
 	return n
 }
 
+// nodeReady: the node's Ready condition is True.
+func nodeReady(n *corev1.Node) bool {
+	return slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
+		return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+	})
+}
+
 // cpuNodePods is how many pods a node of the general-purpose pool takes.
 const cpuNodePods = 250
 
@@ -673,16 +680,10 @@ func (l *Lab) waitNodes(ctx context.Context) error {
 				return err
 			}
 			gpus := n.Status.Allocatable[gpuResource]
-			ok := gpus.Value() == gpusPerNode || name == cpuNode
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady {
-					ok = ok && c.Status == corev1.ConditionTrue
-					status = append(status, name+" Ready="+string(c.Status)+" gpus="+gpus.String())
-				}
-			}
-			if ok {
+			if (gpus.Value() == gpusPerNode || name == cpuNode) && nodeReady(n) {
 				ready++
 			}
+			status = append(status, fmt.Sprintf("%s Ready=%v gpus=%s", name, nodeReady(n), gpus.String()))
 		}
 		if ready == len(nodes) {
 			return nil

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -465,10 +464,8 @@ func scaleNodes(t, cleanup *testing.T, servers int) string {
 			if _, gpu := n.Status.Capacity[gpuResource]; !gpu {
 				cpu++
 			}
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					ready++
-				}
+			if nodeReady(&n) {
+				ready++
 			}
 		}
 		desc = fmt.Sprintf("%d nodes: %d with GPUs (tainted) and %d CPU (%d pods each)", len(l.Items), len(l.Items)-cpu, cpu, cpuNodePods)
