@@ -5,10 +5,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -64,16 +68,31 @@ func TestServerChangeBurst(t *testing.T) {
 		change(t, "the autoscaler was composed", func() {
 			waitXRCondition(t, kindServer, ns, name, "Autoscaling", "True", "HorizontalPodAutoscalerComposed", specChangeWait)
 		})
-		// The events the last change starts (the autoscaler's first sync).
+		// The events the last change starts (the autoscaler's first sync),
+		// then a quiet window: nothing changes, so nothing of ours may.
 		time.Sleep(5 * time.Second)
+		meter.settle()
+		time.Sleep(quietWindow)
 		r := meter.stop(t)
 		measure(t, "server created, scaled to 2 and 3, autoscaling on: %s (created in %s); core's circuit breaker charged it %.0f tokens of %.0f (+%.0f/s); watch events seen, in tokens: %v; %d moments not Ready were core putting earlier conditions back",
 			time.Since(start).Round(100*time.Millisecond), created.Round(100*time.Millisecond), r.charged, breakerBurst, breakerRefill, r.bySrc, r.replays)
 		if r.notReady != "" {
 			t.Errorf("the server turned not Ready after it was Ready once: %s", r.notReady)
 		}
+		if len(r.churn) > 0 {
+			t.Errorf("in %s without a change the server's status changed %d times beyond core's own conditions (the function's answer moves while nothing it reads does): %s",
+				quietWindow, len(r.churn), strings.Join(r.churn, "; "))
+		}
 		if r.opened != "" || r.opens > 0 {
-			finding(t, "Crossplane opened a server's circuit breaker %.0f times during the burst (%s Responsive: %q)", r.opens, name, r.opened)
+			// Each reconcile writes the server twice: core's status apply,
+			// which carries the conditions of its cached, possibly stale,
+			// read (v2.2.1 composition_functions.go, "Include any pending
+			// conditions"), then its status update with the function's
+			// conditions; each write is an event on the server itself.
+			for _, l := range r.timeline {
+				t.Log("server update: " + l)
+			}
+			finding(t, "Crossplane opened a server's circuit breaker %.0f times during the burst (%s Responsive: %q); the server was updated %d times (timeline above)", r.opens, name, r.opened, len(r.timeline))
 		}
 	})
 }
@@ -86,6 +105,7 @@ func TestServerChangeBurst(t *testing.T) {
 // (pkg/handler/enqueue_mapped.go Update), so an update takes two. Events
 // of objects being deleted pass free (internal/circuit/mapfunc.go).
 const (
+	quietWindow   = 20 * time.Second
 	breakerBurst  = 100.0
 	breakerRefill = 1.0 // tokens per second
 )
@@ -110,6 +130,10 @@ type breakerMeter struct {
 	notReady string
 	replays  int
 	opened   string
+	last     *unstructured.Unstructured
+	timeline []string // each server update, in order
+	quiet    bool     // no change is being made: nothing of ours may change
+	churn    []string // server updates in the quiet window beyond core's own
 }
 
 type breakerReport struct {
@@ -121,6 +145,8 @@ type breakerReport struct {
 	notReady       string // the first server event not Ready after Ready
 	replays        int    // events not Ready after Ready with earlier conditions
 	opened         string // the server's Responsive=False condition
+	timeline       []string
+	churn          []string
 }
 
 func startBreakerMeter(t *testing.T, ns, name string) *breakerMeter {
@@ -179,6 +205,15 @@ func (m *breakerMeter) record(kind string, ev watch.Event) {
 	if kind != kindServer {
 		return
 	}
+	if ev.Type == watch.Modified && m.last != nil {
+		changed := xrChanges(m.last, u)
+		change := strings.Join(writers(m.last, u), "+") + ": " + strings.Join(changed, ",")
+		m.timeline = append(m.timeline, fmt.Sprintf("%s rv %s generation %d: %s", time.Now().Format("15:04:05.000"), u.GetResourceVersion(), u.GetGeneration(), change))
+		if m.quiet && slices.ContainsFunc(changed, func(c string) bool { return !coreOwned(c) }) {
+			m.churn = append(m.churn, change)
+		}
+	}
+	m.last = u
 	if c := getCondition(u, "Responsive"); c.Status == "False" && m.opened == "" {
 		m.opened = c.Reason + ": " + c.Message
 	}
@@ -204,7 +239,111 @@ func (m *breakerMeter) stop(t *testing.T) breakerReport {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	opens, events := serverBreakerCounts(t)
-	return breakerReport{opens: opens - m.opens, charged: events - m.events, bySrc: m.bySrc, notReady: m.notReady, replays: m.replays, opened: m.opened}
+	return breakerReport{opens: opens - m.opens, charged: events - m.events, bySrc: m.bySrc, notReady: m.notReady, replays: m.replays, opened: m.opened,
+		timeline: m.timeline, churn: m.churn}
+}
+
+// settle starts the quiet window: from now on no spec changes, so a
+// server update that changes more than core's own conditions is the
+// function's status changing while nothing it reads did.
+func (m *breakerMeter) settle() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.quiet = true
+}
+
+// coreOwned: a change (of xrChanges) core makes on its own: its Ready,
+// Synced and Responsive conditions (the last one when the breaker opens or
+// closes).
+func coreOwned(change string) bool {
+	for _, typ := range []string{"Ready", "Synced", "Responsive"} {
+		if change == typ+"~" || strings.HasPrefix(change, typ+"→") {
+			return true
+		}
+	}
+	return false
+}
+
+// xrChanges names what an update of a composite changed: spec, metadata
+// lists, each status field, and each condition whose status, reason or
+// message changed, with its new status and reason (a condition whose only
+// change is its transition time or observed generation is "<type>~").
+func xrChanges(old, cur *unstructured.Unstructured) []string {
+	var out []string
+	if !equality.Semantic.DeepEqual(old.Object["spec"], cur.Object["spec"]) {
+		out = append(out, "spec")
+	}
+	for _, f := range []string{"labels", "annotations", "finalizers", "ownerReferences"} {
+		a, _, _ := unstructured.NestedFieldNoCopy(old.Object, "metadata", f)
+		b, _, _ := unstructured.NestedFieldNoCopy(cur.Object, "metadata", f)
+		if !equality.Semantic.DeepEqual(a, b) {
+			out = append(out, "metadata."+f)
+		}
+	}
+	oldStatus, _, _ := unstructured.NestedMap(old.Object, "status")
+	curStatus, _, _ := unstructured.NestedMap(cur.Object, "status")
+	for _, k := range slices.Sorted(maps.Keys(mergeKeys(oldStatus, curStatus))) {
+		if k != "conditions" && !equality.Semantic.DeepEqual(oldStatus[k], curStatus[k]) {
+			out = append(out, fmt.Sprintf("status.%s→%.40v", k, curStatus[k]))
+		}
+	}
+	byType := func(u *unstructured.Unstructured) map[string]map[string]any {
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		m := map[string]map[string]any{}
+		for _, c := range conds {
+			if c, ok := c.(map[string]any); ok {
+				m[fmt.Sprint(c["type"])] = c
+			}
+		}
+		return m
+	}
+	oc, cc := byType(old), byType(cur)
+	for _, typ := range slices.Sorted(maps.Keys(mergeKeys(oc, cc))) {
+		a, b := oc[typ], cc[typ]
+		switch {
+		case b == nil:
+			out = append(out, typ+"→gone")
+		case a == nil || a["status"] != b["status"] || a["reason"] != b["reason"] || a["message"] != b["message"]:
+			out = append(out, fmt.Sprintf("%s→%v/%v %.60q (was %.60q)", typ, b["status"], b["reason"], b["message"], a["message"]))
+		case !equality.Semantic.DeepEqual(a, b):
+			out = append(out, typ+"~")
+		}
+	}
+	if len(out) == 0 {
+		return []string{"nothing (resourceVersion only)"}
+	}
+	return out
+}
+
+// writers names the field managers whose managedFields entry an update
+// added or moved on: who wrote it.
+func writers(old, cur *unstructured.Unstructured) []string {
+	before := map[string]string{}
+	for _, e := range old.GetManagedFields() {
+		before[e.Manager+"/"+string(e.Operation)+"/"+e.Subresource] = fmt.Sprint(e.Time, e.FieldsV1)
+	}
+	var out []string
+	for _, e := range cur.GetManagedFields() {
+		key := e.Manager + "/" + string(e.Operation) + "/" + e.Subresource
+		if before[key] != fmt.Sprint(e.Time, e.FieldsV1) {
+			out = append(out, key)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"?"}
+	}
+	return out
+}
+
+func mergeKeys[V any](a, b map[string]V) map[string]bool {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return keys
 }
 
 // serverBreakerCounts: how many times core opened a server's circuit
