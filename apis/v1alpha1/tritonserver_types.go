@@ -14,6 +14,8 @@ import (
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
+// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canary.state`,priority=1
+// +kubebuilder:printcolumn:name="Canary-Weight",type=integer,JSONPath=`.status.canary.weight`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 59 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a server name must start with a letter, hold only lower case letters, digits and '-', and be at most 59 characters so that <name>-svc is a valid Service name"
 type KalypsoTritonServer struct {
@@ -111,6 +113,10 @@ type KalypsoTritonServerSpec struct {
 	// ModelCache sizes the folder Triton downloads the model repository
 	// into, an emptyDir on the node's disk.
 	ModelCache *ModelCacheSpec `json:"modelCache,omitempty"`
+
+	// Canary runs a second track beside this one, with what differs and
+	// the share of traffic it gets through the application's routes.
+	Canary *CanarySpec `json:"canary,omitempty"`
 }
 
 // Backend types Triton ships.
@@ -419,6 +425,13 @@ type KalypsoTritonServerStatus struct {
 	// a server keeps running unchanged while its application is briefly
 	// missing or not ready.
 	Application *ServerApplicationStatus `json:"application,omitempty"`
+	// Canary is the canary as routes serve it; it outlives spec.canary
+	// until the canary is deleted.
+	Canary *CanaryStatus `json:"canary,omitempty"`
+	// Tracks shows the stable and the canary track while there is a canary.
+	// +listType=map
+	// +listMapKey=track
+	Tracks []TrackStatus `json:"tracks,omitempty"`
 }
 
 // ServerApplicationStatus is what a server takes from its application.

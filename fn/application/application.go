@@ -209,6 +209,7 @@ type server struct {
 	grpcPort  int64
 	ready     bool
 	namespace string
+	canary    *v1alpha1.CanaryStatus // what the server says its canary gets
 }
 
 func (c *Composer) servers(required map[string][]resource.Required) []server {
@@ -225,6 +226,12 @@ func (c *Composer) servers(required map[string][]resource.Required) []server {
 		}
 		if v, ok := compose.Int(u.Object, "spec", "networking", "grpcPort"); ok {
 			s.grpcPort = v
+		}
+		if raw, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "status", "canary"); ok {
+			cs := &v1alpha1.CanaryStatus{}
+			if err := compose.DecodeInto(raw, cs); err == nil && cs.Service != "" {
+				s.canary = cs
+			}
 		}
 		out = append(out, s)
 	}
@@ -284,7 +291,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		// not per server.
 		TTL: compose.PollTTL,
 	}
-	if !valid {
+	if !valid || slices.ContainsFunc(servers, func(s server) bool { return s.canary != nil }) {
+		// A server's canary waits on these routes (see tritonserver's
+		// removedCanary): follow its status soon.
 		r.TTL = compose.WaitTTL
 	}
 	return r

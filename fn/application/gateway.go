@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
@@ -54,7 +55,7 @@ func backend(svc string, port int64) gatewayv1.BackendObjectReference {
 // strips the prefix: Triton's HTTP API lives at /v2/….
 func (c *Composer) httpRoute(s server, refs []gatewayv1.ParentReference, hostname string, labels map[string]string) *gatewayv1.HTTPRoute {
 	r := &gatewayv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: c.id.Name + "-" + s.name + "-http", Namespace: c.id.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: compose.RouteName(c.id.Name, s.name, compose.RouteHTTP), Namespace: c.id.Namespace, Labels: labels},
 		Spec: gatewayv1.HTTPRouteSpec{
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: refs},
 			Rules: []gatewayv1.HTTPRouteRule{{
@@ -67,9 +68,15 @@ func (c *Composer) httpRoute(s server, refs []gatewayv1.ParentReference, hostnam
 						Type: gatewayv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr.To("/"),
 					}},
 				}},
-				BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: backend(s.name+"-svc", s.httpPort)}}},
 			}},
 		},
+	}
+	rule := &r.Spec.Rules[0]
+	for _, b := range backends(s, s.httpPort) {
+		rule.BackendRefs = append(rule.BackendRefs, gatewayv1.HTTPBackendRef{BackendRef: b})
+	}
+	if m := mirror(s, s.httpPort); m != nil {
+		rule.Filters = append(rule.Filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: m})
 	}
 	if hostname != "" {
 		r.Spec.Hostnames = []gatewayv1.Hostname{gatewayv1.Hostname(hostname)}
@@ -83,16 +90,45 @@ func (c *Composer) prefix(s server) string { return "/" + c.id.Name + "/" + s.na
 // the same path (/inference.GRPCInferenceService/*), so gRPC cannot be
 // routed by path.
 func (c *Composer) grpcRoute(s server, refs []gatewayv1.ParentReference, hostname string, labels map[string]string) *gatewayv1.GRPCRoute {
-	return &gatewayv1.GRPCRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: c.id.Name + "-" + s.name + "-grpc", Namespace: c.id.Namespace, Labels: labels},
+	r := &gatewayv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: compose.RouteName(c.id.Name, s.name, compose.RouteGRPC), Namespace: c.id.Namespace, Labels: labels},
 		Spec: gatewayv1.GRPCRouteSpec{
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: refs},
 			Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(c.grpcHost(s, hostname))},
-			Rules: []gatewayv1.GRPCRouteRule{{
-				BackendRefs: []gatewayv1.GRPCBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: backend(s.name+"-svc", s.grpcPort)}}},
-			}},
+			Rules:           []gatewayv1.GRPCRouteRule{{}},
 		},
 	}
+	rule := &r.Spec.Rules[0]
+	for _, b := range backends(s, s.grpcPort) {
+		rule.BackendRefs = append(rule.BackendRefs, gatewayv1.GRPCBackendRef{BackendRef: b})
+	}
+	if m := mirror(s, s.grpcPort); m != nil {
+		rule.Filters = []gatewayv1.GRPCRouteFilter{{Type: gatewayv1.GRPCRouteFilterRequestMirror, RequestMirror: m}}
+	}
+	return r
+}
+
+// backends are a route's backends: the server's Service, and its canary's
+// with the weight the server reports (status.canary) once it is above 0;
+// the stable Service then gets the rest.
+func backends(s server, port int64) []gatewayv1.BackendRef {
+	stable := gatewayv1.BackendRef{BackendObjectReference: backend(s.name+"-svc", port)}
+	if s.canary == nil || s.canary.Weight <= 0 || s.canary.State == v1alpha1.CanaryDropping {
+		return []gatewayv1.BackendRef{stable}
+	}
+	stable.Weight = ptr.To(100 - s.canary.Weight)
+	canary := gatewayv1.BackendRef{BackendObjectReference: backend(s.canary.Service, port), Weight: ptr.To(s.canary.Weight)}
+	return []gatewayv1.BackendRef{stable, canary}
+}
+
+// mirror copies the share of the requests the server reports to its
+// canary; the gateway drops the canary's answers (Gateway API v1.4.1
+// HTTPRequestMirrorFilter, Extended support on both route kinds).
+func mirror(s server, port int64) *gatewayv1.HTTPRequestMirrorFilter {
+	if s.canary == nil || s.canary.MirrorPercent <= 0 || s.canary.State == v1alpha1.CanaryDropping {
+		return nil
+	}
+	return &gatewayv1.HTTPRequestMirrorFilter{BackendRef: backend(s.canary.Service, port), Percent: ptr.To(s.canary.MirrorPercent)}
 }
 
 func (c *Composer) grpcHost(s server, hostname string) string {

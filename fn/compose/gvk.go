@@ -68,8 +68,8 @@ var (
 	KindScaledObject       = GVK{"keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", Compose}
 	KindPrometheusRule     = GVK{"monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", Compose}
 	KindAlertmanagerConfig = GVK{"monitoring.coreos.com", "v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs", Compose}
-	KindHTTPRoute          = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose}
-	KindGRPCRoute          = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose}
+	KindHTTPRoute          = GVK{"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", Compose | Read}
+	KindGRPCRoute          = GVK{"gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", Compose | Read}
 	KindResourceClaimTmpl  = GVK{"resource.k8s.io", "v1", "ResourceClaimTemplate", "resourceclaimtemplates", Compose}
 	KindUsage              = GVK{"protection.crossplane.io", "v1beta1", "Usage", "usages", Compose | Read}
 	KindClusterUsage       = GVK{"protection.crossplane.io", "v1beta1", "ClusterUsage", "clusterusages", Compose | Read}

@@ -1,6 +1,7 @@
 package tritonserver
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,24 +71,45 @@ func checkInterval(s string) error {
 	return nil
 }
 
-// Compose builds the desired state, status and conditions.
-func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
-	fatal := func(err error) compose.Result { return compose.Result{Fatal: err} }
-	prts, err := portsOf(c.spec.Networking)
-	if err != nil {
-		return fatal(err)
+// plan is what a track's pods are built from: the spec resolved against
+// the platform and the application, and what blocks building them.
+type plan struct {
+	prts           ports
+	res            corev1.ResourceRequirements
+	cache          modelCache
+	objectives     slo
+	as             applicationState
+	wiring         storageAccess
+	apiKeyHeader   string
+	apiProblem     *compose.Condition
+	stop           shutdown
+	stopProblem    *compose.Condition
+	gpuProblem     *compose.Condition
+	blocker        *compose.Condition // why the Deployment cannot be (re)built from the spec now
+	tracesEndpoint string
+	tracingProblem string
+	args           []string
+}
+
+// plan resolves the spec. An error is a spec mistake (a Fatal); it sets
+// c.gpu and c.gpuCond.
+func (c *Composer) plan(p compose.Platform, required map[string][]resource.Required) (plan, error) {
+	var pl plan
+	var err error
+	if pl.prts, err = portsOf(c.spec.Networking); err != nil {
+		return pl, err
 	}
 	provider, err := storageScheme(c.spec.StorageURI)
 	if err != nil {
-		return fatal(err)
+		return pl, err
 	}
 	if err := c.validate(); err != nil {
-		return fatal(err)
+		return pl, err
 	}
 	class, gpuProblem := gpuClassOf(&c.spec, p)
 	res, err := gpuResources(&c.spec, class.Resource)
 	if err != nil {
-		return fatal(err)
+		return pl, err
 	}
 	c.gpu = gpuRequest{class: class, devices: devicesOf(&c.spec, class, res)}
 	if gpuProblem == nil {
@@ -96,37 +119,33 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if gpuProblem != nil {
 		c.gpuCond = *gpuProblem
 	}
-	cache, err := modelCacheOf(&c.spec, p)
-	if err != nil {
-		return fatal(err)
+	pl.gpuProblem = gpuProblem
+	if pl.cache, err = modelCacheOf(&c.spec, p); err != nil {
+		return pl, err
 	}
-	res = withEphemeralStorage(res, cache)
+	pl.res = withEphemeralStorage(res, pl.cache)
 	if err := checkImage(c.spec.TritonConfig); err != nil {
-		return fatal(err)
+		return pl, err
 	}
 	if err := checkVersion(c.spec.TritonConfig, p.TritonTag); err != nil {
-		return fatal(err)
+		return pl, err
 	}
 	if err := checkInterval(c.metricsInterval()); err != nil {
-		return fatal(err)
+		return pl, err
 	}
-	objectives, err := sloOf(&c.spec, p)
-	if err != nil {
-		return fatal(err)
+	if pl.objectives, err = sloOf(&c.spec, p); err != nil {
+		return pl, err
 	}
 	if err := c.checkCounters(); err != nil {
-		return fatal(err)
+		return pl, err
 	}
 
-	as := c.application(required)
-	snap := as.snapshot
-	// blocker is why the Deployment cannot be (re)built from the spec now.
-	var blocker *compose.Condition
-	var wiring storageAccess
+	pl.as = c.application(required)
+	snap := pl.as.snapshot
 	uri := c.spec.StorageURI
 	switch {
 	case snap == nil:
-		blocker = as.problem
+		pl.blocker = pl.as.problem
 	default:
 		storage := ptr.Deref(snap.Storage, v1alpha1.StorageSpec{})
 		appProvider := storage.Provider
@@ -134,45 +153,59 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 			appProvider = v1alpha1.StorageS3
 		}
 		if appProvider != provider {
-			blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageProviderMismatch", Message: fmt.Sprintf(
-				"spec.storageUri %q is %s storage but KalypsoApplication %s has spec.storage.provider %s: make them agree",
-				c.spec.StorageURI, provider, c.spec.ApplicationRef, appProvider)}
+			pl.blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageProviderMismatch", Message: fmt.Sprintf(
+				"%s %q is %s storage but KalypsoApplication %s has spec.storage.provider %s: make them agree",
+				c.storageField(), c.spec.StorageURI, provider, c.spec.ApplicationRef, appProvider)}
 		} else if uri, err = modelURI(c.spec.StorageURI, storage.Endpoint); err != nil {
-			blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageEndpointInvalid", Message: err.Error()}
+			pl.blocker = &compose.Condition{Type: ConditionApplicationReady, Reason: "StorageEndpointInvalid", Message: err.Error()}
 		} else {
-			wiring, blocker = c.storageWiring(p, provider, snap)
+			pl.wiring, pl.blocker = c.storageWiring(p, provider, snap)
 		}
 	}
 
-	apiKeyHeader, apiProblem := c.restrictedAPI(p, required)
-	if blocker == nil {
-		blocker = apiProblem
-	}
-	stop, stopProblem := shutdownOf(&c.spec, p)
-	if blocker == nil {
-		blocker = stopProblem
-	}
-	if blocker == nil {
-		blocker = gpuProblem
-	}
+	pl.apiKeyHeader, pl.apiProblem = c.restrictedAPI(p, required)
+	pl.stop, pl.stopProblem = shutdownOf(&c.spec, p)
+	pl.blocker = cmp.Or(pl.blocker, pl.apiProblem, pl.stopProblem, gpuProblem)
 
-	tracesEndpoint := p.TracesEndpoint
+	pl.tracesEndpoint = p.TracesEndpoint
 	if o := c.spec.Observability; o != nil && o.CollectorEndpoint != "" {
-		tracesEndpoint = o.CollectorEndpoint
+		pl.tracesEndpoint = o.CollectorEndpoint
 	}
 	environment := ""
 	if snap != nil {
 		environment = snap.Environment
 	}
 	// Built before any wait, so spec mistakes show at once.
-	args, tracingProblem, err := tritonArgs(argsInput{
-		spec: &c.spec, modelURI: uri, ports: prts, metrics: c.metricsEnabled(),
-		tracesEndpoint: tracesEndpoint, serviceName: c.serviceName(), environment: environment,
-		apiKeyHeader: apiKeyHeader, exitTimeout: stop.drain,
+	pl.args, pl.tracingProblem, err = tritonArgs(argsInput{
+		spec: &c.spec, modelURI: uri, ports: pl.prts, metrics: c.metricsEnabled(),
+		tracesEndpoint: pl.tracesEndpoint, serviceName: c.serviceName(), environment: environment,
+		apiKeyHeader: pl.apiKeyHeader, exitTimeout: pl.stop.drain,
 	})
+	return pl, err
+}
+
+// buildDeployment builds the track's Deployment from its plan.
+func (c *Composer) buildDeployment(p compose.Platform, pl plan, labels map[string]string, required map[string][]resource.Required) *appsv1.Deployment {
+	wiring := pl.wiring
+	if pl.apiKeyHeader != "" {
+		wiring.env = append(slices.Clone(wiring.env), secretEnv(apiKeyEnv, p.RestrictedAPISecret, p.RestrictedAPISecretKey))
+	}
+	return deployment(deploymentInput{
+		name: c.name("deploy"), namespace: c.id.Namespace, labels: labels, costLabels: costLabels(p, required), selector: c.selector(),
+		annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: pl.args, ports: pl.prts,
+		metrics: c.metricsEnabled(), storage: wiring, serviceAccount: c.serviceAccount(pl.as.snapshot),
+		replicas: c.replicas(), resources: pl.res, gpu: c.gpu, claimTemplate: c.claimTemplateName(), shutdown: pl.stop, modelCache: pl.cache,
+	})
+}
+
+// Compose builds the desired state, status and conditions.
+func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Required) compose.Result {
+	fatal := func(err error) compose.Result { return compose.Result{Fatal: err} }
+	pl, err := c.plan(p, required)
 	if err != nil {
 		return fatal(err)
 	}
+	prts, res, as, snap, blocker := pl.prts, pl.res, pl.as, pl.as.snapshot, pl.blocker
 
 	if c.deploy == nil {
 		appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
@@ -197,22 +230,20 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		return err
 	}
 
+	var stableDeploy *appsv1.Deployment
+	if blocker == nil {
+		stableDeploy = c.buildDeployment(p, pl, labels, required)
+	}
+	canary, err := c.canaryOf(p, required, stableDeploy)
+	if err != nil {
+		return fatal(err)
+	}
+
 	// The Deployment, fresh from the spec, or as it is while blocked.
 	var deployReady bool
-	rebuilt := blocker == nil && !c.kedaHoldsDeployment(p, required, res)
+	rebuilt := blocker == nil && !c.kedaHoldsDeployment(p, required, res) && !canary.holdStable
 	if rebuilt {
-		replicas := c.replicas()
-		sa := c.serviceAccount(snap)
-		if apiKeyHeader != "" {
-			wiring.env = append(wiring.env, secretEnv(apiKeyEnv, p.RestrictedAPISecret, p.RestrictedAPISecretKey))
-		}
-		deploy := deployment(deploymentInput{
-			name: c.name("deploy"), namespace: ns, labels: labels, costLabels: costLabels(p, required), selector: c.selector(),
-			annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: args, ports: prts,
-			metrics: c.metricsEnabled(), storage: wiring, serviceAccount: sa,
-			replicas: replicas, resources: res, gpu: c.gpu, claimTemplate: c.claimTemplateName(), shutdown: stop, modelCache: cache,
-		})
-		ok, err := d.Add(resDeployment, deploy, c.serves)
+		ok, err := d.Add(resDeployment, stableDeploy, c.serves)
 		if err != nil {
 			return fatal(err)
 		}
@@ -249,11 +280,14 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		return fatal(err)
 	}
 	rulesProblem := c.rulesProblem(p, metricsCond, required)
-	alertingCond := c.alertingCondition(p, rulesProblem, objectives)
-	if err := c.addPrometheusRule(d, p, rulesProblem, labels, owner, objectives); err != nil {
+	alertingCond := c.alertingCondition(p, rulesProblem, pl.objectives)
+	if err := c.addPrometheusRule(d, p, rulesProblem, labels, owner, pl.objectives); err != nil {
 		return fatal(err)
 	}
 	if err := c.addUsage(d, as.app, labels, required); err != nil {
+		return fatal(err)
+	}
+	if err := canary.add(d, c, p, labels, required); err != nil {
 		return fatal(err)
 	}
 
@@ -273,6 +307,8 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	avail := c.availability(deployReady, required[reqPods])
 	avail = c.claimShortfall(avail, required[reqQuotas], required[reqPods])
 	st.Phase, st.Message = avail.phase, avail.message
+	st.Canary = canary.status
+	st.Tracks = canary.tracks(c, st, containerImage(d.Objects[resDeployment].Resource.Object), d)
 
 	appCond := compose.Condition{Type: ConditionApplicationReady, Status: true, Reason: "ApplicationReady",
 		Message: fmt.Sprintf("KalypsoApplication %s is Ready; the server uses its storage settings", c.spec.ApplicationRef)}
@@ -284,23 +320,26 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		appCond = *blocker
 		appCond.Message += "; the Deployment is kept as it is until this is fixed"
 	}
-	apiCond := c.apiCondition(p, apiProblem)
-	if apiProblem != nil && c.deploy != nil {
+	apiCond := c.apiCondition(p, pl.apiProblem)
+	if pl.apiProblem != nil && c.deploy != nil {
 		apiCond.Message += "; the Deployment is kept as it is until this is fixed"
 	}
 	conds := []compose.Condition{
 		appCond,
 		{Type: ConditionServerAvailable, Status: deployReady, Reason: avail.reason, Message: avail.message},
 		metricsCond,
-		c.tracingCondition(tracesEndpoint, tracingProblem),
+		c.tracingCondition(pl.tracesEndpoint, pl.tracingProblem),
 		c.profilingCondition(),
 		c.autoscalingCondition(p, required, res),
 		apiCond,
-		c.shutdownCondition(stop, stopProblem),
+		c.shutdownCondition(pl.stop, pl.stopProblem),
 		alertingCond,
 		c.gpuCond,
 	}
-	waiting := as.problem != nil || blocker != nil || c.readsPods(p)
+	if canary.cond != nil {
+		conds = append(conds, *canary.cond)
+	}
+	waiting := as.problem != nil || blocker != nil || c.readsPods(p) || canary.inFlight()
 	return compose.Result{Desired: d.Objects, Ready: deployReady, Status: st, Conditions: conds,
 		TTL: c.ttl(deployReady, waiting, conds)}
 }
@@ -466,4 +505,12 @@ func shortQuota(quotas []resource.Required, key corev1.ResourceName, need kresou
 		}
 	}
 	return ""
+}
+
+// storageField names the field the track's model repository comes from.
+func (c *Composer) storageField() string {
+	if c.canary != nil && c.canary.StorageURI != "" {
+		return "spec.canary.storageUri"
+	}
+	return "spec.storageUri"
 }

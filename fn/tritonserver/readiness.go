@@ -58,12 +58,26 @@ const (
 // moment, unless the controller could not create the new template's
 // ReplicaSet: it then never observes the generation.
 func (c *Composer) serves(o *composed.Unstructured) bool {
+	return deploymentServes(o, compose.ConditionStatus(c.xr.Resource.Object, c.availabilityCondition()) == "True")
+}
+
+// availabilityCondition is the condition that says whether the track
+// serves.
+func (c *Composer) availabilityCondition() string {
+	if c.canary != nil {
+		return ConditionCanaryHealthy
+	}
+	return ConditionServerAvailable
+}
+
+// deploymentServes is serves, given the track's last answer.
+func deploymentServes(o *composed.Unstructured, servedBefore bool) bool {
 	progress := compose.FindCondition(o.Object, "Progressing")
 	reason, _ := progress["reason"].(string)
 	gen, _ := compose.Int(o.Object, "metadata", "generation")
 	seen, _ := compose.Int(o.Object, "status", "observedGeneration")
 	if seen < gen {
-		return reason != progressRSCreateFailed && compose.ConditionStatus(c.xr.Resource.Object, ConditionServerAvailable) == "True"
+		return reason != progressRSCreateFailed && servedBefore
 	}
 	want, available := deploymentCounts(o)
 	if want == 0 {

@@ -43,7 +43,7 @@ const (
 )
 
 // ConditionTypes lists them, for re-sending the last known ones with a Fatal.
-var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown, ConditionAlerting, ConditionGPUClass}
+var ConditionTypes = []string{ConditionApplicationReady, ConditionServerAvailable, ConditionMetricsScraping, ConditionTracing, ConditionProfiling, ConditionAutoscaling, ConditionAPIRestricted, ConditionShutdown, ConditionAlerting, ConditionGPUClass, ConditionCanaryHealthy}
 
 // Pipeline names of the composed objects.
 const (
@@ -90,6 +90,11 @@ type Composer struct {
 	// their condition, resolved at the start of Compose.
 	gpu     gpuRequest
 	gpuCond compose.Condition
+	// canary is set on the Composer of a canary track (canaryTrack): the
+	// canary's settings, merged into spec.
+	canary *v1alpha1.CanarySpec
+	// prevCanary is status.canary as last written.
+	prevCanary *v1alpha1.CanaryStatus
 }
 
 // New decodes the server. A spec that does not decode is an error naming
@@ -111,6 +116,12 @@ func New(xr *resource.Composite, observed map[resource.Name]resource.ObservedCom
 		last := &v1alpha1.ServerApplicationStatus{}
 		if err := compose.DecodeInto(raw, last); err == nil {
 			c.last = last
+		}
+	}
+	if raw, ok, _ := unstructured.NestedFieldNoCopy(xr.Resource.Object, "status", "canary"); ok {
+		prev := &v1alpha1.CanaryStatus{}
+		if err := compose.DecodeInto(raw, prev); err == nil {
+			c.prevCanary = prev
 		}
 	}
 	if o, ok := observed[resDeployment]; ok {
@@ -137,8 +148,12 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if !c.unrestricted() {
 		r[reqAPIKey] = compose.KindSecret.Named(ns, p.RestrictedAPISecret)
 	}
-	if c.deploy == nil || c.awaitsClaims(p) {
+	if c.deploy == nil || c.awaitsClaims(p) || (c.spec.Canary != nil && !c.canaryObserved()) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
+	}
+	if c.hasCanary() {
+		r[reqHTTPRoute] = compose.KindHTTPRoute.Named(ns, compose.RouteName(c.spec.ApplicationRef, c.id.Name, compose.RouteHTTP))
+		r[reqGRPCRoute] = compose.KindGRPCRoute.Named(ns, compose.RouteName(c.spec.ApplicationRef, c.id.Name, compose.RouteGRPC))
 	}
 	if readsCostLabels(p) {
 		r[reqNamespace] = compose.KindNamespace.Named("", ns)
@@ -207,7 +222,15 @@ func (c *Composer) serviceMonitorComposed() bool {
 }
 
 func (c *Composer) selector() map[string]string {
-	return map[string]string{compose.LabelTritonServer: c.id.Name}
+	return map[string]string{compose.LabelTritonServer: c.trackName()}
+}
+
+// trackName is the server's name, or its canary's.
+func (c *Composer) trackName() string {
+	if c.canary != nil {
+		return compose.CanaryName(c.id.Name)
+	}
+	return c.id.Name
 }
 
 func (c *Composer) unrestricted() bool {
@@ -263,7 +286,7 @@ func (c *Composer) wantsServiceMonitor() bool {
 	return o != nil && o.Metrics != nil && o.Metrics.EnableServiceMonitor && c.metricsEnabled()
 }
 
-func (c *Composer) name(suffix string) string { return c.id.Name + "-" + suffix }
+func (c *Composer) name(suffix string) string { return c.trackName() + "-" + suffix }
 
 // applicationState is what the server knows of its application this call.
 type applicationState struct {

@@ -1,0 +1,449 @@
+package tritonserver
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// ConditionCanaryHealthy reports the canary track. Only a server that has
+// or had a canary sends it, so a server without one composes what it
+// always did.
+const ConditionCanaryHealthy = "CanaryHealthy"
+
+// Pipeline names of the canary's objects.
+const (
+	resCanaryDeployment = resource.Name("canary-deployment")
+	resCanaryService    = resource.Name("canary-service")
+	resCanaryPDB        = resource.Name("canary-poddisruptionbudget")
+)
+
+// Required resource keys: the application's routes to this server, which
+// a server with a canary reads to know what the gateway sends where.
+const (
+	reqHTTPRoute = "route-http"
+	reqGRPCRoute = "route-grpc"
+)
+
+// maxCanaryNameLength leaves <name>-canary-svc a DNS-1035 label.
+const maxCanaryNameLength = 63 - len("-canary-svc")
+
+// canaryTrack is what the server does with its canary this call.
+type canaryTrack struct {
+	c    *Composer // the canary's Composer; nil once spec.canary is gone
+	plan plan
+	// compose: build the canary's objects from spec.canary; keep: keep
+	// the observed ones as they are (refused after its create, promoting,
+	// dropping). Neither: no canary objects (none yet, or dropped).
+	compose, keep bool
+	// holdStable keeps the stable Deployment as observed: a promotion
+	// waits for the routes to send everything to the canary first.
+	holdStable bool
+	status     *v1alpha1.CanaryStatus
+	cond       *compose.Condition // nil: the server never had a canary
+}
+
+// inFlight: the canary waits on something no watch follows (the routes
+// of its application, which are required resources), so the server looks
+// again soon.
+func (t canaryTrack) inFlight() bool {
+	return t.status != nil && t.status.State != v1alpha1.CanaryServing || t.keep && !t.compose
+}
+
+// canaryComposer is the Composer of the canary track: the stable spec with
+// spec.canary's settings, its own replicas, never autoscaled.
+func (c *Composer) canaryComposer() *Composer {
+	cs := c.spec.Canary
+	spec := *c.spec.DeepCopy()
+	tc := ptr.Deref(spec.TritonConfig, v1alpha1.TritonConfig{})
+	if cs.Image != "" {
+		tc.Image = cs.Image
+	}
+	if cs.Tag != "" {
+		tc.Tag = cs.Tag
+	}
+	if cs.Parameters != nil {
+		tc.Parameters = cs.Parameters
+	}
+	spec.TritonConfig = &tc
+	if cs.StorageURI != "" {
+		spec.StorageURI = cs.StorageURI
+	}
+	if cs.ModelControl != nil {
+		spec.ModelControl = cs.ModelControl
+	}
+	if cs.Resources != nil {
+		spec.Resources = cs.Resources
+	}
+	if cs.GPUs != nil {
+		spec.GPUs = cs.GPUs
+	}
+	if cs.GPUClass != "" {
+		spec.GPUClass = cs.GPUClass
+	}
+	spec.Replicas = ptr.To(ptr.Deref(cs.Replicas, 1))
+	spec.Autoscaling, spec.Canary = nil, nil
+	cc := &Composer{id: c.id, xr: c.xr, gen: c.gen, spec: spec, last: c.last, observed: c.observed, canary: cs, prevCanary: c.prevCanary}
+	if o, ok := c.observed[resCanaryDeployment]; ok {
+		cc.deploy = o.Resource
+	}
+	return cc
+}
+
+// canaryObserved: the canary's Deployment exists.
+func (c *Composer) canaryObserved() bool {
+	_, ok := c.observed[resCanaryDeployment]
+	return ok
+}
+
+// hasCanary: the server has, or is still winding down, a canary.
+func (c *Composer) hasCanary() bool {
+	return c.spec.Canary != nil || c.prevCanary != nil || c.canaryObserved()
+}
+
+// canaryOf decides the canary track before the stable Deployment is built.
+func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment) (canaryTrack, error) {
+	switch {
+	case c.spec.Canary != nil:
+		return c.runningCanary(p, required, stableDeploy)
+	case c.prevCanary != nil || c.canaryObserved():
+		return c.removedCanary(required, stableDeploy), nil
+	case compose.FindCondition(c.xr.Resource.Object, ConditionCanaryHealthy) != nil:
+		// Crossplane turns a custom condition that is not sent again
+		// Unknown; say there is none.
+		return canaryTrack{cond: &compose.Condition{Type: ConditionCanaryHealthy, Reason: "NoCanary", Message: "the server has no canary (spec.canary)"}}, nil
+	}
+	return canaryTrack{}, nil
+}
+
+// runningCanary: spec.canary is set. A canary that cannot run is refused
+// with CanaryHealthy=False before its first create, and kept as it is,
+// without traffic, after it; the stable track is never touched.
+func (c *Composer) runningCanary(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment) (canaryTrack, error) {
+	cc := c.canaryComposer()
+	t := canaryTrack{c: cc, status: &v1alpha1.CanaryStatus{OnRemoval: ptr.Deref(ptrOrNil(cc.canary.OnRemoval), v1alpha1.CanaryDrop), Service: cc.name("svc")}}
+	refuse := func(reason, format string, args ...any) (canaryTrack, error) {
+		t.keep = cc.deploy != nil
+		t.status.State = v1alpha1.CanaryStarting
+		msg := fmt.Sprintf(format, args...)
+		if t.keep {
+			msg += "; the canary is kept as it is, without traffic, until this is fixed"
+		} else {
+			msg += "; no canary is created"
+		}
+		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: reason, Message: msg}
+		return t, nil
+	}
+	if c.deploy == nil {
+		// Its quota check counts what the stable track's pods use.
+		t.status.State = v1alpha1.CanaryStarting
+		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "WaitingForStable", Message: "the canary is created once the stable track's Deployment exists"}
+		return t, nil
+	}
+	if len(c.id.Name) > maxCanaryNameLength {
+		return refuse("CanaryNameTooLong", "spec.canary: the server's name is %d characters; a canary needs at most %d so that %s-canary-svc is a valid Service name",
+			len(c.id.Name), maxCanaryNameLength, c.id.Name)
+	}
+	pl, err := cc.plan(p, required)
+	if err != nil {
+		return refuse("CanarySpecInvalid", "spec.canary: %v", err)
+	}
+	t.plan = pl
+	if pl.blocker != nil {
+		return refuse(pl.blocker.Reason, "spec.canary: %s", pl.blocker.Message)
+	}
+	if cc.gpu.class.DRA() && cc.gpu.devices > 0 {
+		return refuse("CanaryDRAUnsupported", "spec.canary: GPU class %s is a DRA class; a canary takes device-plugin classes only for now: set spec.canary.gpuClass to one of them", cc.gpu.class.Name)
+	}
+	if !gatewayEnabled(pl.as.app) {
+		return refuse("CanaryNeedsGateway", "spec.canary: KalypsoApplication %s has no gateway (spec.gateway.enabled): a canary gets its traffic through the application's routes; enable the gateway, or remove spec.canary", c.spec.ApplicationRef)
+	}
+	if stableDeploy != nil && equality.Semantic.DeepEqual(stableDeploy.Spec.Template.Spec, cc.buildDeployment(p, pl, nil, required).Spec.Template.Spec) {
+		return refuse("CanaryUnchanged", "spec.canary: the canary's pods would be the stable track's: change its image, tag, storageUri, modelControl, parameters, resources, gpus or gpuClass")
+	}
+	if cc.deploy == nil {
+		if reason, msg := cc.quotaShortfall(required[reqQuotas], pl.res); msg != "" {
+			return refuse(reason, "spec.canary: %s", strings.Replace(msg, "per pod × replicas", "per canary pod × spec.canary.replicas", 1))
+		}
+	}
+	t.compose = true
+	serving := cc.deploy != nil && cc.serves(cc.deploy)
+	t.status.State = v1alpha1.CanaryStarting
+	if serving {
+		t.status.State = v1alpha1.CanaryServing
+		t.status.Weight = ptr.Deref(cc.canary.Weight, 0)
+		if m := cc.canary.Mirror; m != nil {
+			t.status.Weight, t.status.MirrorPercent = 0, ptr.Deref(m.Percent, 100)
+		}
+	}
+	t.cond = cc.canaryCondition(t.status)
+	return t, nil
+}
+
+func ptrOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// canaryCondition describes a canary that is composed.
+func (c *Composer) canaryCondition(st *v1alpha1.CanaryStatus) *compose.Condition {
+	cond := &compose.Condition{Type: ConditionCanaryHealthy}
+	if c.deploy == nil {
+		cond.Reason, cond.Message = "CanaryStarting", fmt.Sprintf("Deployment %s is being created; it gets traffic once available", c.name("deploy"))
+		return cond
+	}
+	want, avail := deploymentCounts(c.deploy)
+	if reason, msg := deploymentFailure(c.deploy.Object); reason != "" {
+		cond.Reason, cond.Message = reason, fmt.Sprintf("the canary gets no traffic: %s", msg)
+		return cond
+	}
+	if st.State != v1alpha1.CanaryServing {
+		cond.Reason, cond.Message = "CanaryStarting", fmt.Sprintf("%d/%d canary replicas available; it gets traffic once it serves", avail, want)
+		return cond
+	}
+	cond.Status, cond.Reason = true, "CanaryServing"
+	share := fmt.Sprintf("%d%% of the requests", st.Weight)
+	if st.MirrorPercent > 0 {
+		share = fmt.Sprintf("a copy of %d%% of the requests (answers dropped)", st.MirrorPercent)
+	}
+	cond.Message = fmt.Sprintf("%d/%d canary replicas available; the routes send Service %s %s; removing spec.canary will %s it", avail, want, st.Service, share, st.OnRemoval)
+	return cond
+}
+
+// removedCanary: spec.canary is gone and the canary still exists. A
+// promotion first moves every request to the canary, then lets the stable
+// track roll to the new spec, then drops the canary; a drop takes its
+// traffic away at once. The canary's objects go only once every route has
+// stopped sending to it and the gateway accepted that (routesRelease).
+func (c *Composer) removedCanary(required map[string][]resource.Required, stableDeploy *appsv1.Deployment) canaryTrack {
+	prev := ptr.Deref(c.prevCanary, v1alpha1.CanaryStatus{OnRemoval: v1alpha1.CanaryDrop, Service: compose.CanaryName(c.id.Name) + "-svc"})
+	st := &v1alpha1.CanaryStatus{OnRemoval: prev.OnRemoval, Service: prev.Service}
+	t := canaryTrack{keep: c.canaryObserved(), status: st}
+	var canary *composed.Unstructured
+	if o, ok := c.observed[resCanaryDeployment]; ok {
+		canary = o.Resource
+	}
+	promoting := prev.OnRemoval == v1alpha1.CanaryPromote && prev.State != v1alpha1.CanaryDropping && canary != nil
+	if promoting && prev.State != v1alpha1.CanaryPromoting && !c.canaryServes(canary) {
+		promoting = false // a canary that does not serve takes no traffic over
+	}
+	if promoting && !c.rolledOutAs(stableDeploy) {
+		st.State, st.Weight = v1alpha1.CanaryPromoting, 100
+		t.holdStable = !routesSend(required, st.Service, 100)
+		msg := "the routes send every request to the canary; the stable track rolls to the new spec"
+		if t.holdStable {
+			msg = "waiting for the routes to send every request to the canary before the stable track rolls to the new spec"
+		}
+		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Status: true, Reason: "CanaryPromoting", Message: msg}
+		return t
+	}
+	st.State = v1alpha1.CanaryDropping
+	if !c.canaryObserved() || routesSend(required, st.Service, 0) {
+		// Every route dropped the canary: its objects go now.
+		t.keep, t.status = false, nil
+		what := "dropped"
+		if prev.OnRemoval == v1alpha1.CanaryPromote {
+			what = "promoted: the stable track runs the new spec, and the canary is deleted"
+		}
+		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "NoCanary", Message: "the canary was " + what}
+		return t
+	}
+	t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "CanaryDropping", Message: fmt.Sprintf(
+		"spec.canary was removed: waiting for the routes to stop sending to Service %s before the canary is deleted", st.Service)}
+	return t
+}
+
+// canaryServes: the observed canary Deployment serves.
+func (c *Composer) canaryServes(o *composed.Unstructured) bool {
+	return deploymentServes(o, compose.ConditionStatus(c.xr.Resource.Object, ConditionCanaryHealthy) == "True")
+}
+
+// rolledOutAs: the observed stable Deployment runs the pods of the desired
+// one, every replica updated and available.
+func (c *Composer) rolledOutAs(desired *appsv1.Deployment) bool {
+	if c.deploy == nil || desired == nil {
+		return false
+	}
+	var observed appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.deploy.Object, &observed); err != nil {
+		return false
+	}
+	if !sameContainers(observed.Spec.Template.Spec.Containers, desired.Spec.Template.Spec.Containers) {
+		return false
+	}
+	want, avail := deploymentCounts(c.deploy)
+	updated, _ := compose.Int(c.deploy.Object, "status", "updatedReplicas")
+	return c.serves(c.deploy) && updated >= want && avail >= want
+}
+
+// sameContainers compares what a rollout changes of each container: image,
+// arguments and resources.
+func sameContainers(a, b []corev1.Container) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Image != b[i].Image || !equality.Semantic.DeepEqual(a[i].Args, b[i].Args) || !equality.Semantic.DeepEqual(a[i].Resources, b[i].Resources) {
+			return false
+		}
+	}
+	return true
+}
+
+// routesSend: every route of the server that exists sends the canary
+// Service this weight (0: no backendRef and no mirror to it at all), and
+// each parent that reports on it accepted that generation.
+func routesSend(required map[string][]resource.Required, service string, weight int32) bool {
+	for _, key := range []string{reqHTTPRoute, reqGRPCRoute} {
+		for _, r := range required[key] {
+			if canaryWeight(r.Resource, service) != weight || !acceptedAtGeneration(r.Resource) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// canaryWeight is the weight a route gives the canary Service: -1 for a
+// mirror to it, 0 when it names it nowhere.
+func canaryWeight(route *unstructured.Unstructured, service string) int32 {
+	rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+	for _, rule := range rules {
+		rm, _ := rule.(map[string]any)
+		refs, _, _ := unstructured.NestedSlice(rm, "backendRefs")
+		for _, ref := range refs {
+			m, _ := ref.(map[string]any)
+			if m["name"] == service {
+				w, found := compose.Int(m, "weight")
+				if !found {
+					w = 1 // Gateway API's default weight
+				}
+				return int32(w)
+			}
+		}
+		filters, _, _ := unstructured.NestedSlice(rm, "filters")
+		for _, f := range filters {
+			fm, _ := f.(map[string]any)
+			if compose.Str(fm, "requestMirror", "backendRef", "name") == service {
+				return -1
+			}
+		}
+	}
+	return 0
+}
+
+// acceptedAtGeneration: every parent that reports on the route accepted
+// its current generation (a route no gateway reports on counts by its
+// spec alone).
+func acceptedAtGeneration(route *unstructured.Unstructured) bool {
+	parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
+	for _, p := range parents {
+		pm, _ := p.(map[string]any)
+		cond := compose.FindCondition(map[string]any{"status": pm}, "Accepted")
+		if cond == nil || cond["status"] != "True" {
+			return false
+		}
+		if g, found := compose.Int(cond, "observedGeneration"); found && g < route.GetGeneration() {
+			return false
+		}
+	}
+	return true
+}
+
+// gatewayEnabled: the application exposes its servers through a gateway.
+func gatewayEnabled(app *unstructured.Unstructured) bool {
+	if app == nil {
+		return false
+	}
+	on, _, _ := unstructured.NestedBool(app.Object, "spec", "gateway", "enabled")
+	return on
+}
+
+// canaryLabels are the stable labels with the canary's tritonserver value
+// and its track: the stable Service, PodDisruptionBudget and
+// ServiceMonitor select the stable value, and a Deployment's selector is
+// immutable.
+func canaryLabels(stable map[string]string, server string) map[string]string {
+	return compose.Merge(stable, map[string]string{compose.LabelTritonServer: compose.CanaryName(server), compose.LabelTrack: compose.TrackCanary})
+}
+
+// add composes the canary's objects from its spec, or keeps the observed
+// ones as they are.
+func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, stableLabels map[string]string, required map[string][]resource.Required) error {
+	if t.compose {
+		cc, labels := t.c, canaryLabels(stableLabels, c.id.Name)
+		if _, err := d.Add(resCanaryDeployment, cc.buildDeployment(p, t.plan, labels, required), cc.serves); err != nil {
+			return err
+		}
+		if _, err := d.Add(resCanaryService, service(cc.name("svc"), c.id.Namespace, labels, cc.selector(), t.plan.prts, cc.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
+			return err
+		}
+		if cc.spreadsReplicas() {
+			_, err := d.Add(resCanaryPDB, podDisruptionBudget(cc.name("pdb"), c.id.Namespace, labels, cc.selector(), c.spec.Disruption), compose.Exists)
+			return err
+		}
+		return nil
+	}
+	if !t.keep {
+		return nil
+	}
+	for _, name := range []resource.Name{resCanaryDeployment, resCanaryService, resCanaryPDB} {
+		if o, ok := c.observed[name]; ok {
+			if _, err := d.Keep(name, o.Resource, compose.Exists); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tracks shows both tracks while there is a canary.
+func (t canaryTrack) tracks(c *Composer, st *v1alpha1.KalypsoTritonServerStatus, stableImage string, d *compose.Desired) []v1alpha1.TrackStatus {
+	if t.status == nil {
+		return nil
+	}
+	stableWeight := 100 - t.status.Weight
+	stable := v1alpha1.TrackStatus{Track: "stable", Image: stableImage, Phase: st.Phase, AvailableReplicas: st.AvailableReplicas, Weight: stableWeight}
+	if c.deploy != nil {
+		want, _ := deploymentCounts(c.deploy)
+		stable.Replicas = int32(want)
+	}
+	canary := v1alpha1.TrackStatus{Track: compose.TrackCanary, Phase: PhasePending, Weight: t.status.Weight}
+	if o, ok := d.Objects[resCanaryDeployment]; ok {
+		canary.Image = containerImage(o.Resource.Object)
+	}
+	if o, ok := c.observed[resCanaryDeployment]; ok {
+		want, avail := deploymentCounts(o.Resource)
+		canary.Replicas, canary.AvailableReplicas = int32(want), int32(avail)
+		switch reason, _ := deploymentFailure(o.Resource.Object); {
+		case reason != "":
+			canary.Phase = PhaseFailed
+		case t.status.State != v1alpha1.CanaryStarting:
+			canary.Phase = PhaseRunning
+		}
+	}
+	return []v1alpha1.TrackStatus{stable, canary}
+}
+
+// containerImage is the Triton container's image of a Deployment.
+func containerImage(deploy map[string]any) string {
+	containers, _, _ := unstructured.NestedSlice(deploy, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		return ""
+	}
+	m, _ := containers[0].(map[string]any)
+	return compose.Str(m, "image")
+}
