@@ -1,0 +1,299 @@
+package tritonserver
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
+	"github.com/kalypsoserving/function-kalypso/fn/compose"
+)
+
+// gatewayApp is readyApp with its gateway on: a canary's traffic goes
+// through the application's routes.
+var gatewayApp = appWith("  projectRef: vision\n", "  projectRef: vision\n  gateway: {enabled: true}\n")
+
+// route is the application's HTTPRoute to resnet with the given backendRefs
+// (YAML flow list) and, when accepted, a parent that accepted generation 3.
+func route(backendRefs string, accepted bool) string {
+	y := "{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {rules: [{backendRefs: " + backendRefs + "}]}"
+	if accepted {
+		y += ", status: {parents: [{parentRef: {name: gw}, controllerName: example.com/gw, conditions: [{type: Accepted, status: 'True', reason: Accepted, observedGeneration: 3}]}]}"
+	}
+	return y + "}"
+}
+
+const (
+	stableOnly       = "[{name: resnet-svc, port: 8000}]"
+	canaryWeighted10 = "[{name: resnet-svc, port: 8000, weight: 90}, {name: resnet-canary-svc, port: 8000, weight: 10}]"
+	canaryAll        = "[{name: resnet-svc, port: 8000, weight: 0}, {name: resnet-canary-svc, port: 8000, weight: 100}]"
+	canaryTag        = "canary:\n  tag: 25.02-py3\n  weight: 10\n"
+)
+
+// canaryObserved adds the canary's objects, as composed for spec, to a
+// running server's observed objects, with the canary Deployment patched.
+func canaryObserved(t *testing.T, observed map[string]string, spec, deployPatch string) map[string]string {
+	t.Helper()
+	r := scene{xr: serverXR(spec, ""), observed: observed, required: map[string][]string{reqApplication: {gatewayApp}}}.run(t, int64s, platform(t))
+	out := map[string]string{}
+	for k, v := range observed {
+		out[k] = v
+	}
+	for _, n := range []resource.Name{resCanaryDeployment, resCanaryService, resCanaryPDB} {
+		d, ok := r.Desired[n]
+		if !ok {
+			continue
+		}
+		patch := serviceReady
+		if n == resCanaryDeployment {
+			patch = deployPatch
+		}
+		out[string(n)] = observe(t, d, patch)
+	}
+	if _, ok := out[string(resCanaryDeployment)]; !ok {
+		t.Fatalf("the canary was not composed: %v", r.Conditions)
+	}
+	return out
+}
+
+func TestCanary(t *testing.T) {
+	p := platform(t)
+	running := created(t, "", deployAvailable)
+	withCanary := canaryObserved(t, running, canaryTag, deployAvailable)
+	stableAnd := func(c cond) map[string]cond {
+		out := composedConds(map[string]cond{ConditionServerAvailable: {true, "AllReplicasAvailable"}})
+		out[ConditionCanaryHealthy] = c
+		return out
+	}
+	stableObjects := all(resource.ReadyTrue, resDeployment, resService, resUsage)
+	withCanaryObjects := func(deploy, service resource.Ready) map[string]resource.Ready {
+		out := all(resource.ReadyTrue, resDeployment, resService, resUsage)
+		out[string(resCanaryDeployment)], out[string(resCanaryService)] = deploy, service
+		return out
+	}
+	canaryStatus := func(want *v1alpha1.CanaryStatus) func(*testing.T, compose.Result) {
+		return func(t *testing.T, r compose.Result) {
+			t.Helper()
+			if diff := cmp.Diff(want, r.Status.(*v1alpha1.KalypsoTritonServerStatus).Canary); diff != "" {
+				t.Errorf("status.canary: -want, +got:\n%s", diff)
+			}
+		}
+	}
+	serving := func(weight, mirror int32) *v1alpha1.CanaryStatus {
+		return &v1alpha1.CanaryStatus{State: v1alpha1.CanaryServing, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc", Weight: weight, MirrorPercent: mirror}
+	}
+	prevStatus := func(state, onRemoval string, weight int32) string {
+		return "canary: {state: " + state + ", onRemoval: " + onRemoval + ", service: resnet-canary-svc, weight: " + strconv.Itoa(int(weight)) + "}\n" +
+			"conditions: [{type: CanaryHealthy, status: 'True', reason: CanaryServing}, {type: ServerAvailable, status: 'True', reason: AllReplicasAvailable}]\n"
+	}
+	quota := func(hard, used string) string {
+		return "{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-quota, namespace: vision-dev}, status: {hard: {requests.nvidia.com/gpu: '" + hard + "'}, used: {requests.nvidia.com/gpu: '" + used + "'}}}"
+	}
+
+	cases := map[string]struct {
+		reason   string
+		spec     string
+		status   string
+		observed map[string]string
+		required map[string][]string
+		want     want
+	}{
+		"Starting": {
+			reason:   "A canary on a running server is composed beside it and gets no traffic until it is available.",
+			spec:     canaryTag,
+			observed: running,
+			want: want{resources: withCanaryObjects(resource.ReadyFalse, resource.ReadyFalse), conditions: stableAnd(cond{false, "CanaryStarting"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"Weighted": {
+			reason:   "An available canary gets its weight; the server waits on nothing and idles.",
+			spec:     canaryTag,
+			observed: withCanary,
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryServing"}),
+				messages: map[string]string{ConditionCanaryHealthy: "send Service resnet-canary-svc 10% of the requests"},
+				phase:    PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				check: canaryStatus(serving(10, 0))},
+		},
+		"Mirrored": {
+			reason:   "A mirrored canary gets a copy of the requests and no weight.",
+			spec:     "canary:\n  tag: 25.02-py3\n  mirror: {percent: 50}\n",
+			observed: withCanary,
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryServing"}),
+				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				check: canaryStatus(serving(0, 50))},
+		},
+		"FailedCanaryLeavesStable": {
+			reason:   "A canary past its progress deadline gets no traffic; the server stays Ready.",
+			spec:     canaryTag,
+			observed: canaryObserved(t, running, canaryTag, `{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, unavailableReplicas: 1, conditions: [{type: Progressing, status: "False", reason: ProgressDeadlineExceeded, message: "ReplicaSet has timed out progressing."}]}}`),
+			want: want{resources: withCanaryObjects(resource.ReadyFalse, resource.ReadyTrue), conditions: stableAnd(cond{false, "ProgressDeadlineExceeded"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"Unchanged": {
+			reason:   "A canary whose pods would be the stable track's is refused.",
+			spec:     "canary:\n  tag: " + p.TritonTag + "\n",
+			observed: running,
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryUnchanged"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"NoGateway": {
+			reason:   "A canary of an application without a gateway would get no traffic: refused.",
+			spec:     canaryTag,
+			observed: running,
+			required: map[string][]string{reqApplication: {readyApp}},
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryNeedsGateway"}),
+				messages: map[string]string{ConditionCanaryHealthy: "spec.gateway.enabled"},
+				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"SpecInvalid": {
+			reason:   "A canary setting Triton would refuse is named, and only the canary is refused.",
+			spec:     "canary:\n  modelControl: {mode: poll, loadModels: [resnet]}\n",
+			observed: running,
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanarySpecInvalid"}),
+				messages: map[string]string{ConditionCanaryHealthy: "spec.canary: spec.modelControl.loadModels needs"},
+				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"QuotaRefused": {
+			reason:   "A canary whose GPUs do not fit the quota left is refused before its create; the stable track is untouched.",
+			spec:     "canary:\n  tag: 25.02-py3\n  gpus: 1\n",
+			observed: running,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqQuotas: {quota("1", "1")}},
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, reasonInsufficientGPUQuota}),
+				messages: map[string]string{ConditionCanaryHealthy: "per canary pod × spec.canary.replicas"},
+				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"Dropping": {
+			reason:   "Removing spec.canary takes its traffic away; its objects stay while a route still sends to it.",
+			status:   prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryDrop, 10),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryWeighted10, true)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"DroppingUntilAccepted": {
+			reason:   "A route that dropped the canary but is not accepted at its generation still holds the canary.",
+			status:   prevStatus(v1alpha1.CanaryDropping, v1alpha1.CanaryDrop, 0),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {strings.Replace(route(stableOnly, true), "observedGeneration: 3", "observedGeneration: 2", 1)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
+		"Dropped": {
+			reason:   "Once every route dropped the canary and was accepted, its objects go.",
+			status:   prevStatus(v1alpha1.CanaryDropping, v1alpha1.CanaryDrop, 0),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(stableOnly, true)}},
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "NoCanary"}),
+				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
+				check: canaryStatus(nil)},
+		},
+		"NoCanaryAfterDrop": {
+			reason:   "Once gone, the condition says so, so that Crossplane does not turn it Unknown.",
+			status:   "conditions: [{type: CanaryHealthy, status: 'False', reason: NoCanary}]\n",
+			observed: running,
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "NoCanary"}),
+				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus, check: canaryStatus(nil)},
+		},
+		"PromotingHoldsStable": {
+			reason:   "A promotion first moves every request to the canary: the stable Deployment waits as it is.",
+			spec:     "tritonConfig: {tag: 25.02-py3}\n",
+			status:   prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryPromote, 10),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryWeighted10, true)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryPromoting"}),
+				messages: map[string]string{ConditionCanaryHealthy: "waiting for the routes"},
+				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: func(t *testing.T, r compose.Result) {
+					canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100})(t, r)
+					if img := tritonContainer(t, decodeStrict[appsv1.Deployment](t, r, resDeployment)).Image; strings.HasSuffix(img, ":25.02-py3") {
+						t.Errorf("the stable Deployment rolled (%s) before the routes sent everything to the canary", img)
+					}
+				}},
+		},
+		"PromotingRollsStable": {
+			reason:   "Once the routes send every request to the canary, the stable track rolls to the new spec.",
+			spec:     "tritonConfig: {tag: 25.02-py3}\n",
+			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryPromoting"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: func(t *testing.T, r compose.Result) {
+					canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100})(t, r)
+					if img := tritonContainer(t, decodeStrict[appsv1.Deployment](t, r, resDeployment)).Image; !strings.HasSuffix(img, ":25.02-py3") {
+						t.Errorf("the stable Deployment did not roll to the new spec: %s", img)
+					}
+				}},
+		},
+		"PromotedThenDropping": {
+			reason:   "Once the stable track serves the new spec, the canary's traffic goes back to it and the canary is dropped.",
+			spec:     "tritonConfig: {tag: 25.02-py3}\n",
+			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
+			observed: canaryObserved(t, created(t, "tritonConfig: {tag: 25.02-py3}\n", deployAvailable), "tritonConfig: {tag: 25.02-py3}\ncanary: {tag: 25.03-py3}\n", deployAvailable),
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc"})},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			required := tc.required
+			if required == nil {
+				required = map[string][]string{reqApplication: {gatewayApp}}
+			}
+			r := scene{xr: serverXR(tc.spec, tc.status), observed: tc.observed, required: required}.run(t, int64s, p)
+			tc.want.verify(t, tc.reason, r)
+		})
+	}
+}
+
+// TestCanarySelectors: canary pods never match the stable track's
+// selectors, and the stable track composes what it did without a canary.
+func TestCanarySelectors(t *testing.T) {
+	p := platform(t)
+	running := created(t, "", deployAvailable)
+	without := scene{xr: serverXR("", ""), observed: running, required: map[string][]string{reqApplication: {gatewayApp}}}.run(t, int64s, p)
+	with := scene{xr: serverXR(canaryTag, ""), observed: running, required: map[string][]string{reqApplication: {gatewayApp}}}.run(t, int64s, p)
+	for _, n := range []resource.Name{resDeployment, resService, resUsage} {
+		if diff := cmp.Diff(without.Desired[n].Resource.Object, with.Desired[n].Resource.Object); diff != "" {
+			t.Errorf("%s changed with a canary: -without, +with:\n%s", n, diff)
+		}
+	}
+	canary := decodeStrict[appsv1.Deployment](t, with, resCanaryDeployment)
+	pods := labels.Set(canary.Spec.Template.Labels)
+	if pods[compose.LabelTrack] != compose.TrackCanary || pods[compose.LabelTritonServer] != "resnet-canary" {
+		t.Errorf("canary pod labels: %v", pods)
+	}
+	stable := decodeStrict[appsv1.Deployment](t, with, resDeployment)
+	svc := decodeStrict[corev1.Service](t, with, resService)
+	for what, sel := range map[string]map[string]string{"stable Deployment": stable.Spec.Selector.MatchLabels, "stable Service": svc.Spec.Selector} {
+		if labels.SelectorFromSet(sel).Matches(pods) {
+			t.Errorf("the %s's selector %v matches canary pods %v", what, sel, pods)
+		}
+	}
+	canarySvc := decodeStrict[corev1.Service](t, with, resCanaryService)
+	if canarySvc.Name != "resnet-canary-svc" || !labels.SelectorFromSet(canarySvc.Spec.Selector).Matches(pods) || labels.SelectorFromSet(canarySvc.Spec.Selector).Matches(labels.Set(stable.Spec.Template.Labels)) {
+		t.Errorf("canary Service %s selects %v: must select the canary's pods only", canarySvc.Name, canarySvc.Spec.Selector)
+	}
+	if got := tritonContainer(t, canary).Image; !strings.HasSuffix(got, ":25.02-py3") {
+		t.Errorf("canary image: %s", got)
+	}
+	if canary.Spec.Replicas == nil || *canary.Spec.Replicas != 1 {
+		t.Errorf("canary replicas: %v", canary.Spec.Replicas)
+	}
+}
