@@ -291,7 +291,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		// not per server.
 		TTL: compose.PollTTL,
 	}
-	if !valid || slices.ContainsFunc(servers, func(s server) bool { return s.canary != nil }) {
+	if !valid || slices.ContainsFunc(servers, func(s server) bool { return s.canary != nil && s.canary.State != v1alpha1.CanaryServing }) {
 		// A server's canary waits on these routes (see tritonserver's
 		// removedCanary): follow its status soon.
 		r.TTL = compose.WaitTTL

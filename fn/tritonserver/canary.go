@@ -146,7 +146,9 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		return t, nil
 	}
 	if c.deploy == nil {
-		// Its quota check counts what the stable track's pods use.
+		// Its quota check counts what the stable track's pods use. A
+		// canary that exists stays: routes may still send to it.
+		t.keep = cc.deploy != nil
 		t.status.State = v1alpha1.CanaryStarting
 		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "WaitingForStable", Message: "the canary is created once the stable track's Deployment exists"}
 		return t, nil
@@ -242,7 +244,8 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 	}
 	if promoting && !c.rolledOutAs(stableDeploy) {
 		st.State, st.Weight = v1alpha1.CanaryPromoting, 100
-		t.holdStable = !routesSend(required, st.Service, 100)
+		// Nothing to hold when the stable Deployment is gone.
+		t.holdStable = c.deploy != nil && !routesSend(required, st.Service, 100)
 		msg := "the routes send every request to the canary; the stable track rolls to the new spec"
 		if t.holdStable {
 			msg = "waiting for the routes to send every request to the canary before the stable track rolls to the new spec"
@@ -281,16 +284,29 @@ func (c *Composer) rolledOutAs(desired *appsv1.Deployment) bool {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.deploy.Object, &observed); err != nil {
 		return false
 	}
-	if !sameContainers(observed.Spec.Template.Spec.Containers, desired.Spec.Template.Spec.Containers) {
+	if !samePods(observed.Spec.Template.Spec, desired.Spec.Template.Spec) {
 		return false
 	}
-	want, avail := deploymentCounts(c.deploy)
-	updated, _ := compose.Int(c.deploy.Object, "status", "updatedReplicas")
-	return c.serves(c.deploy) && updated >= want && avail >= want
+	// The controller's own test of a finished rollout, on the generation it
+	// saw (k8s.io/kubernetes pkg/controller/deployment/util/deployment_util.go
+	// DeploymentComplete): a read right after the apply has the new spec
+	// and the old counts.
+	want := ptr.Deref(observed.Spec.Replicas, 1)
+	s := observed.Status
+	return s.ObservedGeneration >= observed.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
 }
 
-// sameContainers compares what a rollout changes of each container: image,
-// arguments and resources.
+// samePods compares what the spec decides of a pod and the API server does
+// not default: each container's image, arguments and resources, and where
+// the pod runs (a GPU class moves it).
+func samePods(a, b corev1.PodSpec) bool {
+	if !equality.Semantic.DeepEqual(a.NodeSelector, b.NodeSelector) || !equality.Semantic.DeepEqual(a.Tolerations, b.Tolerations) ||
+		!equality.Semantic.DeepEqual(a.RuntimeClassName, b.RuntimeClassName) {
+		return false
+	}
+	return sameContainers(a.Containers, b.Containers)
+}
+
 func sameContainers(a, b []corev1.Container) bool {
 	if len(a) != len(b) {
 		return false
@@ -346,17 +362,19 @@ func canaryWeight(route *unstructured.Unstructured, service string) int32 {
 }
 
 // acceptedAtGeneration: every parent that reports on the route accepted
-// its current generation (a route no gateway reports on counts by its
-// spec alone).
+// its current generation, or refused the route (a route no gateway reports
+// on counts by its spec alone). Gateway API v1.4.1 apis/v1/shared_types.go
+// RouteParentStatus: Accepted is per parent.
 func acceptedAtGeneration(route *unstructured.Unstructured) bool {
 	parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
 	for _, p := range parents {
 		pm, _ := p.(map[string]any)
 		cond := compose.FindCondition(map[string]any{"status": pm}, "Accepted")
-		if cond == nil || cond["status"] != "True" {
-			return false
+		if cond != nil && cond["status"] == "False" {
+			// A parent that refused the route sends nothing through it.
+			continue
 		}
-		if g, found := compose.Int(cond, "observedGeneration"); found && g < route.GetGeneration() {
+		if g, found := compose.Int(cond, "observedGeneration"); cond == nil || cond["status"] != "True" || !found || g < route.GetGeneration() {
 			return false
 		}
 	}

@@ -239,6 +239,25 @@ func TestCanary(t *testing.T) {
 					}
 				}},
 		},
+		"PromotionWaitsForTheController": {
+			reason:   "A stable Deployment read right after the apply has the new spec and the old counts: the rollout has not happened yet.",
+			spec:     "tritonConfig: {tag: 25.02-py3}\n",
+			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
+			observed: canaryObserved(t, created(t, "tritonConfig: {tag: 25.02-py3}\n", strings.Replace(deployAvailable, "generation: 1}", "generation: 2}", 1)), "tritonConfig: {tag: 25.02-py3}\ncanary: {tag: 25.03-py3}\n", deployAvailable),
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryPromoting"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100})},
+		},
+		"StableGoneKeepsCanary": {
+			reason:   "A stable Deployment deleted by hand leaves the canary as it is: routes may still send to it.",
+			spec:     canaryTag,
+			status:   prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryDrop, 10),
+			observed: func() map[string]string { o := canaryObserved(t, running, canaryTag, deployAvailable); delete(o, string(resDeployment)); return o }(),
+			want: want{resources: map[string]resource.Ready{string(resService): resource.ReadyTrue, string(resUsage): resource.ReadyTrue, string(resCanaryDeployment): resource.ReadyTrue, string(resCanaryService): resource.ReadyTrue, string(resDeployment): resource.ReadyFalse},
+				conditions: composedConds(map[string]cond{ConditionCanaryHealthy: {false, "WaitingForStable"}}), phase: PhasePending, ready: false, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
 		"PromotedThenDropping": {
 			reason:   "Once the stable track serves the new spec, the canary's traffic goes back to it and the canary is dropped.",
 			spec:     "tritonConfig: {tag: 25.02-py3}\n",

@@ -151,7 +151,10 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if c.deploy == nil || c.awaitsClaims(p) || (c.spec.Canary != nil && !c.canaryObserved()) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
-	if c.hasCanary() {
+	if c.canaryObserved() {
+		// Only once a canary exists: its application then composes routes,
+		// so their kinds are served (core fails a call that requires a
+		// kind that is not).
 		r[reqHTTPRoute] = compose.KindHTTPRoute.Named(ns, compose.RouteName(c.spec.ApplicationRef, c.id.Name, compose.RouteHTTP))
 		r[reqGRPCRoute] = compose.KindGRPCRoute.Named(ns, compose.RouteName(c.spec.ApplicationRef, c.id.Name, compose.RouteGRPC))
 	}
@@ -369,12 +372,17 @@ func (c *Composer) pending(problem, appCond compose.Condition, snap *v1alpha1.Se
 	}
 	st := c.status()
 	st.Phase, st.Message, st.Application = PhasePending, problem.Message, snap
+	// A canary's routing state outlives the stable Deployment's absence.
+	st.Canary = c.prevCanary
 	conds := []compose.Condition{
 		appCond,
 		{Type: ConditionServerAvailable, Reason: reasonWaitingToCreate, Message: "the Deployment is not created yet: " + problem.Message},
 	}
 	conds = append(conds, c.offConditions("the server is not created yet")...)
 	conds = append(conds, c.gpuCond)
+	if last := compose.FindCondition(c.xr.Resource.Object, ConditionCanaryHealthy); last != nil {
+		conds = append(conds, compose.Condition{Type: ConditionCanaryHealthy, Status: last["status"] == "True", Reason: compose.Str(last, "reason"), Message: compose.Str(last, "message")})
+	}
 	for i := range conds {
 		if conds[i].Type == problem.Type {
 			conds[i] = problem

@@ -395,6 +395,7 @@ var testFlavours = map[string][]string{
 	"TestQueueTimeAutoscalingAPIService": {flavourV2},
 	"TestWaitingServerKeepsItsObjects":   {flavourV2},
 	"TestGPUClasses":                     {flavourV2},
+	"TestCanary":                         {flavourV2},
 	"TestTenantAccess":                   {flavourV2, flavourClaims},
 	"TestUsageUpgrade":                   {flavourV2, flavourClaims},
 	"TestClaims":                         {flavourClaims},
