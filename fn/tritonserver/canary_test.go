@@ -250,10 +250,14 @@ func TestCanary(t *testing.T) {
 				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100})},
 		},
 		"StableGoneKeepsCanary": {
-			reason:   "A stable Deployment deleted by hand leaves the canary as it is: routes may still send to it.",
-			spec:     canaryTag,
-			status:   prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryDrop, 10),
-			observed: func() map[string]string { o := canaryObserved(t, running, canaryTag, deployAvailable); delete(o, string(resDeployment)); return o }(),
+			reason: "A stable Deployment deleted by hand leaves the canary as it is: routes may still send to it.",
+			spec:   canaryTag,
+			status: prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryDrop, 10),
+			observed: func() map[string]string {
+				o := canaryObserved(t, running, canaryTag, deployAvailable)
+				delete(o, string(resDeployment))
+				return o
+			}(),
 			want: want{resources: map[string]resource.Ready{string(resService): resource.ReadyTrue, string(resUsage): resource.ReadyTrue, string(resCanaryDeployment): resource.ReadyTrue, string(resCanaryService): resource.ReadyTrue, string(resDeployment): resource.ReadyFalse},
 				conditions: composedConds(map[string]cond{ConditionCanaryHealthy: {false, "WaitingForStable"}}), phase: PhasePending, ready: false, ttl: compose.WaitTTL, application: snapshotStatus,
 				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
