@@ -291,9 +291,11 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 		// not per server.
 		TTL: compose.PollTTL,
 	}
-	if !valid || slices.ContainsFunc(servers, func(s server) bool { return s.canary != nil && s.canary.State != v1alpha1.CanaryServing }) {
-		// A server's canary waits on these routes (see tritonserver's
-		// removedCanary): follow its status soon.
+	if !valid || slices.ContainsFunc(servers, func(s server) bool { return s.canary != nil }) {
+		// Routes follow a canary's weight from its server's status, which
+		// no watch brings here, and a dropping or promoting canary waits on
+		// these routes (tritonserver's removedCanary): follow it soon while
+		// a canary exists, which is for a while only.
 		r.TTL = compose.WaitTTL
 	}
 	return r

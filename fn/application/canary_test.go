@@ -26,7 +26,7 @@ func TestCanaryRoutes(t *testing.T) {
 		canary   string // the server's status.canary
 		backends func(port int32) []gatewayv1.BackendRef
 		mirror   func(port int32) *gatewayv1.HTTPRequestMirrorFilter
-		ttl      bool // the application follows its servers every WaitTTL: a canary in flight waits on its routes
+		ttl      bool // the application follows its servers every WaitTTL while one has a canary
 	}{
 		"NoCanary": {
 			reason:   "A server without a canary is routed as before: one backend, no weight.",
@@ -44,6 +44,7 @@ func TestCanaryRoutes(t *testing.T) {
 			backends: func(port int32) []gatewayv1.BackendRef {
 				return []gatewayv1.BackendRef{ref("ranker-svc", port, ptr.To[int32](90)), ref("ranker-canary-svc", port, ptr.To[int32](10))}
 			},
+			ttl: true,
 		},
 		"Promoting": {
 			reason: "A promotion sends everything to the canary, the stable backend kept at weight 0.",
@@ -58,6 +59,7 @@ func TestCanaryRoutes(t *testing.T) {
 			canary:   "{state: Serving, service: ranker-canary-svc, mirrorPercent: 50}",
 			backends: func(port int32) []gatewayv1.BackendRef { return []gatewayv1.BackendRef{ref("ranker-svc", port, nil)} },
 			mirror:   func(port int32) *gatewayv1.HTTPRequestMirrorFilter { return mirrorTo(port, 50) },
+			ttl:      true,
 		},
 		"Dropping": {
 			reason:   "A dropping canary is named nowhere, whatever weight it had.",

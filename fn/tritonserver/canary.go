@@ -22,6 +22,9 @@ import (
 // always did.
 const ConditionCanaryHealthy = "CanaryHealthy"
 
+// reasonNoCanary: the server has no canary (any more).
+const reasonNoCanary = "NoCanary"
+
 // Pipeline names of the canary's objects.
 const (
 	resCanaryDeployment = resource.Name("canary-deployment")
@@ -35,6 +38,43 @@ const (
 	reqHTTPRoute = "route-http"
 	reqGRPCRoute = "route-grpc"
 )
+
+// reqCanaryNamesake is the server whose names a canary's would share:
+// server <x>-canary for the canary of <x>, and <x> for server <x>-canary.
+const reqCanaryNamesake = "canary-namesake"
+
+// canaryNamesake names the server whose objects this server's canary, or
+// this server, would share names with.
+func (c *Composer) canaryNamesake() (string, bool) {
+	if c.spec.Canary != nil {
+		return compose.CanaryName(c.id.Name), true
+	}
+	if base, ok := strings.CutSuffix(c.id.Name, "-canary"); ok && c.deploy == nil {
+		return base, true
+	}
+	return "", false
+}
+
+// namesakeProblem: a server named <x>-canary that is not created yet, while
+// server <x> has a canary (their Deployments, Services and selectors would
+// be the same).
+func (c *Composer) namesakeProblem(required map[string][]resource.Required) *compose.Condition {
+	if c.spec.Canary != nil || c.deploy != nil {
+		return nil
+	}
+	for _, r := range required[reqCanaryNamesake] {
+		_, spec := r.Resource.Object["spec"].(map[string]any)
+		if canary, _, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "spec", "canary"); spec && canary != nil {
+			return &compose.Condition{Type: ConditionServerAvailable, Reason: "NameTakenByCanary", Message: fmt.Sprintf(
+				"server %s has a canary, whose Deployment, Service and pods are named %s: rename this server", r.Resource.GetName(), c.id.Name)}
+		}
+		if _, ok, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "status", "canary"); ok {
+			return &compose.Condition{Type: ConditionServerAvailable, Reason: "NameTakenByCanary", Message: fmt.Sprintf(
+				"server %s still has a canary, whose Deployment, Service and pods are named %s: rename this server", r.Resource.GetName(), c.id.Name)}
+		}
+	}
+	return nil
+}
 
 // maxCanaryNameLength leaves <name>-canary-svc a DNS-1035 label.
 const maxCanaryNameLength = 63 - len("-canary-svc")
@@ -122,7 +162,7 @@ func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.R
 	case compose.FindCondition(c.xr.Resource.Object, ConditionCanaryHealthy) != nil:
 		// Crossplane turns a custom condition that is not sent again
 		// Unknown; say there is none.
-		return canaryTrack{cond: &compose.Condition{Type: ConditionCanaryHealthy, Reason: "NoCanary", Message: "the server has no canary (spec.canary)"}}, nil
+		return canaryTrack{cond: &compose.Condition{Type: ConditionCanaryHealthy, Reason: reasonNoCanary, Message: "the server has no canary (spec.canary)"}}, nil
 	}
 	return canaryTrack{}, nil
 }
@@ -152,6 +192,9 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		t.status.State = v1alpha1.CanaryStarting
 		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "WaitingForStable", Message: "the canary is created once the stable track's Deployment exists"}
 		return t, nil
+	}
+	if len(required[reqCanaryNamesake]) > 0 {
+		return refuse("CanaryNameTaken", "spec.canary: server %s exists; the canary's Deployment, Service and pods would have its names: rename one of them", compose.CanaryName(c.id.Name))
 	}
 	if len(c.id.Name) > maxCanaryNameLength {
 		return refuse("CanaryNameTooLong", "spec.canary: the server's name is %d characters; a canary needs at most %d so that %s-canary-svc is a valid Service name",
@@ -190,7 +233,40 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		}
 	}
 	t.cond = cc.canaryCondition(t.status)
+	if t.status.State == v1alpha1.CanaryServing {
+		if reason, msg := routeRefusal(required, t.status.Service); reason != "" {
+			t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: reason, Message: msg}
+		}
+	}
 	return t, nil
+}
+
+// routeRefusal is a gateway's refusal of a route that names the canary,
+// at the route's generation: Accepted or ResolvedRefs False (a gateway
+// without RequestMirror support, a Service it cannot resolve). The server
+// stays Ready; the canary's share is then not served as asked.
+func routeRefusal(required map[string][]resource.Required, service string) (string, string) {
+	for _, key := range []string{reqHTTPRoute, reqGRPCRoute} {
+		for _, r := range required[key] {
+			route := r.Resource
+			if canaryWeight(route, service) == 0 {
+				continue
+			}
+			parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
+			for _, p := range parents {
+				pm, _ := p.(map[string]any)
+				for _, typ := range []string{"Accepted", "ResolvedRefs"} {
+					cond := compose.FindCondition(map[string]any{"status": pm}, typ)
+					g, _ := compose.Int(cond, "observedGeneration")
+					if cond != nil && cond["status"] == "False" && g >= route.GetGeneration() {
+						return compose.Str(cond, "reason"), fmt.Sprintf("%s %s: gateway %s reports %s=False (%s): %s",
+							route.GetKind(), route.GetName(), compose.Str(pm, "parentRef", "name"), typ, compose.Str(cond, "reason"), compose.Str(cond, "message"))
+					}
+				}
+			}
+		}
+	}
+	return "", ""
 }
 
 func ptrOrNil(s string) *string {
@@ -261,7 +337,7 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 		if prev.OnRemoval == v1alpha1.CanaryPromote {
 			what = "promoted: the stable track runs the new spec, and the canary is deleted"
 		}
-		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "NoCanary", Message: "the canary was " + what}
+		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: reasonNoCanary, Message: "the canary was " + what}
 		return t
 	}
 	t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "CanaryDropping", Message: fmt.Sprintf(

@@ -129,6 +129,25 @@ func TestCanary(t *testing.T) {
 				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				check: canaryStatus(serving(0, 50))},
 		},
+		"MirrorRefusedByGateway": {
+			reason:   "A gateway that refuses the route's mirror filter is reported on the canary; the server stays Ready.",
+			spec:     "canary:\n  tag: 25.02-py3\n  mirror: {percent: 50}\n",
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {"{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {rules: [{backendRefs: [{name: resnet-svc, port: 8000}], filters: [{type: RequestMirror, requestMirror: {backendRef: {name: resnet-canary-svc, port: 8000}, percent: 50}}]}]}, status: {parents: [{parentRef: {name: gw}, controllerName: example.com/gw, conditions: [{type: Accepted, status: 'False', reason: UnsupportedValue, message: RequestMirror is not supported, observedGeneration: 3}]}]}}"}},
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "UnsupportedValue"}),
+				messages: map[string]string{ConditionCanaryHealthy: "HTTPRoute classifier-resnet-http: gateway gw reports Accepted=False (UnsupportedValue): RequestMirror is not supported"},
+				phase:    PhaseRunning, ready: true, ttl: compose.PollTTL, application: snapshotStatus,
+				check: canaryStatus(serving(0, 50))},
+		},
+		"NameTaken": {
+			reason:   "A server named resnet-canary would share the canary's names: the canary is refused.",
+			spec:     canaryTag,
+			observed: running,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqCanaryNamesake: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet-canary, namespace: vision-dev}, spec: {applicationRef: classifier}}"}},
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryNameTaken"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
 		"FailedCanaryLeavesStable": {
 			reason:   "A canary past its progress deadline gets no traffic; the server stays Ready.",
 			spec:     canaryTag,
@@ -318,5 +337,16 @@ func TestCanarySelectors(t *testing.T) {
 	}
 	if canary.Spec.Replicas == nil || *canary.Spec.Replicas != 1 {
 		t.Errorf("canary replicas: %v", canary.Spec.Replicas)
+	}
+}
+
+// TestCanaryNamesake: a new server named <x>-canary waits while server <x>
+// has a canary.
+func TestCanaryNamesake(t *testing.T) {
+	xr := strings.Replace(serverXR("", ""), "name: resnet,", "name: resnet-canary,", 1)
+	r := scene{xr: xr, required: map[string][]string{reqApplication: {readyApp},
+		reqCanaryNamesake: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet, namespace: vision-dev}, spec: {applicationRef: classifier, canary: {tag: 25.02-py3}}}"}}}.run(t, int64s, platform(t))
+	if c := condsOf(r)[ConditionServerAvailable]; c.Reason != "NameTakenByCanary" || len(r.Desired) != 0 {
+		t.Errorf("want nothing composed and ServerAvailable NameTakenByCanary, got %v and %d objects", c, len(r.Desired))
 	}
 }

@@ -165,7 +165,7 @@ func (c *Composer) plan(p compose.Platform, required map[string][]resource.Requi
 
 	pl.apiKeyHeader, pl.apiProblem = c.restrictedAPI(p, required)
 	pl.stop, pl.stopProblem = shutdownOf(&c.spec, p)
-	pl.blocker = cmp.Or(pl.blocker, pl.apiProblem, pl.stopProblem, gpuProblem)
+	pl.blocker = cmp.Or(pl.blocker, pl.apiProblem, pl.stopProblem, gpuProblem, c.namesakeProblem(required))
 
 	pl.tracesEndpoint = p.TracesEndpoint
 	if o := c.spec.Observability; o != nil && o.CollectorEndpoint != "" {
@@ -357,7 +357,9 @@ func (c *Composer) ttl(ready, waiting bool, conds []compose.Condition) time.Dura
 		return compose.PollTTL
 	}
 	for _, cond := range conds {
-		if slices.Contains(awaitedAPIs[cond.Type], cond.Reason) {
+		// A gateway's refusal of the canary's route shows only in the
+		// route, a required resource.
+		if slices.Contains(awaitedAPIs[cond.Type], cond.Reason) || cond.Type == ConditionCanaryHealthy && !cond.Status && cond.Reason != reasonNoCanary {
 			return compose.PollTTL
 		}
 	}

@@ -151,6 +151,9 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if c.deploy == nil || c.awaitsClaims(p) || (c.spec.Canary != nil && !c.canaryObserved()) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
+	if other, ok := c.canaryNamesake(); ok {
+		r[reqCanaryNamesake] = compose.KindTritonServer.Named(ns, other)
+	}
 	if c.canaryObserved() {
 		// Only once a canary exists: its application then composes routes,
 		// so their kinds are served (core fails a call that requires a

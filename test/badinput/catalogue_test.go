@@ -908,6 +908,25 @@ var catalogue = []row{
 		note:  "Triton refuses it at start-up: the pods would crash-loop.",
 	},
 	{
+		name: "ServerCanaryWeightAbove100", kind: tServer, by: bySchema,
+		wrote: "`canary: {tag: 25.02-py3, weight: 120}`",
+		obj:   serverXR("yolo", "canary: {tag: 25.02-py3, weight: 120}"),
+		want:  "spec.canary.weight: Invalid value: 120: spec.canary.weight in body should be less than or equal to 100",
+	},
+	{
+		name: "ServerCanaryWeightAndMirror", kind: tServer, by: byCEL,
+		wrote: "`canary: {tag: 25.02-py3, weight: 10, mirror: {percent: 50}}`",
+		obj:   serverXR("yolo", "canary: {tag: 25.02-py3, weight: 10, mirror: {percent: 50}}"),
+		want:  "spec.canary: set weight (a share of the traffic) or mirror (a copy of it), not both",
+	},
+	{
+		name: "ServerCanaryChangesNothing", kind: tServer, by: byCEL,
+		wrote: "`canary: {weight: 10}` (no setting of its own)",
+		obj:   serverXR("yolo", "canary: {weight: 10}"),
+		want:  "spec.canary must change something",
+		note:  "A canary whose settings equal the stable track's is refused by the function (CanaryHealthy=False CanaryUnchanged), as are canaries of applications without a gateway (CanaryNeedsGateway) and canaries that do not fit the quota (InsufficientGPUQuota); the unit tests and the segmenter render stages cover those, which need a running server.",
+	},
+	{
 		name: "ServerKEDANotInstalled", kind: tServer, by: byCondition,
 		wrote: "`autoscaling: {enabled: true, maxReplicas: 4, engine: keda, metric: queueTime}` without KEDA",
 		obj:   serverXR("yolo", "autoscaling: {enabled: true, maxReplicas: 4, engine: keda, metric: queueTime}"),

@@ -13,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The Gateway API's route CRDs, from the module the function builds them
@@ -45,6 +46,23 @@ func TestCanary(t *testing.T) {
 		newTag      = "25.02-py3"
 	)
 	teardown(t, project, ns)
+	// Registered on the test, not a step: a step's cleanups run when the
+	// step ends. It runs before the teardown's (last registered, first
+	// run): the application then drops its routes, which nothing needs.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := lab.installPlatformDefaults(ctx); err != nil {
+			t.Errorf("restore the platform defaults: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			if u, _ := lab.Kube.get(context.Background(), apiVersionKalypso, kindApplication, ns, app); u != nil {
+				t.Logf("application %s: %s", app, conditionsSummary(u))
+			}
+		}
+	})
 	var k *kube
 	step(t, "Setup", func(t *testing.T) {
 		dir, err := lab.moduleDir(t.Context(), gatewayModule, gatewayVersion)
@@ -58,14 +76,14 @@ func TestCanary(t *testing.T) {
 		if err := lab.waitEstablished(t.Context(), []string{"httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io"}); err != nil {
 			t.Fatal(err)
 		}
-		applyYAML(t, gatewayDefaults)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := lab.installPlatformDefaults(ctx); err != nil {
-				t.Errorf("restore the platform defaults: %v", err)
-			}
+		// Core caches a group as absent if it looks before the API server
+		// publishes the CRD's OpenAPI (see composedAfterCRD).
+		waitFor(t, "the API server publishes gateway.networking.k8s.io/v1's OpenAPI", time.Minute, func() (bool, string, error) {
+			paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
+			_, ok := paths["apis/"+apiVersionGW]
+			return ok, "not yet", err
 		})
+		applyYAML(t, gatewayDefaults)
 		k = tenantEnvironment(t, project, ns, "carla")
 		if err := k.create(t.Context(), applicationYAML(app, ns, project)+"  gateway: {enabled: true}\n"); err != nil {
 			t.Fatal(err)
@@ -94,6 +112,7 @@ func TestCanary(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, kindServer, ns, name, 2*time.Minute)
+		composedAfterCRD(t, schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"}, "httproutes.gateway.networking.k8s.io", ns, route)
 		srv.Spec["canary"] = map[string]any{"tag": newTag, "weight": int64(20)}
 		if _, err := k.apply(t.Context(), srv.object()); err != nil {
 			t.Fatal(err)
