@@ -92,6 +92,22 @@ func TestCanary(t *testing.T) {
 		return "canary: {state: " + state + ", onRemoval: " + onRemoval + ", service: resnet-canary-svc, weight: " + strconv.Itoa(int(weight)) + "}\n" +
 			"conditions: [{type: CanaryHealthy, status: 'True', reason: CanaryServing}, {type: ServerAvailable, status: 'True', reason: AllReplicasAvailable}]\n"
 	}
+	starting := &v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"}
+	// refused: the canary is not created, the stable track runs on.
+	refused := func(reason, message string) want {
+		w := want{resources: stableObjects, conditions: stableAnd(cond{false, reason}),
+			phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus, check: canaryStatus(starting)}
+		if message != "" {
+			w.messages = map[string]string{ConditionCanaryHealthy: message}
+		}
+		return w
+	}
+	// kept: the canary's objects stay while the server waits on its
+	// routes or its stable rollout.
+	kept := func(c cond, st *v1alpha1.CanaryStatus) want {
+		return want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(c),
+			phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus, check: canaryStatus(st)}
+	}
 	quota := func(hard, used string) string {
 		return "{apiVersion: v1, kind: ResourceQuota, metadata: {name: vision-quota, namespace: vision-dev}, status: {hard: {requests.nvidia.com/gpu: '" + hard + "'}, used: {requests.nvidia.com/gpu: '" + used + "'}}}"
 	}
@@ -144,9 +160,7 @@ func TestCanary(t *testing.T) {
 			spec:     canaryTag,
 			observed: running,
 			required: map[string][]string{reqApplication: {gatewayApp}, reqCanaryNamesake: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet-canary, namespace: vision-dev}, spec: {applicationRef: classifier}}"}},
-			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryNameTaken"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     refused("CanaryNameTaken", ""),
 		},
 		"FailedCanaryLeavesStable": {
 			reason:   "A canary past its progress deadline gets no traffic; the server stays Ready.",
@@ -160,56 +174,41 @@ func TestCanary(t *testing.T) {
 			reason:   "A canary whose pods would be the stable track's is refused.",
 			spec:     "canary:\n  tag: " + p.TritonTag + "\n",
 			observed: running,
-			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryUnchanged"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     refused("CanaryUnchanged", ""),
 		},
 		"NoGateway": {
 			reason:   "A canary of an application without a gateway would get no traffic: refused.",
 			spec:     canaryTag,
 			observed: running,
 			required: map[string][]string{reqApplication: {readyApp}},
-			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanaryNeedsGateway"}),
-				messages: map[string]string{ConditionCanaryHealthy: "spec.gateway.enabled"},
-				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     refused("CanaryNeedsGateway", "spec.gateway.enabled"),
 		},
 		"SpecInvalid": {
 			reason:   "A canary setting Triton would refuse is named, and only the canary is refused.",
 			spec:     "canary:\n  modelControl: {mode: poll, loadModels: [resnet]}\n",
 			observed: running,
-			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "CanarySpecInvalid"}),
-				messages: map[string]string{ConditionCanaryHealthy: "spec.canary: spec.modelControl.loadModels needs"},
-				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     refused("CanarySpecInvalid", "spec.canary: spec.modelControl.loadModels needs"),
 		},
 		"QuotaRefused": {
 			reason:   "A canary whose GPUs do not fit the quota left is refused before its create; the stable track is untouched.",
 			spec:     "canary:\n  tag: 25.02-py3\n  gpus: 1\n",
 			observed: running,
 			required: map[string][]string{reqApplication: {gatewayApp}, reqQuotas: {quota("1", "1")}},
-			want: want{resources: stableObjects, conditions: stableAnd(cond{false, reasonInsufficientGPUQuota}),
-				messages: map[string]string{ConditionCanaryHealthy: "per canary pod × spec.canary.replicas"},
-				phase:    PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     refused(reasonInsufficientGPUQuota, "per canary pod × spec.canary.replicas"),
 		},
 		"Dropping": {
 			reason:   "Removing spec.canary takes its traffic away; its objects stay while a route still sends to it.",
 			status:   prevStatus(v1alpha1.CanaryServing, v1alpha1.CanaryDrop, 10),
 			observed: withCanary,
 			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryWeighted10, true)}},
-			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     kept(cond{false, "CanaryDropping"}, &v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"}),
 		},
 		"DroppingUntilAccepted": {
 			reason:   "A route that dropped the canary but is not accepted at its generation still holds the canary.",
 			status:   prevStatus(v1alpha1.CanaryDropping, v1alpha1.CanaryDrop, 0),
 			observed: withCanary,
 			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {strings.Replace(route(stableOnly, true), "observedGeneration: 3", "observedGeneration: 2", 1)}},
-			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+			want:     kept(cond{false, "CanaryDropping"}, &v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"}),
 		},
 		"Dropped": {
 			reason:   "Once every route dropped the canary and was accepted, its objects go.",
@@ -264,9 +263,7 @@ func TestCanary(t *testing.T) {
 			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
 			observed: canaryObserved(t, created(t, "tritonConfig: {tag: 25.02-py3}\n", strings.Replace(deployAvailable, "generation: 1}", "generation: 2}", 1)), "tritonConfig: {tag: 25.02-py3}\ncanary: {tag: 25.03-py3}\n", deployAvailable),
 			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
-			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{true, "CanaryPromoting"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100})},
+			want:     kept(cond{true, "CanaryPromoting"}, &v1alpha1.CanaryStatus{State: v1alpha1.CanaryPromoting, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc", Weight: 100}),
 		},
 		"StableGoneKeepsCanary": {
 			reason: "A stable Deployment deleted by hand leaves the canary as it is: routes may still send to it.",
@@ -287,9 +284,7 @@ func TestCanary(t *testing.T) {
 			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
 			observed: canaryObserved(t, created(t, "tritonConfig: {tag: 25.02-py3}\n", deployAvailable), "tritonConfig: {tag: 25.02-py3}\ncanary: {tag: 25.03-py3}\n", deployAvailable),
 			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
-			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryDropping"}),
-				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
-				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc"})},
+			want:     kept(cond{false, "CanaryDropping"}, &v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc"}),
 		},
 	}
 	for name, tc := range cases {
