@@ -39,38 +39,34 @@ const (
 	reqGRPCRoute = "route-grpc"
 )
 
-// reqCanaryNamesake is the server whose names a canary's would share:
-// server <x>-canary for the canary of <x>, and <x> for server <x>-canary.
-const reqCanaryNamesake = "canary-namesake"
+// Required servers whose names a canary's would share: server <x>-canary
+// for the canary of <x> (reqCanaryNamesake), and server <x> for a new
+// server <x>-canary (reqCanaryOwner).
+const (
+	reqCanaryNamesake = "canary-namesake"
+	reqCanaryOwner    = "canary-owner"
+)
 
-// canaryNamesake names the server whose objects this server's canary, or
-// this server, would share names with.
-func (c *Composer) canaryNamesake() (string, bool) {
-	if c.spec.Canary != nil {
-		return compose.CanaryName(c.id.Name), true
-	}
-	if base, ok := strings.CutSuffix(c.id.Name, "-canary"); ok && c.deploy == nil {
-		return base, true
-	}
-	return "", false
+// canaryOwner names the server whose canary would take this new server's
+// names.
+func (c *Composer) canaryOwner() (string, bool) {
+	base, ok := strings.CutSuffix(c.id.Name, "-canary")
+	return base, ok && c.deploy == nil
 }
 
 // namesakeProblem: a server named <x>-canary that is not created yet, while
 // server <x> has a canary (their Deployments, Services and selectors would
 // be the same).
 func (c *Composer) namesakeProblem(required map[string][]resource.Required) *compose.Condition {
-	if c.spec.Canary != nil || c.deploy != nil {
-		return nil
+	if c.canary != nil {
+		return nil // the canary track's own plan
 	}
-	for _, r := range required[reqCanaryNamesake] {
-		_, spec := r.Resource.Object["spec"].(map[string]any)
-		if canary, _, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "spec", "canary"); spec && canary != nil {
+	for _, r := range required[reqCanaryOwner] {
+		canary, _, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "spec", "canary")
+		_, hadOne, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "status", "canary")
+		if canary != nil || hadOne {
 			return &compose.Condition{Type: ConditionServerAvailable, Reason: "NameTakenByCanary", Message: fmt.Sprintf(
 				"server %s has a canary, whose Deployment, Service and pods are named %s: rename this server", r.Resource.GetName(), c.id.Name)}
-		}
-		if _, ok, _ := unstructured.NestedFieldNoCopy(r.Resource.Object, "status", "canary"); ok {
-			return &compose.Condition{Type: ConditionServerAvailable, Reason: "NameTakenByCanary", Message: fmt.Sprintf(
-				"server %s still has a canary, whose Deployment, Service and pods are named %s: rename this server", r.Resource.GetName(), c.id.Name)}
 		}
 	}
 	return nil
@@ -193,7 +189,8 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "WaitingForStable", Message: "the canary is created once the stable track's Deployment exists"}
 		return t, nil
 	}
-	if len(required[reqCanaryNamesake]) > 0 {
+	// The first one wins: a canary that runs keeps its names.
+	if len(required[reqCanaryNamesake]) > 0 && cc.deploy == nil {
 		return refuse("CanaryNameTaken", "spec.canary: server %s exists; the canary's Deployment, Service and pods would have its names: rename one of them", compose.CanaryName(c.id.Name))
 	}
 	if len(c.id.Name) > maxCanaryNameLength {
@@ -255,10 +252,13 @@ func routeRefusal(required map[string][]resource.Required, service string) (stri
 			parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
 			for _, p := range parents {
 				pm, _ := p.(map[string]any)
+				if !namesParent(route, pm) {
+					continue
+				}
 				for _, typ := range []string{"Accepted", "ResolvedRefs"} {
 					cond := compose.FindCondition(map[string]any{"status": pm}, typ)
 					g, _ := compose.Int(cond, "observedGeneration")
-					if cond != nil && cond["status"] == "False" && g >= route.GetGeneration() {
+					if cond != nil && cond["status"] == "False" && g >= routeGeneration(route) {
 						return compose.Str(cond, "reason"), fmt.Sprintf("%s %s: gateway %s reports %s=False (%s): %s",
 							route.GetKind(), route.GetName(), compose.Str(pm, "parentRef", "name"), typ, compose.Str(cond, "reason"), compose.Str(cond, "message"))
 					}
@@ -315,15 +315,20 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 		canary = o.Resource
 	}
 	promoting := prev.OnRemoval == v1alpha1.CanaryPromote && prev.State != v1alpha1.CanaryDropping && canary != nil
-	if promoting && prev.State != v1alpha1.CanaryPromoting && !c.canaryServes(canary) {
-		promoting = false // a canary that does not serve takes no traffic over
+	if promoting && !c.canaryServes(canary) {
+		// A canary that does not serve takes no traffic over, and one that
+		// stops serving gives it back.
+		promoting = false
 	}
 	if promoting && !c.rolledOutAs(stableDeploy) {
 		st.State, st.Weight = v1alpha1.CanaryPromoting, 100
 		// Nothing to hold when the stable Deployment is gone.
 		t.holdStable = c.deploy != nil && !routesSend(required, st.Service, 100)
 		msg := "the routes send every request to the canary; the stable track rolls to the new spec"
-		if t.holdStable {
+		switch {
+		case stableDeploy == nil:
+			msg = "the routes send every request to the canary; the stable track cannot roll to the new spec: see its conditions"
+		case t.holdStable:
 			msg = "waiting for the routes to send every request to the canary before the stable track rolls to the new spec"
 		}
 		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Status: true, Reason: "CanaryPromoting", Message: msg}
@@ -445,12 +450,17 @@ func acceptedAtGeneration(route *unstructured.Unstructured) bool {
 	parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
 	for _, p := range parents {
 		pm, _ := p.(map[string]any)
+		if !namesParent(route, pm) {
+			// A parent the route no longer names: its controller should
+			// have removed its entry (shared_types.go RouteStatus).
+			continue
+		}
 		cond := compose.FindCondition(map[string]any{"status": pm}, "Accepted")
 		if cond != nil && cond["status"] == "False" {
 			// A parent that refused the route sends nothing through it.
 			continue
 		}
-		if g, found := compose.Int(cond, "observedGeneration"); cond == nil || cond["status"] != "True" || !found || g < route.GetGeneration() {
+		if g, found := compose.Int(cond, "observedGeneration"); cond == nil || cond["status"] != "True" || !found || g < routeGeneration(route) {
 			return false
 		}
 	}
@@ -540,4 +550,32 @@ func containerImage(deploy map[string]any) string {
 	}
 	m, _ := containers[0].(map[string]any)
 	return compose.Str(m, "image")
+}
+
+// routeGeneration reads a required route's generation: the SDK decodes
+// required resources from structpb, so numbers arrive as float64, which
+// GetGeneration reads as 0 (compose.Int takes both).
+func routeGeneration(route *unstructured.Unstructured) int64 {
+	g, _ := compose.Int(route.Object, "metadata", "generation")
+	return g
+}
+
+// namesParent: the route's spec.parentRefs names this status parent (name,
+// and namespace, the route's own when unset).
+func namesParent(route *unstructured.Unstructured, parent map[string]any) bool {
+	ns := func(m map[string]any) string {
+		if n := compose.Str(m, "namespace"); n != "" {
+			return n
+		}
+		return route.GetNamespace()
+	}
+	ref, _, _ := unstructured.NestedMap(parent, "parentRef")
+	refs, _, _ := unstructured.NestedSlice(route.Object, "spec", "parentRefs")
+	for _, r := range refs {
+		m, _ := r.(map[string]any)
+		if compose.Str(m, "name") == compose.Str(ref, "name") && ns(m) == ns(ref) {
+			return true
+		}
+	}
+	return false
 }

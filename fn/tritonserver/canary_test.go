@@ -22,7 +22,7 @@ var gatewayApp = appWith("  projectRef: vision\n", "  projectRef: vision\n  gate
 // route is the application's HTTPRoute to resnet with the given backendRefs
 // (YAML flow list) and, when accepted, a parent that accepted generation 3.
 func route(backendRefs string, accepted bool) string {
-	y := "{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {rules: [{backendRefs: " + backendRefs + "}]}"
+	y := "{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {parentRefs: [{name: gw}], rules: [{backendRefs: " + backendRefs + "}]}"
 	if accepted {
 		y += ", status: {parents: [{parentRef: {name: gw}, controllerName: example.com/gw, conditions: [{type: Accepted, status: 'True', reason: Accepted, observedGeneration: 3}]}]}"
 	}
@@ -149,7 +149,7 @@ func TestCanary(t *testing.T) {
 			reason:   "A gateway that refuses the route's mirror filter is reported on the canary; the server stays Ready.",
 			spec:     "canary:\n  tag: 25.02-py3\n  mirror: {percent: 50}\n",
 			observed: withCanary,
-			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {"{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {rules: [{backendRefs: [{name: resnet-svc, port: 8000}], filters: [{type: RequestMirror, requestMirror: {backendRef: {name: resnet-canary-svc, port: 8000}, percent: 50}}]}]}, status: {parents: [{parentRef: {name: gw}, controllerName: example.com/gw, conditions: [{type: Accepted, status: 'False', reason: UnsupportedValue, message: RequestMirror is not supported, observedGeneration: 3}]}]}}"}},
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {"{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: classifier-resnet-http, namespace: vision-dev, generation: 3}, spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: resnet-svc, port: 8000}], filters: [{type: RequestMirror, requestMirror: {backendRef: {name: resnet-canary-svc, port: 8000}, percent: 50}}]}]}, status: {parents: [{parentRef: {name: gw}, controllerName: example.com/gw, conditions: [{type: Accepted, status: 'False', reason: UnsupportedValue, message: RequestMirror is not supported, observedGeneration: 3}]}]}}"}},
 			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "UnsupportedValue"}),
 				messages: map[string]string{ConditionCanaryHealthy: "HTTPRoute classifier-resnet-http: gateway gw reports Accepted=False (UnsupportedValue): RequestMirror is not supported"},
 				phase:    PhaseRunning, ready: true, ttl: compose.PollTTL, application: snapshotStatus,
@@ -218,6 +218,22 @@ func TestCanary(t *testing.T) {
 			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "NoCanary"}),
 				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				check: canaryStatus(nil)},
+		},
+		"StaleParentIgnored": {
+			reason:   "A parent the route no longer names (a gateway uninstalled without cleaning up) does not hold the canary.",
+			status:   prevStatus(v1alpha1.CanaryDropping, v1alpha1.CanaryDrop, 0),
+			observed: withCanary,
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {strings.Replace(route(stableOnly, true), "parents: [", "parents: [{parentRef: {name: old-gw}, controllerName: example.com/old, conditions: [{type: Accepted, status: 'True', reason: Accepted, observedGeneration: 1}]}, ", 1)}},
+			want: want{resources: stableObjects, conditions: stableAnd(cond{false, "NoCanary"}),
+				phase: PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus, check: canaryStatus(nil)},
+		},
+		"PromotionGivesBackAFailingCanary": {
+			reason:   "A canary that stops serving during its promotion gives the traffic back to the stable track.",
+			spec:     "tritonConfig: {tag: 25.02-py3}\n",
+			status:   prevStatus(v1alpha1.CanaryPromoting, v1alpha1.CanaryPromote, 100),
+			observed: canaryObserved(t, running, canaryTag, `{metadata: {generation: 1}, status: {observedGeneration: 1, replicas: 1, unavailableReplicas: 1, conditions: [{type: Progressing, status: "False", reason: ProgressDeadlineExceeded}]}}`),
+			required: map[string][]string{reqApplication: {gatewayApp}, reqHTTPRoute: {route(canaryAll, true)}},
+			want:     kept(cond{false, "CanaryDropping"}, &v1alpha1.CanaryStatus{State: v1alpha1.CanaryDropping, OnRemoval: v1alpha1.CanaryPromote, Service: "resnet-canary-svc"}),
 		},
 		"NoCanaryAfterDrop": {
 			reason:   "Once gone, the condition says so, so that Crossplane does not turn it Unknown.",
@@ -293,8 +309,10 @@ func TestCanary(t *testing.T) {
 			if required == nil {
 				required = map[string][]string{reqApplication: {gatewayApp}}
 			}
-			r := scene{xr: serverXR(tc.spec, tc.status), observed: tc.observed, required: required}.run(t, int64s, p)
-			tc.want.verify(t, tc.reason, r)
+			for _, enc := range encodings {
+				r := scene{xr: serverXR(tc.spec, tc.status), observed: tc.observed, required: required}.run(t, enc, p)
+				tc.want.verify(t, tc.reason+" ("+string(enc)+")", r)
+			}
 		})
 	}
 }
@@ -340,7 +358,7 @@ func TestCanarySelectors(t *testing.T) {
 func TestCanaryNamesake(t *testing.T) {
 	xr := strings.Replace(serverXR("", ""), "name: resnet,", "name: resnet-canary,", 1)
 	r := scene{xr: xr, required: map[string][]string{reqApplication: {readyApp},
-		reqCanaryNamesake: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet, namespace: vision-dev}, spec: {applicationRef: classifier, canary: {tag: 25.02-py3}}}"}}}.run(t, int64s, platform(t))
+		reqCanaryOwner: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet, namespace: vision-dev}, spec: {applicationRef: classifier, canary: {tag: 25.02-py3}}}"}}}.run(t, int64s, platform(t))
 	if c := condsOf(r)[ConditionServerAvailable]; c.Reason != "NameTakenByCanary" || len(r.Desired) != 0 {
 		t.Errorf("want nothing composed and ServerAvailable NameTakenByCanary, got %v and %d objects", c, len(r.Desired))
 	}

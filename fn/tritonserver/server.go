@@ -151,8 +151,11 @@ func (c *Composer) Requirements(p compose.Platform) map[string]*fnv1.ResourceSel
 	if c.deploy == nil || c.awaitsClaims(p) || (c.spec.Canary != nil && !c.canaryObserved()) {
 		r[reqQuotas] = compose.KindResourceQuota.Labelled(ns, nil)
 	}
-	if other, ok := c.canaryNamesake(); ok {
-		r[reqCanaryNamesake] = compose.KindTritonServer.Named(ns, other)
+	if c.spec.Canary != nil {
+		r[reqCanaryNamesake] = compose.KindTritonServer.Named(ns, compose.CanaryName(c.id.Name))
+	}
+	if owner, ok := c.canaryOwner(); ok {
+		r[reqCanaryOwner] = compose.KindTritonServer.Named(ns, owner)
 	}
 	if c.canaryObserved() {
 		// Only once a canary exists: its application then composes routes,
