@@ -1,6 +1,7 @@
 package tritonserver
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -168,7 +169,7 @@ func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.R
 // without traffic, after it; the stable track is never touched.
 func (c *Composer) runningCanary(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment) (canaryTrack, error) {
 	cc := c.canaryComposer()
-	t := canaryTrack{c: cc, status: &v1alpha1.CanaryStatus{OnRemoval: ptr.Deref(ptrOrNil(cc.canary.OnRemoval), v1alpha1.CanaryDrop), Service: cc.name("svc")}}
+	t := canaryTrack{c: cc, status: &v1alpha1.CanaryStatus{OnRemoval: cmp.Or(cc.canary.OnRemoval, v1alpha1.CanaryDrop), Service: cc.name("svc")}}
 	refuse := func(reason, format string, args ...any) (canaryTrack, error) {
 		t.keep = cc.deploy != nil
 		t.status.State = v1alpha1.CanaryStarting
@@ -182,12 +183,8 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		return t, nil
 	}
 	if c.deploy == nil {
-		// Its quota check counts what the stable track's pods use. A
-		// canary that exists stays: routes may still send to it.
-		t.keep = cc.deploy != nil
-		t.status.State = v1alpha1.CanaryStarting
-		t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: "WaitingForStable", Message: "the canary is created once the stable track's Deployment exists"}
-		return t, nil
+		// Its quota check counts what the stable track's pods use.
+		return refuse("WaitingForStable", "the canary follows the stable track's Deployment, which does not exist")
 	}
 	// The first one wins: a canary that runs keeps its names.
 	if len(required[reqCanaryNamesake]) > 0 && cc.deploy == nil {
@@ -267,13 +264,6 @@ func routeRefusal(required map[string][]resource.Required, service string) (stri
 		}
 	}
 	return "", ""
-}
-
-func ptrOrNil(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 // canaryCondition describes a canary that is composed.
