@@ -189,6 +189,12 @@ func TestCanary(t *testing.T) {
 			observed: running,
 			want:     refused("CanarySpecInvalid", "spec.canary: spec.modelControl.loadModels needs"),
 		},
+		"GPUClassRefused": {
+			reason:   "A canary that breaks a GPU-class rule is refused with the class's reason; the stable track runs on.",
+			spec:     "canary:\n  tag: 25.02-py3\n  gpuClass: h200\n  gpus: 1\n",
+			observed: running,
+			want:     refused("UnknownGPUClass", `spec.canary: spec.gpuClass "h200" is not a GPU class of this platform`),
+		},
 		"QuotaRefused": {
 			reason:   "A canary whose GPUs do not fit the quota left is refused before its create; the stable track is untouched.",
 			spec:     "canary:\n  tag: 25.02-py3\n  gpus: 1\n",
