@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
 	"github.com/kalypsoserving/function-kalypso/input/v1beta1"
 )
@@ -47,10 +46,6 @@ func parentRefs(refs []v1beta1.ParentRef) []gatewayv1.ParentReference {
 	return out
 }
 
-func backend(svc string, port int64) gatewayv1.BackendObjectReference {
-	return gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To(gatewayv1.PortNumber(port))}
-}
-
 // httpRoute routes /<application>/<server>/ to the server's HTTP port and
 // strips the prefix: Triton's HTTP API lives at /v2/….
 func (c *Composer) httpRoute(s server, refs []gatewayv1.ParentReference, hostname string, labels map[string]string) *gatewayv1.HTTPRoute {
@@ -72,10 +67,10 @@ func (c *Composer) httpRoute(s server, refs []gatewayv1.ParentReference, hostnam
 		},
 	}
 	rule := &r.Spec.Rules[0]
-	for _, b := range backends(s, s.httpPort) {
+	for _, b := range compose.Backends(s.name+"-svc", s.canary, s.httpPort) {
 		rule.BackendRefs = append(rule.BackendRefs, gatewayv1.HTTPBackendRef{BackendRef: b})
 	}
-	if m := mirror(s, s.httpPort); m != nil {
+	if m := compose.Mirror(s.canary, s.httpPort); m != nil {
 		rule.Filters = append(rule.Filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: m})
 	}
 	if hostname != "" {
@@ -99,36 +94,13 @@ func (c *Composer) grpcRoute(s server, refs []gatewayv1.ParentReference, hostnam
 		},
 	}
 	rule := &r.Spec.Rules[0]
-	for _, b := range backends(s, s.grpcPort) {
+	for _, b := range compose.Backends(s.name+"-svc", s.canary, s.grpcPort) {
 		rule.BackendRefs = append(rule.BackendRefs, gatewayv1.GRPCBackendRef{BackendRef: b})
 	}
-	if m := mirror(s, s.grpcPort); m != nil {
+	if m := compose.Mirror(s.canary, s.grpcPort); m != nil {
 		rule.Filters = []gatewayv1.GRPCRouteFilter{{Type: gatewayv1.GRPCRouteFilterRequestMirror, RequestMirror: m}}
 	}
 	return r
-}
-
-// backends are a route's backends: the server's Service, and its canary's
-// with the weight the server reports (status.canary) once it is above 0;
-// the stable Service then gets the rest.
-func backends(s server, port int64) []gatewayv1.BackendRef {
-	stable := gatewayv1.BackendRef{BackendObjectReference: backend(s.name+"-svc", port)}
-	if s.canary == nil || s.canary.Weight <= 0 || s.canary.State == v1alpha1.CanaryDropping {
-		return []gatewayv1.BackendRef{stable}
-	}
-	stable.Weight = ptr.To(100 - s.canary.Weight)
-	canary := gatewayv1.BackendRef{BackendObjectReference: backend(s.canary.Service, port), Weight: ptr.To(s.canary.Weight)}
-	return []gatewayv1.BackendRef{stable, canary}
-}
-
-// mirror copies the share of the requests the server reports to its
-// canary; the gateway drops the canary's answers (Gateway API v1.4.1
-// HTTPRequestMirrorFilter, Extended support on both route kinds).
-func mirror(s server, port int64) *gatewayv1.HTTPRequestMirrorFilter {
-	if s.canary == nil || s.canary.MirrorPercent <= 0 || s.canary.State == v1alpha1.CanaryDropping {
-		return nil
-	}
-	return &gatewayv1.HTTPRequestMirrorFilter{BackendRef: backend(s.canary.Service, port), Percent: ptr.To(s.canary.MirrorPercent)}
 }
 
 func (c *Composer) grpcHost(s server, hostname string) string {

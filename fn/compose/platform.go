@@ -57,6 +57,7 @@ type Platform struct {
 	GatewayParentRefs []v1beta1.ParentRef
 	GatewayHostname   string
 	GatewayScheme     string
+	GatewayMeshRoutes bool
 
 	ReadPods bool
 
@@ -264,6 +265,7 @@ func flatten(d v1beta1.Defaults) (Platform, error) {
 		GatewayParentRefs: d.Gateway.ParentRefs,
 		GatewayHostname:   ptr.Deref(d.Gateway.Hostname, ""),
 		GatewayScheme:     *d.Gateway.Scheme,
+		GatewayMeshRoutes: ptr.Deref(d.Gateway.MeshRoutes, false),
 
 		ReadPods: d.Diagnostics != nil && ptr.Deref(d.Diagnostics.ReadPods, false),
 

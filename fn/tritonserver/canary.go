@@ -228,7 +228,7 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 	}
 	t.cond = cc.canaryCondition(t.status)
 	if t.status.State == v1alpha1.CanaryServing {
-		if reason, msg := routeRefusal(required, t.status.Service); reason != "" {
+		if reason, msg := routeRefusal(c.routes(required), t.status.Service); reason != "" {
 			t.cond = &compose.Condition{Type: ConditionCanaryHealthy, Reason: reason, Message: msg}
 		}
 	}
@@ -239,26 +239,23 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 // at the route's generation: Accepted or ResolvedRefs False (a gateway
 // without RequestMirror support, a Service it cannot resolve). The server
 // stays Ready; the canary's share is then not served as asked.
-func routeRefusal(required map[string][]resource.Required, service string) (string, string) {
-	for _, key := range []string{reqHTTPRoute, reqGRPCRoute} {
-		for _, r := range required[key] {
-			route := r.Resource
-			if canaryWeight(route, service) == 0 {
+func routeRefusal(routes []*unstructured.Unstructured, service string) (string, string) {
+	for _, route := range routes {
+		if canaryWeight(route, service) == 0 {
+			continue
+		}
+		parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
+		for _, p := range parents {
+			pm, _ := p.(map[string]any)
+			if !namesParent(route, pm) {
 				continue
 			}
-			parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
-			for _, p := range parents {
-				pm, _ := p.(map[string]any)
-				if !namesParent(route, pm) {
-					continue
-				}
-				for _, typ := range []string{"Accepted", "ResolvedRefs"} {
-					cond := compose.FindCondition(map[string]any{"status": pm}, typ)
-					g, _ := compose.Int(cond, "observedGeneration")
-					if cond != nil && cond["status"] == "False" && g >= routeGeneration(route) {
-						return compose.Str(cond, "reason"), fmt.Sprintf("%s %s: gateway %s reports %s=False (%s): %s",
-							route.GetKind(), route.GetName(), compose.Str(pm, "parentRef", "name"), typ, compose.Str(cond, "reason"), compose.Str(cond, "message"))
-					}
+			for _, typ := range []string{"Accepted", "ResolvedRefs"} {
+				cond := compose.FindCondition(map[string]any{"status": pm}, typ)
+				g, _ := compose.Int(cond, "observedGeneration")
+				if cond != nil && cond["status"] == "False" && g >= routeGeneration(route) {
+					return compose.Str(cond, "reason"), fmt.Sprintf("%s %s: gateway %s reports %s=False (%s): %s",
+						route.GetKind(), route.GetName(), compose.Str(pm, "parentRef", "name"), typ, compose.Str(cond, "reason"), compose.Str(cond, "message"))
 				}
 			}
 		}
@@ -313,7 +310,7 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 	if promoting && !c.rolledOutAs(stableDeploy) {
 		st.State, st.Weight = v1alpha1.CanaryPromoting, 100
 		// Nothing to hold when the stable Deployment is gone.
-		t.holdStable = c.deploy != nil && !routesSend(required, st.Service, 100)
+		t.holdStable = c.deploy != nil && !routesSend(c.routes(required), st.Service, 100)
 		msg := "the routes send every request to the canary; the stable track rolls to the new spec"
 		switch {
 		case stableDeploy == nil:
@@ -325,7 +322,7 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 		return t
 	}
 	st.State = v1alpha1.CanaryDropping
-	if !c.canaryObserved() || routesSend(required, st.Service, 0) {
+	if !c.canaryObserved() || routesSend(c.routes(required), st.Service, 0) {
 		// Every route dropped the canary: its objects go now.
 		t.keep, t.status = false, nil
 		what := "dropped"
@@ -393,15 +390,25 @@ func sameContainers(a, b []corev1.Container) bool {
 // routesSend: every route of the server that exists sends the canary
 // Service this weight (0: no backendRef and no mirror to it at all), and
 // each parent that reports on it accepted that generation.
-func routesSend(required map[string][]resource.Required, service string, weight int32) bool {
-	for _, key := range []string{reqHTTPRoute, reqGRPCRoute} {
-		for _, r := range required[key] {
-			if canaryWeight(r.Resource, service) != weight || !acceptedAtGeneration(r.Resource) {
-				return false
-			}
+func routesSend(routes []*unstructured.Unstructured, service string, weight int32) bool {
+	for _, r := range routes {
+		if canaryWeight(r, service) != weight || !acceptedAtGeneration(r) {
+			return false
 		}
 	}
 	return true
+}
+
+// routes are the routes that may send to the canary: its application's
+// (required) and its own mesh routes (observed).
+func (c *Composer) routes(required map[string][]resource.Required) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, key := range []string{reqHTTPRoute, reqGRPCRoute} {
+		for _, r := range required[key] {
+			out = append(out, r.Resource)
+		}
+	}
+	return append(out, c.observedMeshRoutes()...)
 }
 
 // canaryWeight is the weight a route gives the canary Service: -1 for a

@@ -290,6 +290,9 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := canary.add(d, c, p, labels, required); err != nil {
 		return fatal(err)
 	}
+	if err := canary.addMeshRoutes(d, c, p, prts, labels); err != nil {
+		return fatal(err)
+	}
 
 	st := c.status()
 	st.Application = snap

@@ -365,6 +365,11 @@ type GatewayDefaults struct {
 	// Scheme clients use to reach the gateway. Built-in: https.
 	// +kubebuilder:validation:Enum=http;https
 	Scheme *string `json:"scheme,omitempty"`
+	// MeshRoutes: a server with a canary also composes GAMMA routes whose
+	// parent is its own Service, so that a service mesh implementing the
+	// Gateway API's mesh support splits in-cluster calls to <name>-svc as
+	// the gateway splits outside ones. Built-in: false.
+	MeshRoutes *bool `json:"meshRoutes,omitempty"`
 }
 
 // ParentRef names a Gateway.
