@@ -3,6 +3,8 @@ package tritonserver
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/crossplane/function-sdk-go/resource"
@@ -31,6 +33,9 @@ const (
 	resCanaryDeployment = resource.Name("canary-deployment")
 	resCanaryService    = resource.Name("canary-service")
 	resCanaryPDB        = resource.Name("canary-poddisruptionbudget")
+	// resCanaryClaimTemplatePrefix begins the pipeline names of a DRA
+	// canary's ResourceClaimTemplates.
+	resCanaryClaimTemplatePrefix = "canary-" + resClaimTemplatePrefix
 )
 
 // Required resource keys: the application's routes to this server, which
@@ -201,9 +206,6 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 	t.plan = pl
 	if pl.blocker != nil {
 		return refuse(pl.blocker.Reason, "spec.canary: %s", pl.blocker.Message)
-	}
-	if cc.gpu.class.DRA() && cc.gpu.devices > 0 {
-		return refuse("CanaryDRAUnsupported", "spec.canary: GPU class %s is a DRA class; a canary takes device-plugin classes only for now: set spec.canary.gpuClass to one of them", cc.gpu.class.Name)
 	}
 	if !gatewayEnabled(pl.as.app) {
 		return refuse("CanaryNeedsGateway", "spec.canary: KalypsoApplication %s has no gateway (spec.gateway.enabled): a canary gets its traffic through the application's routes; enable the gateway, or remove spec.canary", c.spec.ApplicationRef)
@@ -489,6 +491,9 @@ func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, st
 		if _, err := d.Add(resCanaryDeployment, cc.buildDeployment(p, t.plan, labels, required), cc.serves); err != nil {
 			return err
 		}
+		if err := cc.addClaimTemplate(d, true, labels); err != nil {
+			return err
+		}
 		if _, err := d.Add(resCanaryService, service(cc.name("svc"), c.id.Namespace, labels, cc.selector(), t.plan.prts, cc.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
 			return err
 		}
@@ -501,9 +506,9 @@ func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, st
 	if !t.keep {
 		return nil
 	}
-	for _, name := range []resource.Name{resCanaryDeployment, resCanaryService, resCanaryPDB} {
-		if o, ok := c.observed[name]; ok {
-			if _, err := d.Keep(name, o.Resource, compose.Exists); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
+		if strings.HasPrefix(string(name), "canary-") && !slices.Contains([]resource.Name{resMeshHTTPRoute, resMeshGRPCRoute}, name) {
+			if _, err := d.Keep(name, c.observed[name].Resource, compose.Exists); err != nil {
 				return err
 			}
 		}

@@ -9,7 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"github.com/kalypsoserving/function-kalypso/apis/v1alpha1"
 	"github.com/kalypsoserving/function-kalypso/fn/compose"
@@ -367,5 +369,36 @@ func TestCanaryNamesake(t *testing.T) {
 		reqCanaryOwner: {"{apiVersion: serving.kalypso.io/v1alpha1, kind: KalypsoTritonServer, metadata: {name: resnet, namespace: vision-dev}, spec: {applicationRef: classifier, canary: {tag: 25.02-py3}}}"}}}.run(t, int64s, platform(t))
 	if c := condsOf(r)[ConditionServerAvailable]; c.Reason != "NameTakenByCanary" || len(r.Desired) != 0 {
 		t.Errorf("want nothing composed and ServerAvailable NameTakenByCanary, got %v and %d objects", c, len(r.Desired))
+	}
+}
+
+// TestCanaryDRA: a canary of a DRA class gets its own ResourceClaimTemplate,
+// named and selected as the canary.
+func TestCanaryDRA(t *testing.T) {
+	p := catalogue(t)
+	running := createdOn(t, p, "", deployAvailable)
+	spec := "canary:\n  tag: 25.02-py3\n  gpuClass: dra-h100\n  gpus: 1\n"
+	r := scene{xr: serverXR(spec, ""), observed: running, required: map[string][]string{reqApplication: {gatewayApp}}}.run(t, int64s, p)
+	var templates []string
+	for n := range r.Desired {
+		if strings.HasPrefix(string(n), resCanaryClaimTemplatePrefix) {
+			templates = append(templates, string(n))
+		}
+	}
+	if len(templates) != 1 {
+		t.Fatalf("want one canary ResourceClaimTemplate, got %v (conditions %v)", templates, condsOf(r))
+	}
+	tmpl := decodeStrict[resourcev1.ResourceClaimTemplate](t, r, resource.Name(templates[0]))
+	if !strings.HasPrefix(tmpl.Name, "resnet-canary-gpu1-") || tmpl.Spec.ObjectMeta.Labels[compose.LabelTritonServer] != "resnet-canary" {
+		t.Errorf("canary template %s labels %v", tmpl.Name, tmpl.Spec.ObjectMeta.Labels)
+	}
+	pod := decodeStrict[appsv1.Deployment](t, r, resCanaryDeployment).Spec.Template.Spec
+	if len(pod.ResourceClaims) != 1 || ptr.Deref(pod.ResourceClaims[0].ResourceClaimTemplateName, "") != tmpl.Name {
+		t.Errorf("canary pod claims: %+v", pod.ResourceClaims)
+	}
+	for n := range r.Desired {
+		if strings.HasPrefix(string(n), resClaimTemplatePrefix) {
+			t.Errorf("the stable track (default class) composed %s", n)
+		}
 	}
 }

@@ -171,6 +171,15 @@ func resourceClaimTemplate(name, namespace string, labels, claimLabels map[strin
 // another class or count is a new template, under a new pipeline name,
 // and Crossplane deletes the old one once it is no longer desired. Pods
 // keep the claims made from it.
+// claimTemplatePrefix begins the pipeline names of the track's
+// ResourceClaimTemplates.
+func (c *Composer) claimTemplatePrefix() string {
+	if c.canary != nil {
+		return resCanaryClaimTemplatePrefix
+	}
+	return resClaimTemplatePrefix
+}
+
 func (c *Composer) claimTemplateSuffix() string {
 	h := fnv.New32a()
 	h.Write([]byte(c.gpu.class.DeviceClass))
@@ -195,7 +204,7 @@ func (c *Composer) claimTemplateName() string {
 func (c *Composer) addClaimTemplate(d *compose.Desired, rebuilt bool, labels map[string]string) error {
 	current := resource.Name("")
 	if name := c.claimTemplateName(); rebuilt && name != "" {
-		current = resource.Name(resClaimTemplatePrefix + c.claimTemplateSuffix())
+		current = resource.Name(c.claimTemplatePrefix() + c.claimTemplateSuffix())
 		if _, err := d.Add(current, resourceClaimTemplate(name, c.id.Namespace, labels, c.selector(), c.gpu), compose.Exists); err != nil {
 			return err
 		}
@@ -204,7 +213,7 @@ func (c *Composer) addClaimTemplate(d *compose.Desired, rebuilt bool, labels map
 		return nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.observed)) {
-		if name != current && strings.HasPrefix(string(name), resClaimTemplatePrefix) {
+		if name != current && strings.HasPrefix(string(name), c.claimTemplatePrefix()) {
 			if _, err := d.Keep(name, c.observed[name].Resource, compose.Exists); err != nil {
 				return err
 			}
