@@ -33,6 +33,7 @@ const (
 	resCanaryDeployment = resource.Name("canary-deployment")
 	resCanaryService    = resource.Name("canary-service")
 	resCanaryPDB        = resource.Name("canary-poddisruptionbudget")
+	resCanaryMonitor    = resource.Name("canary-servicemonitor")
 	// resCanaryClaimTemplatePrefix begins the pipeline names of a DRA
 	// canary's ResourceClaimTemplates.
 	resCanaryClaimTemplatePrefix = "canary-" + resClaimTemplatePrefix
@@ -484,8 +485,11 @@ func canaryLabels(stable map[string]string, server string) map[string]string {
 }
 
 // add composes the canary's objects from its spec, or keeps the observed
-// ones as they are.
-func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, stableLabels map[string]string, required map[string][]resource.Required) error {
+// ones as they are. With the stable track's ServiceMonitor (monitored),
+// the canary gets its own: its series carry service <name>-canary-svc, so
+// the stable track's alerts and autoscaler leave them out and dashboards
+// can set the two side by side.
+func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, stableLabels map[string]string, required map[string][]resource.Required, monitored bool) error {
 	if t.compose {
 		cc, labels := t.c, canaryLabels(stableLabels, c.id.Name)
 		if _, err := d.Add(resCanaryDeployment, cc.buildDeployment(p, t.plan, labels, required), cc.serves); err != nil {
@@ -496,6 +500,11 @@ func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, st
 		}
 		if _, err := d.Add(resCanaryService, service(cc.name("svc"), c.id.Namespace, labels, cc.selector(), t.plan.prts, cc.metricsEnabled()), compose.ServiceHasClusterIP); err != nil {
 			return err
+		}
+		if monitored {
+			if _, err := d.Add(resCanaryMonitor, serviceMonitor(cc.name("monitor"), c.id.Namespace, compose.Merge(labels, p.ServiceMonitorLabels), cc.selector(), c.metricsInterval()), compose.Exists); err != nil {
+				return err
+			}
 		}
 		if cc.spreadsReplicas() {
 			_, err := d.Add(resCanaryPDB, podDisruptionBudget(cc.name("pdb"), c.id.Namespace, labels, cc.selector(), c.spec.Disruption), compose.Exists)

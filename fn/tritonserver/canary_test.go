@@ -7,6 +7,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/google/go-cmp/cmp"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
@@ -400,5 +401,21 @@ func TestCanaryDRA(t *testing.T) {
 		if strings.HasPrefix(string(n), resClaimTemplatePrefix) {
 			t.Errorf("the stable track (default class) composed %s", n)
 		}
+	}
+}
+
+// TestCanaryMonitor: with the stable track's ServiceMonitor, the canary
+// gets its own, selecting only the canary's Service.
+func TestCanaryMonitor(t *testing.T) {
+	monitored := "observability: {enabled: true, metrics: {enableServiceMonitor: true}}\n"
+	running := created(t, monitored, deployAvailable)
+	r := scene{xr: serverXR(monitored+canaryTag, ""), observed: running, required: map[string][]string{reqApplication: {gatewayApp}, reqServiceMonitor: {smCRD}}}.run(t, int64s, platform(t))
+	stable := decodeStrict[monitoringv1.ServiceMonitor](t, r, resServiceMonitor)
+	canary := decodeStrict[monitoringv1.ServiceMonitor](t, r, resCanaryMonitor)
+	if canary.Name != "resnet-canary-monitor" || canary.Spec.Selector.MatchLabels[compose.LabelTritonServer] != "resnet-canary" {
+		t.Errorf("canary ServiceMonitor %s selects %v", canary.Name, canary.Spec.Selector.MatchLabels)
+	}
+	if stable.Spec.Selector.MatchLabels[compose.LabelTritonServer] != "resnet" {
+		t.Errorf("stable ServiceMonitor selects %v", stable.Spec.Selector.MatchLabels)
 	}
 }

@@ -287,7 +287,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.addUsage(d, as.app, labels, required); err != nil {
 		return fatal(err)
 	}
-	if err := canary.add(d, c, p, labels, required); err != nil {
+	if err := canary.add(d, c, p, labels, required, metricsCond.Status); err != nil {
 		return fatal(err)
 	}
 	if err := canary.addMeshRoutes(d, c, p, prts, labels); err != nil {
