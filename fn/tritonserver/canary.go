@@ -211,7 +211,8 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 	if !gatewayEnabled(pl.as.app) {
 		return refuse("CanaryNeedsGateway", "spec.canary: KalypsoApplication %s has no gateway (spec.gateway.enabled): a canary gets its traffic through the application's routes; enable the gateway, or remove spec.canary", c.spec.ApplicationRef)
 	}
-	if stableDeploy != nil && equality.Semantic.DeepEqual(stableDeploy.Spec.Template.Spec, cc.buildDeployment(p, pl, nil, required).Spec.Template.Spec) {
+	desired := cc.buildDeployment(p, pl, nil, required)
+	if stableDeploy != nil && equality.Semantic.DeepEqual(stableDeploy.Spec.Template.Spec, desired.Spec.Template.Spec) {
 		return refuse("CanaryUnchanged", "spec.canary: the canary's pods would be the stable track's: change its image, tag, storageUri, modelControl, parameters, resources, gpus or gpuClass")
 	}
 	if cc.deploy == nil {
@@ -220,7 +221,10 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 		}
 	}
 	t.compose = true
-	serving := cc.deploy != nil && cc.serves(cc.deploy)
+	// A canary whose pods are being replaced (a changed spec.canary) gets
+	// no traffic until the controller has seen its new template: its last
+	// answer (serves) would keep the weight through the restart.
+	serving := cc.deploy != nil && cc.serves(cc.deploy) && cc.runs(desired)
 	t.status.State = v1alpha1.CanaryStarting
 	if serving {
 		t.status.State = v1alpha1.CanaryServing
@@ -345,17 +349,29 @@ func (c *Composer) canaryServes(o *composed.Unstructured) bool {
 	return deploymentServes(o, compose.ConditionStatus(c.xr.Resource.Object, ConditionCanaryHealthy) == "True")
 }
 
+// runs: the observed Deployment's controller has seen the desired pods.
+func (c *Composer) runs(desired *appsv1.Deployment) bool {
+	observed, ok := c.observedDeployment()
+	return ok && observed.Status.ObservedGeneration >= observed.Generation && samePods(observed.Spec.Template.Spec, desired.Spec.Template.Spec)
+}
+
+func (c *Composer) observedDeployment() (appsv1.Deployment, bool) {
+	var observed appsv1.Deployment
+	if c.deploy == nil {
+		return observed, false
+	}
+	err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.deploy.Object, &observed)
+	return observed, err == nil
+}
+
 // rolledOutAs: the observed stable Deployment runs the pods of the desired
 // one, every replica updated and available.
 func (c *Composer) rolledOutAs(desired *appsv1.Deployment) bool {
-	if c.deploy == nil || desired == nil {
+	if desired == nil {
 		return false
 	}
-	var observed appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.deploy.Object, &observed); err != nil {
-		return false
-	}
-	if !samePods(observed.Spec.Template.Spec, desired.Spec.Template.Spec) {
+	observed, ok := c.observedDeployment()
+	if !ok || !samePods(observed.Spec.Template.Spec, desired.Spec.Template.Spec) {
 		return false
 	}
 	// The controller's own test of a finished rollout, on the generation it

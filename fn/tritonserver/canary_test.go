@@ -140,6 +140,14 @@ func TestCanary(t *testing.T) {
 				phase:    PhaseRunning, ready: true, ttl: compose.IdleTTL, application: snapshotStatus,
 				check: canaryStatus(serving(10, 0))},
 		},
+		"Restarting": {
+			reason:   "A changed spec.canary takes the canary's weight away until its controller has seen the new pods.",
+			spec:     "canary:\n  tag: 25.03-py3\n  weight: 10\n",
+			observed: withCanary,
+			want: want{resources: withCanaryObjects(resource.ReadyTrue, resource.ReadyTrue), conditions: stableAnd(cond{false, "CanaryStarting"}),
+				phase: PhaseRunning, ready: true, ttl: compose.WaitTTL, application: snapshotStatus,
+				check: canaryStatus(&v1alpha1.CanaryStatus{State: v1alpha1.CanaryStarting, OnRemoval: v1alpha1.CanaryDrop, Service: "resnet-canary-svc"})},
+		},
 		"Mirrored": {
 			reason:   "A mirrored canary gets a copy of the requests and no weight.",
 			spec:     "canary:\n  tag: 25.02-py3\n  mirror: {percent: 50}\n",
