@@ -359,3 +359,41 @@ func serverBreakerCounts(t *testing.T) (opens, events float64) {
 	events, _ = sum(metrics, "circuit_breaker_events_total", "kalypsotritonservers")
 	return opens, events
 }
+
+// assertStill watches one composite for the window while nothing changes,
+// and fails the test on any update beyond core's own conditions: the
+// function's answer moving while nothing it reads does (churn). Each
+// update is a watch event on the composite that spends its circuit
+// breaker's tokens and triggers another reconcile.
+func assertStill(t *testing.T, kind, ns, name string, window time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), window)
+	defer cancel()
+	c, err := lab.Kube.client(ctx, schema.FromAPIVersionAndKind(apiVersionKalypso, kind), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var last *unstructured.Unstructured
+	var churn []string
+	for ev := range w.ResultChan() {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		if ev.Type == watch.Modified && last != nil {
+			changed := xrChanges(last, u)
+			if slices.ContainsFunc(changed, func(c string) bool { return !coreOwned(c) }) {
+				churn = append(churn, strings.Join(writers(last, u), "+")+": "+strings.Join(changed, ","))
+			}
+		}
+		last = u
+	}
+	if len(churn) > 0 {
+		t.Errorf("%s %s changed its status %d times in %s while nothing changed: %s", kind, nsName(ns, name), len(churn), window, strings.Join(churn, "; "))
+	}
+}
