@@ -104,7 +104,10 @@ func TestKalypsoProject(t *testing.T) {
 		// exist as requests.<name> in a quota.
 		q := waitQuotaStatus(t, "vision-prod", "vision-prod-quota")
 		// A Ready project whose environments do not change keeps its
-		// status still.
+		// status still (once the quota controller filled every quota).
+		for env, ns := range visionNS {
+			waitQuotaStatus(t, ns, "vision-"+env+"-quota")
+		}
 		assertStill(t, kindProject, "", "vision", quietWindow)
 		if got := q.Status.Hard[corev1.ResourceName("requests."+gpuResource)]; got.Cmp(resource.MustParse("8")) != 0 {
 			t.Errorf("vision-prod quota status.hard[requests.%s] = %s, want 8 (hard: %v)", gpuResource, got.String(), q.Status.Hard)
