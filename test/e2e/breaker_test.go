@@ -252,10 +252,17 @@ func (m *breakerMeter) settle() {
 	m.quiet = true
 }
 
+// managedFieldsOnly: an update that moved field ownership and changed no
+// value (core's status apply taking over fields its status update wrote).
+const managedFieldsOnly = "managedFields only"
+
 // coreOwned: a change (of xrChanges) core makes on its own: its Ready,
 // Synced and Responsive conditions (the last one when the breaker opens or
-// closes).
+// closes), and ownership bookkeeping.
 func coreOwned(change string) bool {
+	if change == managedFieldsOnly {
+		return true
+	}
 	for _, typ := range []string{"Ready", "Synced", "Responsive"} {
 		if change == typ+"~" || strings.HasPrefix(change, typ+"→") {
 			return true
@@ -310,7 +317,7 @@ func xrChanges(old, cur *unstructured.Unstructured) []string {
 		}
 	}
 	if len(out) == 0 {
-		return []string{"nothing (resourceVersion only)"}
+		return []string{managedFieldsOnly}
 	}
 	return out
 }
