@@ -84,7 +84,6 @@ type plan struct {
 	apiProblem     *compose.Condition
 	stop           shutdown
 	stopProblem    *compose.Condition
-	gpuProblem     *compose.Condition
 	blocker        *compose.Condition // why the Deployment cannot be (re)built from the spec now
 	tracesEndpoint string
 	tracingProblem string
@@ -119,7 +118,6 @@ func (c *Composer) plan(p compose.Platform, required map[string][]resource.Requi
 	if gpuProblem != nil {
 		c.gpuCond = *gpuProblem
 	}
-	pl.gpuProblem = gpuProblem
 	if pl.cache, err = modelCacheOf(&c.spec, p); err != nil {
 		return pl, err
 	}
