@@ -80,7 +80,7 @@ func TestServerChangeBurst(t *testing.T) {
 			t.Errorf("the server turned not Ready after it was Ready once: %s", r.notReady)
 		}
 		if len(r.churn) > 0 {
-			t.Errorf("in %s without a change the server's status changed %d times beyond core's own conditions (the function's answer moves while nothing it reads does): %s",
+			t.Errorf("in %s without a change the server's status changed %d times in fields the function returns (its answer moves while nothing it reads does): %s",
 				quietWindow, len(r.churn), strings.Join(r.churn, "; "))
 		}
 		if r.opened != "" || r.opens > 0 {
@@ -244,8 +244,8 @@ func (m *breakerMeter) stop(t *testing.T) breakerReport {
 }
 
 // settle starts the quiet window: from now on no spec changes, so a
-// server update that changes more than core's own conditions is the
-// function's status changing while nothing it reads did.
+// server update that changes a status field the function returns is the
+// function's answer moving while nothing it reads did.
 func (m *breakerMeter) settle() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -256,19 +256,16 @@ func (m *breakerMeter) settle() {
 // value (core's status apply taking over fields its status update wrote).
 const managedFieldsOnly = "managedFields only"
 
-// coreOwned: a change (of xrChanges) core makes on its own: its Ready,
-// Synced and Responsive conditions (the last one when the breaker opens or
-// closes), and ownership bookkeeping.
+// coreOwned: a change (of xrChanges) that is not the function's answer
+// moving. Only the status fields the function returns count: core applies
+// them as returned. Conditions do not: core's status apply re-sends the
+// conditions of its cached read, which may be older than the live ones
+// (v2.2.1 and v2.3.4 composition_functions.go, "Include any pending
+// conditions"), and its status update then writes the current ones back;
+// the lab saw that pair inside a quiet window with core v2.3.4. Spec and
+// metadata are the test's and core's (resourceRefs, finalizers, labels).
 func coreOwned(change string) bool {
-	if change == managedFieldsOnly {
-		return true
-	}
-	for _, typ := range []string{"Ready", "Synced", "Responsive"} {
-		if change == typ+"~" || strings.HasPrefix(change, typ+"→") {
-			return true
-		}
-	}
-	return false
+	return change == managedFieldsOnly || !strings.HasPrefix(change, "status.")
 }
 
 // xrChanges names what an update of a composite changed: spec, metadata
@@ -368,8 +365,8 @@ func serverBreakerCounts(t *testing.T) (opens, events float64) {
 }
 
 // assertStill watches one composite for the window while nothing changes,
-// and fails the test on any update beyond core's own conditions: the
-// function's answer moving while nothing it reads does (churn). Each
+// and fails the test when a status field the function returns changes:
+// the function's answer moving while nothing it reads does (churn). Each
 // update is a watch event on the composite that spends its circuit
 // breaker's tokens and triggers another reconcile.
 func assertStill(t *testing.T, kind, ns, name string, window time.Duration) {
@@ -401,6 +398,6 @@ func assertStill(t *testing.T, kind, ns, name string, window time.Duration) {
 		last = u
 	}
 	if len(churn) > 0 {
-		t.Errorf("%s %s changed its status %d times in %s while nothing changed: %s", kind, nsName(ns, name), len(churn), window, strings.Join(churn, "; "))
+		t.Errorf("%s %s changed a status field the function returns %d times in %s while nothing changed: %s", kind, nsName(ns, name), len(churn), window, strings.Join(churn, "; "))
 	}
 }
