@@ -84,8 +84,9 @@ const maxCanaryNameLength = 63 - len("-canary-svc")
 
 // canaryTrack is what the server does with its canary this call.
 type canaryTrack struct {
-	c    *Composer // the canary's Composer; nil once spec.canary is gone
-	plan plan
+	c      *Composer // the canary's Composer; nil once spec.canary is gone
+	plan   plan
+	deploy *appsv1.Deployment // built from spec.canary, when composed
 	// compose: build the canary's objects from spec.canary; keep: keep
 	// the observed ones as they are (refused after its create, promoting,
 	// dropping). Neither: no canary objects (none yet, or dropped).
@@ -138,17 +139,21 @@ func (c *Composer) canaryComposer() *Composer {
 	spec.Replicas = ptr.To(ptr.Deref(cs.Replicas, 1))
 	spec.Autoscaling, spec.Canary = nil, nil
 	cc := &Composer{id: c.id, xr: c.xr, gen: c.gen, spec: spec, last: c.last, observed: c.observed, canary: cs, prevCanary: c.prevCanary}
-	if o, ok := c.observed[resCanaryDeployment]; ok {
-		cc.deploy = o.Resource
-	}
+	cc.deploy = c.observedCanary()
 	return cc
 }
 
-// canaryObserved: the canary's Deployment exists.
-func (c *Composer) canaryObserved() bool {
-	_, ok := c.observed[resCanaryDeployment]
-	return ok
+// observedCanary is the canary's Deployment as observed; nil before its
+// create and after its delete.
+func (c *Composer) observedCanary() *composed.Unstructured {
+	if o, ok := c.observed[resCanaryDeployment]; ok {
+		return o.Resource
+	}
+	return nil
 }
+
+// canaryObserved: the canary's Deployment exists.
+func (c *Composer) canaryObserved() bool { return c.observedCanary() != nil }
 
 // hasCanary: the server has, or is still winding down, a canary.
 func (c *Composer) hasCanary() bool {
@@ -156,10 +161,10 @@ func (c *Composer) hasCanary() bool {
 }
 
 // canaryOf decides the canary track before the stable Deployment is built.
-func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment) (canaryTrack, error) {
+func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment, stableLabels map[string]string) (canaryTrack, error) {
 	switch {
 	case c.spec.Canary != nil:
-		return c.runningCanary(p, required, stableDeploy)
+		return c.runningCanary(p, required, stableDeploy, stableLabels)
 	case c.prevCanary != nil || c.canaryObserved():
 		return c.removedCanary(required, stableDeploy), nil
 	case compose.FindCondition(c.xr.Resource.Object, ConditionCanaryHealthy) != nil:
@@ -173,7 +178,7 @@ func (c *Composer) canaryOf(p compose.Platform, required map[string][]resource.R
 // runningCanary: spec.canary is set. A canary that cannot run is refused
 // with CanaryHealthy=False before its first create, and kept as it is,
 // without traffic, after it; the stable track is never touched.
-func (c *Composer) runningCanary(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment) (canaryTrack, error) {
+func (c *Composer) runningCanary(p compose.Platform, required map[string][]resource.Required, stableDeploy *appsv1.Deployment, stableLabels map[string]string) (canaryTrack, error) {
 	cc := c.canaryComposer()
 	t := canaryTrack{c: cc, status: &v1alpha1.CanaryStatus{OnRemoval: cmp.Or(cc.canary.OnRemoval, v1alpha1.CanaryDrop), Service: cc.name("svc")}}
 	refuse := func(reason, format string, args ...any) (canaryTrack, error) {
@@ -211,7 +216,7 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 	if !gatewayEnabled(pl.as.app) {
 		return refuse("CanaryNeedsGateway", "spec.canary: KalypsoApplication %s has no gateway (spec.gateway.enabled): a canary gets its traffic through the application's routes; enable the gateway, or remove spec.canary", c.spec.ApplicationRef)
 	}
-	desired := cc.buildDeployment(p, pl, nil, required)
+	desired := cc.buildDeployment(p, pl, canaryLabels(stableLabels, c.id.Name), required)
 	if stableDeploy != nil && equality.Semantic.DeepEqual(stableDeploy.Spec.Template.Spec, desired.Spec.Template.Spec) {
 		return refuse("CanaryUnchanged", "spec.canary: the canary's pods would be the stable track's: change its image, tag, storageUri, modelControl, parameters, resources, gpus or gpuClass")
 	}
@@ -220,7 +225,7 @@ func (c *Composer) runningCanary(p compose.Platform, required map[string][]resou
 			return refuse(reason, "spec.canary: %s", strings.Replace(msg, "per pod × replicas", "per canary pod × spec.canary.replicas", 1))
 		}
 	}
-	t.compose = true
+	t.compose, t.deploy = true, desired
 	// A canary whose pods are being replaced (a changed spec.canary) gets
 	// no traffic until the controller has seen its new template: its last
 	// answer (serves) would keep the weight through the restart.
@@ -304,10 +309,7 @@ func (c *Composer) removedCanary(required map[string][]resource.Required, stable
 	prev := ptr.Deref(c.prevCanary, v1alpha1.CanaryStatus{OnRemoval: v1alpha1.CanaryDrop, Service: compose.CanaryName(c.id.Name) + "-svc"})
 	st := &v1alpha1.CanaryStatus{OnRemoval: prev.OnRemoval, Service: prev.Service}
 	t := canaryTrack{keep: c.canaryObserved(), status: st}
-	var canary *composed.Unstructured
-	if o, ok := c.observed[resCanaryDeployment]; ok {
-		canary = o.Resource
-	}
+	canary := c.observedCanary()
 	promoting := prev.OnRemoval == v1alpha1.CanaryPromote && prev.State != v1alpha1.CanaryDropping && canary != nil
 	if promoting && !c.canaryServes(canary) {
 		// A canary that does not serve takes no traffic over, and one that
@@ -505,10 +507,10 @@ func canaryLabels(stable map[string]string, server string) map[string]string {
 // the canary gets its own: its series carry service <name>-canary-svc, so
 // the stable track's alerts and autoscaler leave them out and dashboards
 // can set the two side by side.
-func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, stableLabels map[string]string, required map[string][]resource.Required, monitored bool) error {
+func (t canaryTrack) add(d *compose.Desired, c *Composer, p compose.Platform, stableLabels map[string]string, monitored bool) error {
 	if t.compose {
 		cc, labels := t.c, canaryLabels(stableLabels, c.id.Name)
-		if _, err := d.Add(resCanaryDeployment, cc.buildDeployment(p, t.plan, labels, required), cc.serves); err != nil {
+		if _, err := d.Add(resCanaryDeployment, t.deploy, cc.serves); err != nil {
 			return err
 		}
 		if err := cc.addClaimTemplate(d, true, labels); err != nil {
@@ -556,10 +558,10 @@ func (t canaryTrack) tracks(c *Composer, st *v1alpha1.KalypsoTritonServerStatus,
 	if o, ok := d.Objects[resCanaryDeployment]; ok {
 		canary.Image = containerImage(o.Resource.Object)
 	}
-	if o, ok := c.observed[resCanaryDeployment]; ok {
-		want, avail := deploymentCounts(o.Resource)
+	if o := c.observedCanary(); o != nil {
+		want, avail := deploymentCounts(o)
 		canary.Replicas, canary.AvailableReplicas = int32(want), int32(avail)
-		switch reason, _ := deploymentFailure(o.Resource.Object); {
+		switch reason, _ := deploymentFailure(o.Object); {
 		case reason != "":
 			canary.Phase = PhaseFailed
 		case t.status.State != v1alpha1.CanaryStarting:

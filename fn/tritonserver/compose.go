@@ -232,7 +232,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if blocker == nil {
 		stableDeploy = c.buildDeployment(p, pl, labels, required)
 	}
-	canary, err := c.canaryOf(p, required, stableDeploy)
+	canary, err := c.canaryOf(p, required, stableDeploy, labels)
 	if err != nil {
 		return fatal(err)
 	}
@@ -285,7 +285,7 @@ func (c *Composer) Compose(p compose.Platform, required map[string][]resource.Re
 	if err := c.addUsage(d, as.app, labels, required); err != nil {
 		return fatal(err)
 	}
-	if err := canary.add(d, c, p, labels, required, metricsCond.Status); err != nil {
+	if err := canary.add(d, c, p, labels, metricsCond.Status); err != nil {
 		return fatal(err)
 	}
 	if err := canary.addMeshRoutes(d, c, p, prts, labels); err != nil {
