@@ -41,6 +41,8 @@ const (
 	reqServiceAccount = "storage-serviceaccount"
 	reqServers        = "servers"
 	reqRouteSchema    = "httproute-schema"
+
+	httpRouteCRD = "httproutes.gateway.networking.k8s.io"
 )
 
 // Composer composes one observed application.

@@ -143,7 +143,7 @@ func (c *Composer) expose(d *compose.Desired, p compose.Platform, servers []serv
 		cond.Reason, cond.Message = "GatewayNotConfigured", "the platform names no gateway (function input gateway.parentRefs, or the kalypso-defaults EnvironmentConfig): ask the platform team to configure one"
 		return cond, "", nil
 	case !routesExist && len(required[reqRouteSchema]) == 0:
-		cond.Reason, cond.Message = "GatewayAPIMissing", "the Gateway API CRDs (httproutes.gateway.networking.k8s.io) are not installed"
+		cond.Reason, cond.Message = "GatewayAPIMissing", compose.CRDMissing(httpRouteCRD, ": install the Gateway API's standard-channel CRDs")
 		return cond, "", nil
 	case !projectOK && !routesExist:
 		cond.Reason, cond.Message = "WaitingForProject", "routes are created once the project is valid"

@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"fmt"
+
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -34,6 +36,20 @@ func Served(sel *fnv1.SchemaSelector, schema *structpb.Struct) []resource.Requir
 	u.SetAPIVersion(sel.GetApiVersion())
 	u.SetKind(sel.GetKind())
 	return []resource.Required{{Resource: u}}
+}
+
+// CRDMissing says that a CRD checked through a required schema is not
+// installed, followed by what (", so …: install …"), and how to refresh
+// core's view when it is installed after all. Core answers from a discovery
+// cache it clears on CRD events (v2.2.1 and v2.3.4
+// internal/xfn/cached_discovery.go), while the API server publishes a new
+// CRD's OpenAPI only after it is Established, from a queue of its own
+// (apiextensions-apiserver v0.35.4 pkg/controller/openapiv3/controller.go
+// sync): a check in between holds the kind as absent until another CRD
+// changes, and only an event on a CRD clears it.
+func CRDMissing(crd, what string) string {
+	return fmt.Sprintf("the %s CRD is not installed%s (if it is installed and this stays after the next check a minute later, Crossplane core's discovery cache is stale: "+
+		"kubectl annotate --overwrite crd %s kalypso-serving.io/refresh=<a new value> refreshes it)", crd, what, crd)
 }
 
 // PlatformFirst is a composer that wants the platform's EnvironmentConfig

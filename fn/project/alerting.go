@@ -182,7 +182,7 @@ func (c *Composer) composeAlerting(d *compose.Desired, p compose.Platform, live 
 		return cond, nil
 	}
 	if !c.composesKind(compose.KindAlertmanagerConfig.Kind) && len(required[reqAlertmanagerConfig]) == 0 {
-		cond.Reason, cond.Message = reasonRoutingCRDMissing, "the "+alertmanagerConfigCRD+" CRD is not installed, so no alerts are routed: install the Prometheus Operator's CRDs, or remove spec.alerting"
+		cond.Reason, cond.Message = reasonRoutingCRDMissing, compose.CRDMissing(alertmanagerConfigCRD, ", so no alerts are routed: install the Prometheus Operator's CRDs, or remove spec.alerting")
 		return cond, nil
 	}
 	var missing, routed []string

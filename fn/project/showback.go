@@ -93,7 +93,7 @@ func (c *Composer) composeShowbackRules(d *compose.Desired, p compose.Platform, 
 		cond.Reason, cond.Message = "ShowbackDisabled", "the platform does not track GPU use (function input showback.enabled)"
 		return cond, nil
 	case !c.composesKind(compose.KindPrometheusRule.Kind) && len(required[reqPrometheusRule]) == 0:
-		cond.Reason, cond.Message = "PrometheusRuleCRDMissing", "the prometheusrules.monitoring.coreos.com CRD is not installed, so no showback rules are recorded (the status still shows GPU use against quota): install the Prometheus Operator's CRDs"
+		cond.Reason, cond.Message = "PrometheusRuleCRDMissing", compose.CRDMissing("prometheusrules.monitoring.coreos.com", ", so no showback rules are recorded (the status still shows GPU use against quota): install the Prometheus Operator's CRDs")
 		return cond, nil
 	}
 	for _, env := range live {

@@ -212,7 +212,7 @@ func (c *Composer) rulesProblem(p compose.Platform, metrics compose.Condition, r
 	case !c.prometheusRuleComposed() && c.deploy == nil:
 		cond.Reason, cond.Message = reasonAlertsWaitingDeploy, "the PrometheusRule is composed once the Deployment exists (its CRD is checked then)"
 	case !c.prometheusRuleComposed() && len(required[reqPrometheusRule]) == 0:
-		cond.Reason, cond.Message = reasonPrometheusRuleCRD, "the "+prometheusRuleCRD+" CRD is not installed, so "+what+" are not composed: install the Prometheus Operator's CRDs"
+		cond.Reason, cond.Message = reasonPrometheusRuleCRD, compose.CRDMissing(prometheusRuleCRD, ", so "+what+" are not composed: install the Prometheus Operator's CRDs")
 	default:
 		return nil
 	}

@@ -110,8 +110,8 @@ func (c *Composer) kedaProblem(p compose.Platform, required map[string][]resourc
 		if c.spec.Autoscaling.Engine == "" {
 			chosen = "the platform's default autoscaling engine is keda"
 		}
-		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: fmt.Sprintf(
-			"%s, but the %s CRD is not installed: install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa", chosen, scaledObjectCRD)}
+		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotInstalled, Message: chosen + ", but " +
+			compose.CRDMissing(scaledObjectCRD, ": install KEDA (v2.20 or later on Kubernetes 1.35), or set spec.autoscaling.engine: hpa")}
 	case metric != metricCPU && p.KEDAPrometheusAddress == "":
 		return &compose.Condition{Type: ConditionAutoscaling, Reason: reasonKEDANotConfigured, Message: fmt.Sprintf(
 			"metric %s is read from Prometheus, but the platform sets no autoscaling.keda.prometheusAddress in its function input or EnvironmentConfig", metric)}

@@ -206,7 +206,7 @@ func (c *Composer) metricsCondition(required map[string][]resource.Required) com
 	case !c.serviceMonitorComposed() && !c.checksServiceMonitorKind():
 		cond.Reason, cond.Message = reasonWaitingForDeployment, "the ServiceMonitor is composed once the Deployment exists (its CRD is checked then)"
 	case !c.serviceMonitorComposed() && len(required[reqServiceMonitor]) == 0:
-		cond.Reason, cond.Message = reasonServiceMonitorCRDMissing, "the "+serviceMonitorCRD+" CRD is not installed, so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way (installed and still this after a minute: annotate the CRD, which refreshes Crossplane core's discovery cache)"
+		cond.Reason, cond.Message = reasonServiceMonitorCRDMissing, compose.CRDMissing(serviceMonitorCRD, ", so no ServiceMonitor is composed and nothing scrapes the server: install the Prometheus Operator, or scrape the Service's metrics port another way")
 	default:
 		cond.Status, cond.Reason, cond.Message = true, "ServiceMonitorComposed", fmt.Sprintf("ServiceMonitor %s scrapes the metrics port every %s", c.name("monitor"), c.metricsInterval())
 	}

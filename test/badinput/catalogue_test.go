@@ -396,7 +396,7 @@ var catalogue = []row{
 		input: "spec: {gateway: {parentRefs: [{name: public, namespace: gateway}], hostname: models.example.com}}",
 		drop:  []string{"crd-httproutes"},
 		cond:  "Exposed=GatewayAPIMissing",
-		want:  "the Gateway API CRDs (httproutes.gateway.networking.k8s.io) are not installed",
+		want:  "the httproutes.gateway.networking.k8s.io CRD is not installed: install the Gateway API's standard-channel CRDs",
 	},
 	{
 		name: "ApplicationClusterScopedWithoutClaim", kind: tXRApp, by: byFatal,

@@ -57,7 +57,17 @@ func alertsAfterCRD(t *testing.T, s *server) {
 // AlertmanagerConfig at the project's next poll.
 func alertRouting(t *testing.T, project string, namespaces []string) {
 	start := time.Now()
-	waitXRCondition(t, kindProject, "", project, "AlertRouting", "False", "ReceiverSecretMissing", 150*time.Second)
+	// The CRD was installed with the PrometheusRule's (alertsAfterCRD); the
+	// project checks it through a required schema at its next poll, so
+	// core's discovery cache can hold it as absent (refreshStaleSchema).
+	for deadline := start.Add(crdPollWait); getXRCondition(t, kindProject, "", project, "AlertRouting").Reason == "AlertmanagerConfigCRDMissing"; time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			refreshStaleSchema(t, schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1alpha1", Kind: "AlertmanagerConfig"}, alertmanagerConfigCRD,
+				"project "+project+" still says AlertRouting=False AlertmanagerConfigCRDMissing")
+			break
+		}
+	}
+	waitXRCondition(t, kindProject, "", project, "AlertRouting", "False", "ReceiverSecretMissing", crdPollWait)
 	measure(t, "project %s reported its receivers' missing Secrets %s after the AlertmanagerConfig CRD was established", project, time.Since(start).Round(100*time.Millisecond))
 
 	member, err := lab.Kube.asMember("vision-dev-1@example.com", "vision-devs")
