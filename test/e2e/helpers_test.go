@@ -116,6 +116,26 @@ func waitReady(t testing.TB, kind, ns, name string, timeout time.Duration) *unst
 	return mustGet(t, apiVersionKalypso, kind, ns, name)
 }
 
+// waitChecked reads a composite until check finds no problem and returns
+// it; after timeout it reports the last read's problems as errors and
+// returns that read.
+func waitChecked(t testing.TB, kind, ns, name string, timeout time.Duration, check func(*unstructured.Unstructured) []string) *unstructured.Unstructured {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
+		u := mustGet(t, apiVersionKalypso, kind, ns, name)
+		problems := check(u)
+		if len(problems) == 0 {
+			return u
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				t.Errorf("%s %s: %s", kind, nsName(ns, name), p)
+			}
+			return u
+		}
+	}
+}
+
 // waitExists waits until an object exists and returns it.
 func waitExists(t testing.TB, apiVersion, kind, ns, name string, timeout time.Duration) *unstructured.Unstructured {
 	t.Helper()
