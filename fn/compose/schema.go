@@ -45,11 +45,13 @@ func Served(sel *fnv1.SchemaSelector, schema *structpb.Struct) []resource.Requir
 // internal/xfn/cached_discovery.go), while the API server publishes a new
 // CRD's OpenAPI only after it is Established, from a queue of its own
 // (apiextensions-apiserver v0.35.4 pkg/controller/openapiv3/controller.go
-// sync): a check in between holds the kind as absent until another CRD
-// changes, and only an event on a CRD clears it.
+// sync): a check in between holds the kind as absent until an event on a
+// CRD, which the informer's resync (core's --sync-interval) also sends.
+// Tenants read the message but cannot patch CRDs, so it names who can.
 func CRDMissing(crd, what string) string {
-	return fmt.Sprintf("the %s CRD is not installed%s (if it is installed and this stays after the next check a minute later, Crossplane core's discovery cache is stale: "+
-		"kubectl annotate --overwrite crd %s kalypso-serving.io/refresh=<a new value> refreshes it)", crd, what, crd)
+	return fmt.Sprintf("the %s CRD is not installed%s (if it is installed and this stays past the next check a minute later, Crossplane core's schema cache is stale "+
+		"until a CRD changes or core's --sync-interval, 1h by default, passes: a cluster admin can refresh it with "+
+		"kubectl annotate --overwrite crd %s kalypso-serving.io/refresh=<a new value>)", crd, what, crd)
 }
 
 // PlatformFirst is a composer that wants the platform's EnvironmentConfig

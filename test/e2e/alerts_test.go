@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // alertsAfterCRD turns a running server's alerts on before the
@@ -27,7 +26,7 @@ func alertsAfterCRD(t *testing.T, s *server) {
 		t.Fatal(err)
 	}
 	installed := time.Now()
-	rule := composedAfterCRD(t, schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}, prometheusRuleCRD, s.Namespace, s.Name+"-rules")
+	rule := composedAfterCRD(t, optPrometheusRule, objKey{kindServer, s.Namespace, s.Name}, s.Namespace, s.Name+"-rules")
 	measure(t, "PrometheusRule %s-rules composed %s after its CRD was installed (no watch: the server's next poll, TTL 60 s)", s.Name, time.Since(installed).Round(100*time.Millisecond))
 	if got := rule.GetLabels()["release"]; got != "prometheus" {
 		t.Errorf("PrometheusRule label release = %q, want prometheus (platform default alerts.ruleLabels)", got)
@@ -59,16 +58,15 @@ func alertRouting(t *testing.T, project string, namespaces []string) {
 	start := time.Now()
 	// The CRD was installed with the PrometheusRule's (alertsAfterCRD); the
 	// project checks it through a required schema at its next poll, so
-	// core's discovery cache can hold it as absent (refreshStaleSchema).
-	for deadline := start.Add(crdPollWait); getXRCondition(t, kindProject, "", project, "AlertRouting").Reason == "AlertmanagerConfigCRDMissing"; time.Sleep(time.Second) {
+	// core's discovery cache can hold it as absent (optionalKind).
+	for deadline := start.Add(crdPollWait); getXRCondition(t, kindProject, "", project, optAlertmanagerConfig.condition).Reason == optAlertmanagerConfig.missing; time.Sleep(time.Second) {
 		if time.Now().After(deadline) {
-			refreshStaleSchema(t, schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1alpha1", Kind: "AlertmanagerConfig"}, alertmanagerConfigCRD,
-				"project "+project+" still says AlertRouting=False AlertmanagerConfigCRDMissing")
+			refreshStaleSchema(t, optAlertmanagerConfig, objKey{kind: kindProject, name: project})
 			break
 		}
 	}
 	waitXRCondition(t, kindProject, "", project, "AlertRouting", "False", "ReceiverSecretMissing", crdPollWait)
-	measure(t, "project %s reported its receivers' missing Secrets %s after the AlertmanagerConfig CRD was established", project, time.Since(start).Round(100*time.Millisecond))
+	measure(t, "project %s reported its receivers' missing Secrets %s into this step (its AlertmanagerConfig CRD came with the PrometheusRule's, a step earlier)", project, time.Since(start).Round(100*time.Millisecond))
 
 	member, err := lab.Kube.asMember("vision-dev-1@example.com", "vision-devs")
 	if err != nil {

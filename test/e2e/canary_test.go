@@ -13,7 +13,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The Gateway API's route CRDs, from the module the function builds them
@@ -112,7 +111,7 @@ func TestCanary(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, kindServer, ns, name, 2*time.Minute)
-		composedAfterCRD(t, schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"}, "httproutes.gateway.networking.k8s.io", ns, route)
+		composedAfterCRD(t, optHTTPRoute, objKey{kindApplication, ns, app}, ns, route)
 		srv.Spec["canary"] = map[string]any{"tag": newTag, "weight": int64(20)}
 		if _, err := k.apply(t.Context(), srv.object()); err != nil {
 			t.Fatal(err)

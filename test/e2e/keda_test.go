@@ -10,7 +10,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
@@ -37,10 +36,9 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 		t.Fatal(err)
 	}
 	// Core fetches a group's OpenAPI once and caches an absent group until
-	// the next CRD event (serviceMonitorAfterCRD): switch only once the API
+	// the next CRD event (optionalKind): switch only once the API
 	// server publishes it. That narrows the race but does not close it, as
-	// any composite's schema check refills core's cache: the wait for the
-	// ScaledObject annotates the CRD if core still holds it as absent.
+	// any composite's schema check refills core's cache (optionalKind).
 	waitFor(t, "the API server publishes keda.sh/v1alpha1's OpenAPI", 60*time.Second, func() (bool, string, error) {
 		paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
 		_, ok := paths["apis/keda.sh/v1alpha1"]
@@ -51,7 +49,7 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	s.Spec["autoscaling"] = withEntry(bounds, "engine", "keda")
 	applied := time.Now()
 	s.apply(t)
-	so := composedAfterCRD(t, schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}, scaledObjectCRD, ns, soName)
+	so := composedAfterCRD(t, optScaledObject, objKey{kindServer, ns, s.Name}, ns, soName)
 	slowSpecChange(t, "ScaledObject "+soName+" existed", applied)
 	waitGone(t, "autoscaling/v2", "HorizontalPodAutoscaler", ns, s.Name+"-hpa", 60*time.Second)
 	measure(t, "hpa to keda: ScaledObject %s composed and HorizontalPodAutoscaler %s-hpa gone %s after the spec change",

@@ -14,8 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestApplicationServer runs an application and GPU servers on the fake GPU
@@ -73,9 +71,10 @@ func TestApplicationServer(t *testing.T) {
 		applyYAML(t, applicationYAML("lab-app", labNS, project))
 		app := waitReady(t, kindApplication, prod, "detector", 60*time.Second)
 		measure(t, "application detector Ready %s after it was applied", time.Since(start).Round(10*time.Millisecond))
-		// Core's status apply can put the conditions of an older read back
-		// for a moment (README, "Crossplane versions"), beside a newer
-		// Ready: judge the status as it settles, not on one read.
+		// Core's status apply can put back the conditions of an older read
+		// for a moment, Ready included, beside newer status fields (README,
+		// "Crossplane versions"), and waitReady saw Ready=True on an earlier
+		// read: judge the status as it settles, not on one read.
 		app = waitChecked(t, kindApplication, prod, "detector", 10*time.Second, func(app *unstructured.Unstructured) (problems []string) {
 			if got := str(app, "status", "phase"); got != "Ready" {
 				problems = append(problems, fmt.Sprintf("status.phase = %q, want Ready", got))
@@ -217,7 +216,7 @@ func TestApplicationServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		installed := time.Now()
-		sm := serviceMonitorAfterCRD(t, prod, "yolo-monitor")
+		sm := composedAfterCRD(t, optServiceMonitor, objKey{kindServer, prod, "yolo"}, prod, "yolo-monitor")
 		measure(t, "ServiceMonitor yolo-monitor composed %s after its CRD was installed (no watch: the server's next poll, TTL 60 s)", time.Since(installed).Round(100*time.Millisecond))
 		if got := sm.GetLabels()["release"]; got != "prometheus" {
 			t.Errorf("ServiceMonitor label release = %q, want prometheus (platform default)", got)
@@ -532,70 +531,4 @@ func (w *replicaWatch) stop() replicaSeen {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.seen
-}
-
-// serviceMonitorAfterCRD waits for a server's ServiceMonitor once its CRD is
-// installed: the server checks the kind through a required schema at its
-// next poll (TTL 60 s). Crossplane core answers from a discovery cache that
-// it invalidates on CRD events (v2.2.1 and v2.3.4
-// internal/xfn/cached_discovery.go), while the API server publishes a new
-// CRD's OpenAPI only after it is Established, from a queue of its own
-// (apiextensions-apiserver pkg/controller/openapiv3/controller.go sync): a
-// fetch in between caches the group as absent until the next CRD event.
-// When that happens (the API server lists the group, the server still
-// waits), the lab records it and applies the workaround the README and the
-// condition name, an annotation on the CRD.
-func serviceMonitorAfterCRD(t *testing.T, ns, name string) *unstructured.Unstructured {
-	t.Helper()
-	return composedAfterCRD(t, schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}, serviceMonitorCRD, ns, name)
-}
-
-// composedAfterCRD is serviceMonitorAfterCRD for any kind: it waits for the
-// object a composite composes once the kind's CRD is installed, and
-// annotates the CRD (a finding) when core's discovery cache held the kind
-// as absent.
-func composedAfterCRD(t *testing.T, gvk schema.GroupVersionKind, crd, ns, name string) *unstructured.Unstructured {
-	t.Helper()
-	for deadline := time.Now().Add(crdPollWait); time.Now().Before(deadline); time.Sleep(time.Second) {
-		o, err := lab.Kube.get(t.Context(), gvk.GroupVersion().String(), gvk.Kind, ns, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o != nil {
-			return o
-		}
-	}
-	refreshStaleSchema(t, gvk, crd, fmt.Sprintf("no %s %s/%s", gvk.Kind, ns, name))
-	return waitExists(t, gvk.GroupVersion().String(), gvk.Kind, ns, name, crdPollWait)
-}
-
-// crdPollWait covers a composite's next poll after a CRD is installed or
-// its spec changed while its breaker is open (specChangeWait).
-const crdPollWait = specChangeWait
-
-// refreshStaleSchema is called when a composite still acts as if a kind
-// were not served crdPollWait after its CRD was installed (what says how).
-// If the API server does not publish the kind's group-version either, that
-// is a failure of the lab; if it does, Crossplane core's discovery cache is
-// stale (serviceMonitorAfterCRD): the lab records a finding and annotates
-// the CRD, as the README and the condition tell users to.
-func refreshStaleSchema(t *testing.T, gvk schema.GroupVersionKind, crd, what string) {
-	t.Helper()
-	paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
-	if err != nil {
-		t.Fatalf("read the API server's OpenAPI v3 paths: %v", err)
-	}
-	if _, ok := paths["apis/"+gvk.GroupVersion().String()]; !ok {
-		t.Fatalf("%s %s after its CRD was installed, and the API server does not publish %s in its OpenAPI v3 either", what, crdPollWait, gvk.GroupVersion())
-	}
-	finding(t, "%s %s after the %s CRD was installed although the API server publishes its OpenAPI: "+
-		"Crossplane core cached the kind as absent between the CRD's last event and its OpenAPI (README, Crossplane versions); annotating the CRD", what, crdPollWait, gvk.Kind)
-	// A merge patch, as kubectl annotate sends: the lab applied the CRD
-	// with its own field manager, and applying only the annotation with it
-	// would give up (and so remove) the CRD's spec.
-	crds := lab.Kube.Dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Patch(t.Context(), crd, types.MergePatchType,
-		fmt.Appendf(nil, `{"metadata":{"annotations":{"kalypso-serving.io/refresh":"%d"}}}`, time.Now().UnixNano()), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("annotate CRD %s: %v", crd, err)
-	}
 }
