@@ -35,13 +35,12 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	if err := lab.installScaledObjectCRD(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// Core fetches a group's OpenAPI once and caches an absent group until
-	// the next CRD event (optionalKind): switch only once the API
-	// server publishes it. That narrows the race but does not close it, as
-	// any composite's schema check refills core's cache (optionalKind).
-	waitFor(t, "the API server publishes keda.sh/v1alpha1's OpenAPI", 60*time.Second, func() (bool, string, error) {
-		paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
-		_, ok := paths["apis/keda.sh/v1alpha1"]
+	// Core caches a group-version's OpenAPI as it was until the next CRD
+	// event (optionalKind): switch only once the API server publishes the
+	// kind. That narrows the race but does not close it, as any
+	// composite's schema check refills core's cache.
+	waitFor(t, "the API server publishes ScaledObject in keda.sh/v1alpha1's OpenAPI", 60*time.Second, func() (bool, string, error) {
+		ok, err := publishes(optScaledObject.gvk)
 		return ok, "not yet", err
 	})
 
