@@ -384,27 +384,32 @@ func (c *Composer) metricsInterval() string {
 }
 
 // replicas returns the Deployment's replicas. With autoscaling on, the
-// field is left to the HorizontalPodAutoscaler once its field manager
-// co-owns it; until then the observed value is kept, so switching
-// autoscaling on never drops the Deployment to one replica (server-side
-// apply removes a field its manager stops setting).
+// field is left to the autoscaler once its field manager co-owns it; until
+// then the function keeps it, so switching autoscaling on never drops the
+// Deployment to one replica (server-side apply removes a field its manager
+// stops setting). What it keeps is the count the autoscaler would set
+// first, spec.replicas (before the create) or the observed count (after),
+// brought within the autoscaler's bounds. Core applies the composed
+// objects in map order with force (v2.2.1 composition_functions.go, the
+// apply loop): a new minimum can reach the HPA controller, which writes
+// the scale at once, before this Deployment's apply in the same reconcile,
+// and an apply of any other count would take the field back.
 func (c *Composer) replicas() *int32 {
 	want := ptr.Deref(c.spec.Replicas, 1)
 	a := c.spec.Autoscaling
 	if a == nil || !a.Enabled {
 		return ptr.To(want)
 	}
-	if c.deploy == nil {
-		return ptr.To(max(want, ptr.Deref(a.MinReplicas, 1)))
+	if c.deploy != nil {
+		if replicasCoOwned(c.deploy) {
+			return nil
+		}
+		if observed, found := compose.Int(c.deploy.Object, "spec", "replicas"); found {
+			want = int32(observed)
+		}
 	}
-	if replicasCoOwned(c.deploy) {
-		return nil
-	}
-	observed, found := compose.Int(c.deploy.Object, "spec", "replicas")
-	if !found {
-		return ptr.To(want)
-	}
-	return ptr.To(int32(observed))
+	lo, hi := replicaBounds(a)
+	return ptr.To(min(max(want, lo), hi))
 }
 
 // replicasCoOwned reports whether a manager other than Crossplane's (the

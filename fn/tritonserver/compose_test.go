@@ -1097,6 +1097,16 @@ func TestComposeAutoscaling(t *testing.T) {
 			spec:   hpaSpec, observed: created(t, "replicas: 1\n", crossplaneOnly),
 			replicas: ptr.To[int32](4), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
 		},
+		"AfterCreateBelowMinimum": {
+			reason: "A minimum above the observed count: the function writes the minimum, the count the autoscaler scales to. Crossplane applies with force, so applying the observed count from a read that predates the autoscaler's own write would take the field back and scale down again.",
+			spec:   "replicas: 1\nresources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, minReplicas: 5, maxReplicas: 6}\n", observed: created(t, "replicas: 1\n", crossplaneOnly),
+			replicas: ptr.To[int32](5), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
+		},
+		"AfterCreateAboveMaximum": {
+			reason: "…and a maximum below it: the maximum.",
+			spec:   "replicas: 1\nresources: {requests: {cpu: '1'}}\nautoscaling: {enabled: true, minReplicas: 2, maxReplicas: 3}\n", observed: created(t, "replicas: 1\n", crossplaneOnly),
+			replicas: ptr.To[int32](3), hpa: true, cond: cond{true, "HorizontalPodAutoscalerComposed"},
+		},
 		"CoOwned": {
 			reason: "Once the autoscaler's manager owns spec.replicas the field is left to it.",
 			spec:   hpaSpec, observed: created(t, hpaSpec, coOwned),

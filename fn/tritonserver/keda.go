@@ -169,10 +169,10 @@ func summariesAsked(spec *v1alpha1.KalypsoTritonServerSpec) bool {
 	return o != nil && o.Metrics != nil && o.Metrics.LatencySummaries
 }
 
-// kedaBounds are the ScaledObject's replica counts: minReplicaCount is
-// always at least 1 (KEDA's default of 0 would scale to zero), and max no
-// lower than min.
-func kedaBounds(a *v1alpha1.AutoscalingSpec) (minReplicas, maxReplicas int32) {
+// replicaBounds are the autoscaler's replica counts, the HPA's and the
+// ScaledObject's: the minimum is always at least 1 (KEDA's default of 0
+// would scale to zero), and the maximum no lower than it.
+func replicaBounds(a *v1alpha1.AutoscalingSpec) (minReplicas, maxReplicas int32) {
 	minReplicas = max(ptr.Deref(a.MinReplicas, 1), 1)
 	return minReplicas, max(ptr.Deref(a.MaxReplicas, minReplicas), minReplicas)
 }
@@ -182,7 +182,7 @@ func kedaBounds(a *v1alpha1.AutoscalingSpec) (minReplicas, maxReplicas int32) {
 // set, to at least 1: KEDA's default of 0 would scale an idle GPU server
 // to zero, and nothing would hold its requests while it came back.
 func scaledObject(name, hpaName, namespace, deploymentName string, labels map[string]string, a *v1alpha1.AutoscalingSpec, trigger keda.Trigger) *keda.ScaledObject {
-	minReplicas, maxReplicas := kedaBounds(a)
+	minReplicas, maxReplicas := replicaBounds(a)
 	return &keda.ScaledObject{
 		ObjectMeta: meta(name, namespace, labels),
 		Spec: keda.ScaledObjectSpec{
@@ -325,7 +325,7 @@ func (c *Composer) kedaCondition(p compose.Platform, problem *compose.Condition,
 		return cond
 	}
 	a := c.spec.Autoscaling
-	minReplicas, maxReplicas := kedaBounds(a)
+	minReplicas, maxReplicas := replicaBounds(a)
 	return compose.Condition{Type: ConditionAutoscaling, Status: true, Reason: reasonScaledObjectCompose, Message: fmt.Sprintf(
 		"ScaledObject %s makes KEDA scale between %d and %d replicas through HorizontalPodAutoscaler %s, aiming at %s", c.name(scaledObjectSuffix), minReplicas,
 		maxReplicas, c.name(kedaHPASuffix), targetText(a))}

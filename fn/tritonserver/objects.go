@@ -95,12 +95,13 @@ func horizontalPodAutoscaler(name, namespace, deploymentName string, labels map[
 	// deletes this HPA and applies the ScaledObject in one reconcile when a
 	// server switches to keda, and the HPA may still be terminating then.
 	m.Annotations = map[string]string{kedaHPAOwnershipAnnotation: "false"}
+	minReplicas, maxReplicas := replicaBounds(a)
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: m,
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploymentName},
-			MinReplicas:    ptr.To(ptr.Deref(a.MinReplicas, 1)),
-			MaxReplicas:    ptr.Deref(a.MaxReplicas, ptr.Deref(a.MinReplicas, 1)),
+			MinReplicas:    ptr.To(minReplicas),
+			MaxReplicas:    maxReplicas,
 			Metrics:        []autoscalingv2.MetricSpec{metric},
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 				ScaleDown: &autoscalingv2.HPAScalingRules{

@@ -340,7 +340,8 @@ func (c *Composer) autoscalingCondition(p compose.Platform, required map[string]
 		cond.Message = "APIService " + customMetricsAPI + " is not Available (" + apiServiceProblem(required[reqMetricsAPI][0].Resource) + "), so the autoscaler cannot read " + QueueTimeMetric + ": fix the metrics adapter behind it"
 	default:
 		cond.Status, cond.Reason = true, "HorizontalPodAutoscalerComposed"
-		cond.Message = fmt.Sprintf("HorizontalPodAutoscaler %s scales between %d and %d replicas", c.name("hpa"), ptr.Deref(a.MinReplicas, 1), ptr.Deref(a.MaxReplicas, ptr.Deref(a.MinReplicas, 1)))
+		minReplicas, maxReplicas := replicaBounds(a)
+		cond.Message = fmt.Sprintf("HorizontalPodAutoscaler %s scales between %d and %d replicas", c.name("hpa"), minReplicas, maxReplicas)
 	}
 	return cond
 }
