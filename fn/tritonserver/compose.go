@@ -192,7 +192,7 @@ func (c *Composer) buildDeployment(p compose.Platform, pl plan, labels map[strin
 		name: c.name("deploy"), namespace: c.id.Namespace, labels: labels, costLabels: costLabels(p, required), selector: c.selector(),
 		annotations: c.podAnnotations(p), spec: &c.spec, platform: p, args: pl.args, ports: pl.prts,
 		metrics: c.metricsEnabled(), storage: wiring, serviceAccount: c.serviceAccount(pl.as.snapshot),
-		replicas: c.replicas(), resources: pl.res, gpu: c.gpu, claimTemplate: c.claimTemplateName(), shutdown: pl.stop, modelCache: pl.cache,
+		replicas: c.replicas(c.keptScaledObject(p, required, pl.res)), resources: pl.res, gpu: c.gpu, claimTemplate: c.claimTemplateName(), shutdown: pl.stop, modelCache: pl.cache,
 	})
 }
 
@@ -387,14 +387,15 @@ func (c *Composer) metricsInterval() string {
 // field is left to the autoscaler once its field manager co-owns it; until
 // then the function keeps it, so switching autoscaling on never drops the
 // Deployment to one replica (server-side apply removes a field its manager
-// stops setting). What it keeps is the count the autoscaler would set
-// first, spec.replicas (before the create) or the observed count (after),
-// brought within the autoscaler's bounds. Core applies the composed
-// objects in map order with force (v2.2.1 composition_functions.go, the
-// apply loop): a new minimum can reach the HPA controller, which writes
-// the scale at once, before this Deployment's apply in the same reconcile,
-// and an apply of any other count would take the field back.
-func (c *Composer) replicas() *int32 {
+// stops setting). What it keeps is the count the autoscaler enforces
+// without any metric, spec.replicas (before the create) or the observed
+// count (after) brought within its bounds (horizontal.go
+// normalizeDesiredReplicas), those of a kept ScaledObject if there is one
+// (keptScaledObject). Core reads the observed Deployment from its cache
+// before the function runs and applies with force after it (v2.2.1
+// composition_functions.go): an autoscaler's write in between, as at its
+// first tick after a new minimum, would be undone by any other count.
+func (c *Composer) replicas(keptScaledObject *composed.Unstructured) *int32 {
 	want := ptr.Deref(c.spec.Replicas, 1)
 	a := c.spec.Autoscaling
 	if a == nil || !a.Enabled {
@@ -409,6 +410,9 @@ func (c *Composer) replicas() *int32 {
 		}
 	}
 	lo, hi := replicaBounds(a)
+	if keptScaledObject != nil {
+		lo, hi = scaledObjectBounds(keptScaledObject, lo, hi)
+	}
 	return ptr.To(min(max(want, lo), hi))
 }
 
@@ -451,7 +455,8 @@ func (c *Composer) spreadsReplicas() bool {
 // model cache. It returns the condition's reason and message, or "".
 func (c *Composer) quotaShortfall(quotas []resource.Required, res corev1.ResourceRequirements) (string, string) {
 	quotas = sortedByName(quotas)
-	replicas := int64(ptr.Deref(c.replicas(), 1))
+	// Checked before the first create, when no ScaledObject exists.
+	replicas := int64(ptr.Deref(c.replicas(nil), 1))
 	storage, ok := res.Requests[corev1.ResourceEphemeralStorage]
 	if !ok {
 		storage = res.Limits[corev1.ResourceEphemeralStorage]

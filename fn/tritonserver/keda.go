@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
 	"github.com/prometheus/common/model"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -167,6 +168,29 @@ func (c *Composer) latencySummaries() bool {
 func summariesAsked(spec *v1alpha1.KalypsoTritonServerSpec) bool {
 	o := spec.Observability
 	return o != nil && o.Metrics != nil && o.Metrics.LatencySummaries
+}
+
+// keptScaledObject is the observed ScaledObject that addScaledObject keeps
+// as it is while a problem stands (its HPA still scales within its old
+// bounds), or nil.
+func (c *Composer) keptScaledObject(p compose.Platform, required map[string][]resource.Required, res corev1.ResourceRequirements) *composed.Unstructured {
+	o, ok := c.observed[resScaledObject]
+	if !ok || !c.usesKEDA(p) || c.kedaProblem(p, required, res) == nil {
+		return nil
+	}
+	return o.Resource
+}
+
+// scaledObjectBounds are a ScaledObject's replica counts, lo and hi where
+// it sets none.
+func scaledObjectBounds(so *composed.Unstructured, lo, hi int32) (int32, int32) {
+	if v, ok := compose.Int(so.Object, "spec", "minReplicaCount"); ok {
+		lo = int32(v)
+	}
+	if v, ok := compose.Int(so.Object, "spec", "maxReplicaCount"); ok {
+		hi = int32(v)
+	}
+	return lo, hi
 }
 
 // replicaBounds are the autoscaler's replica counts, the HPA's and the
@@ -352,8 +376,8 @@ func (c *Composer) addScaledObject(d *compose.Desired, p compose.Platform, proje
 		return nil
 	}
 	if c.kedaProblem(p, required, res) != nil {
-		if o, ok := c.observed[resScaledObject]; ok {
-			_, err := d.Keep(resScaledObject, o.Resource, compose.Exists)
+		if o := c.keptScaledObject(p, required, res); o != nil {
+			_, err := d.Keep(resScaledObject, o, compose.Exists)
 			return err
 		}
 		return nil

@@ -62,6 +62,8 @@ func TestComposeKEDA(t *testing.T) {
 		message  string
 		// holdsCPU: the Deployment keeps the CPU request the spec dropped.
 		holdsCPU bool
+		// replicas, when set, is the Deployment's spec.replicas.
+		replicas int32
 	}{
 		"FirstCall": {
 			reason:   "Before the Deployment exists: no ScaledObject yet (KEDA's webhook checks the target), the next call brings it.",
@@ -128,6 +130,11 @@ func TestComposeKEDA(t *testing.T) {
 			reason:   "A running ScaledObject is kept while the platform's address is missing: dropping it would leave the replicas where KEDA left them.",
 			platform: kedaNoPrometheus, spec: kedaSpec, observed: kedaRunning,
 			so: true, cond: cond{false, reasonKEDANotConfigured}, message: "ScaledObject resnet-so is kept as it is until then",
+		},
+		"KeptScaledObjectBounds": {
+			reason:   "A kept ScaledObject's HPA still scales within its old bounds (2..6), so the function keeps the observed count within those, not the spec's new minimum of 5, which that HPA would undo.",
+			platform: kedaNoPrometheus, spec: plainSpec + "autoscaling: {enabled: true, engine: keda, minReplicas: 5, maxReplicas: 6, metric: queueTime}\n", observed: kedaRunning,
+			so: true, cond: cond{false, reasonKEDANotConfigured}, message: "ScaledObject resnet-so is kept as it is until then", replicas: 2,
 		},
 		"NotScraped": {
 			reason:   "A Prometheus metric without the ServiceMonitor: the query would find no series, which KEDA reads as 0, so no ScaledObject.",
@@ -221,6 +228,11 @@ func TestComposeKEDA(t *testing.T) {
 			}
 			if m := message(r, ConditionAutoscaling); !strings.Contains(m, tc.message) {
 				t.Errorf("%s\nAutoscaling message: want it to contain %q, got %q", tc.reason, tc.message, m)
+			}
+			if tc.replicas != 0 {
+				if got := decodeStrict[appsv1.Deployment](t, r, resDeployment).Spec.Replicas; got == nil || *got != tc.replicas {
+					t.Errorf("%s\nDeployment replicas: want %d, got %v", tc.reason, tc.replicas, ptr.Deref(got, -1))
+				}
 			}
 			if !strings.Contains(tc.spec, "cpu: '1'") && observed != nil {
 				d := decodeStrict[appsv1.Deployment](t, r, resDeployment)

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 )
 
 // TestApplicationServer runs an application and GPU servers on the fake GPU
@@ -288,11 +289,11 @@ func TestApplicationServer(t *testing.T) {
 
 	step(t, "MinimumAboveRunning", func(t *testing.T) {
 		// A minimum above the running 3: the function writes 4 itself,
-		// the count the HPA scales to. The HPA controller syncs a changed
-		// HPA at once and may write the scale before core applies the
-		// Deployment in the same reconcile (core applies in map order,
-		// with force): any other count from the function would take the
-		// field back, and the two would fight (3 4 3 4, seen before).
+		// the count the HPA enforces at its next tick (horizontal.go,
+		// every 15 s). Core reads the Deployment from its cache before the
+		// function runs and applies with force after: had the function
+		// kept the observed 3, a tick in between would have been undone,
+		// and the two would fight (CI saw 3 4 3 4).
 		w := watchReplicas(t, prod, "yolo-deploy")
 		yolo.Spec["autoscaling"] = map[string]any{"enabled": true, "metric": "cpu", "minReplicas": int64(4), "maxReplicas": int64(5)}
 		yolo.apply(t)
@@ -314,12 +315,16 @@ func TestApplicationServer(t *testing.T) {
 		// Scales().Update), which takes spec.replicas from Crossplane. The
 		// function must then stop setting it, or the two fight.
 		w := watchReplicas(t, prod, "yolo-deploy")
-		scale, err := lab.Kube.Typed.AppsV1().Deployments(prod).GetScale(t.Context(), "yolo-deploy", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scale.Spec.Replicas = 5
-		if _, err := lab.Kube.Typed.AppsV1().Deployments(prod).UpdateScale(t.Context(), "yolo-deploy", scale, metav1.UpdateOptions{FieldManager: "kube-controller-manager"}); err != nil {
+		deployments := lab.Kube.Typed.AppsV1().Deployments(prod)
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			scale, err := deployments.GetScale(t.Context(), "yolo-deploy", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			scale.Spec.Replicas = 5
+			_, err = deployments.UpdateScale(t.Context(), "yolo-deploy", scale, metav1.UpdateOptions{FieldManager: "kube-controller-manager"})
+			return err
+		}); err != nil {
 			t.Fatalf("scale yolo-deploy to 5 as the HPA controller: %v", err)
 		}
 		waitDeploymentAvailable(t, prod, "yolo-deploy", 5, 60*time.Second)
