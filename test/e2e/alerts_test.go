@@ -59,12 +59,9 @@ func alertRouting(t *testing.T, project string, namespaces []string) {
 	// The CRD was installed with the PrometheusRule's (alertsAfterCRD); the
 	// project checks it through a required schema at its next poll, so
 	// core's discovery cache can hold it as absent (optionalKind).
-	for deadline := start.Add(crdPollWait); getXRCondition(t, kindProject, "", project, optAlertmanagerConfig.condition).Reason == optAlertmanagerConfig.missing; time.Sleep(time.Second) {
-		if time.Now().After(deadline) {
-			refreshStaleSchema(t, optAlertmanagerConfig, objKey{kind: kindProject, name: project})
-			break
-		}
-	}
+	actedOnCRD(t, optAlertmanagerConfig, objKey{kind: kindProject, name: project}, func() bool {
+		return getXRCondition(t, kindProject, "", project, optAlertmanagerConfig.condition).Reason != optAlertmanagerConfig.missing
+	})
 	waitXRCondition(t, kindProject, "", project, "AlertRouting", "False", "ReceiverSecretMissing", crdPollWait)
 	measure(t, "project %s reported its receivers' missing Secrets %s into this step (its AlertmanagerConfig CRD came with the PrometheusRule's, a step earlier)", project, time.Since(start).Round(100*time.Millisecond))
 

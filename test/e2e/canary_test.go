@@ -76,12 +76,8 @@ func TestCanary(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Core caches a group as absent if it looks before the API server
-		// publishes the CRD's OpenAPI (see composedAfterCRD).
-		waitFor(t, "the API server publishes gateway.networking.k8s.io/v1's OpenAPI", time.Minute, func() (bool, string, error) {
-			paths, err := lab.Kube.Typed.Discovery().OpenAPIV3().Paths()
-			_, ok := paths["apis/"+apiVersionGW]
-			return ok, "not yet", err
-		})
+		// publishes the CRD's OpenAPI (see optionalKind).
+		waitPublished(t, optHTTPRoute.gvk, optHTTPRoute.gvk.GroupVersion().WithKind("GRPCRoute"))
 		applyYAML(t, gatewayDefaults)
 		k = tenantEnvironment(t, project, ns, "carla")
 		if err := k.create(t.Context(), applicationYAML(app, ns, project)+"  gateway: {enabled: true}\n"); err != nil {

@@ -56,17 +56,27 @@ const crdPollWait = specChangeWait
 // composes once the kind's CRD is installed.
 func composedAfterCRD(t *testing.T, k optionalKind, xr objKey, ns, name string) *unstructured.Unstructured {
 	t.Helper()
-	for deadline := time.Now().Add(crdPollWait); time.Now().Before(deadline); time.Sleep(time.Second) {
+	actedOnCRD(t, k, xr, func() bool {
 		o, err := lab.Kube.get(t.Context(), k.gvk.GroupVersion().String(), k.gvk.Kind, ns, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o != nil {
-			return o
+		return o != nil
+	})
+	return waitExists(t, k.gvk.GroupVersion().String(), k.gvk.Kind, ns, name, crdPollWait)
+}
+
+// actedOnCRD polls done every second for crdPollWait, the sign that
+// composite xr has acted on kind k's new CRD, and calls refreshStaleSchema
+// if it has not by then. The caller then waits once more for the effect.
+func actedOnCRD(t *testing.T, k optionalKind, xr objKey, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(crdPollWait); !done(); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			refreshStaleSchema(t, k, xr)
+			return
 		}
 	}
-	refreshStaleSchema(t, k, xr)
-	return waitExists(t, k.gvk.GroupVersion().String(), k.gvk.Kind, ns, name, crdPollWait)
 }
 
 // refreshStaleSchema is called when composite xr has not acted on kind k
@@ -100,6 +110,18 @@ func refreshStaleSchema(t *testing.T, k optionalKind, xr objKey) {
 	if _, err := crds.Patch(t.Context(), k.crd, types.MergePatchType,
 		fmt.Appendf(nil, `{"metadata":{"annotations":{"kalypso-serving.io/refresh":"%d"}}}`, time.Now().UnixNano()), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("annotate CRD %s: %v", k.crd, err)
+	}
+}
+
+// waitPublished waits, up to a minute, until the API server publishes each
+// kind in its group-version's OpenAPI document.
+func waitPublished(t *testing.T, gvks ...schema.GroupVersionKind) {
+	t.Helper()
+	for _, gvk := range gvks {
+		waitFor(t, fmt.Sprintf("the API server publishes %s in %s's OpenAPI", gvk.Kind, gvk.GroupVersion()), time.Minute, func() (bool, string, error) {
+			ok, err := publishes(gvk)
+			return ok, "not yet", err
+		})
 	}
 }
 

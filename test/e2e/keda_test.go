@@ -39,10 +39,7 @@ func kedaHandOff(t *testing.T, s *server, replicas int64) {
 	// event (optionalKind): switch only once the API server publishes the
 	// kind. That narrows the race but does not close it, as any
 	// composite's schema check refills core's cache.
-	waitFor(t, "the API server publishes ScaledObject in keda.sh/v1alpha1's OpenAPI", 60*time.Second, func() (bool, string, error) {
-		ok, err := publishes(optScaledObject.gvk)
-		return ok, "not yet", err
-	})
+	waitPublished(t, optScaledObject.gvk)
 
 	w := watchReplicas(t, ns, deploy)
 	s.Spec["autoscaling"] = withEntry(bounds, "engine", "keda")
